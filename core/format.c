@@ -1,0 +1,163 @@
+/*
+ * format.c - validation of the on-disk structures (see format.h and
+ * docs/FORMAT.md).  Everything here reads bytes that may have been written
+ * by anyone: nothing is trusted until it has been bounds-checked and its
+ * checksum verified, and all arithmetic is checked for overflow.
+ */
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
+#include "format.h"
+#include "scriptcache.h"
+
+static uint64_t header_checksum(const struct sc_disk_header *h)
+{
+	return XXH3_64bits(h, offsetof(struct sc_disk_header, checksum));
+}
+
+void sc_header_init(struct sc_disk_header *h)
+{
+	memset(h, 0, sizeof(*h));
+	memcpy(h->magic, SC_MAGIC, 8);
+	h->format_version = SC_FORMAT_VERSION;
+	h->byte_order = SC_BYTE_ORDER_MARK;
+	h->ptr_width = (uint8_t)sizeof(void *);
+	h->header_size = sizeof(*h);
+	strncpy(h->lib_version, SC_VERSION_STRING, sizeof(h->lib_version) - 1);
+	h->created_sec = (int64_t)time(NULL);
+	if (getrandom(&h->shard_id, sizeof(h->shard_id), GRND_NONBLOCK) != sizeof(h->shard_id)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		h->shard_id = XXH3_64bits(&ts, sizeof(ts)) ^ (uint64_t)getpid();
+	}
+	h->checksum = header_checksum(h);
+}
+
+/* Each mismatch has its own code so that a user learns *why* a file is
+ * refused (an old library, a 32-bit build sharing $HOME, a foreign file). */
+int sc_header_check(const struct sc_disk_header *h, uint64_t file_size)
+{
+	if (file_size < sizeof(*h))
+		return memcmp(h->magic, SC_MAGIC, file_size < 8 ? file_size : 8) ? SC_EMAGIC
+									     : SC_ETRUNCATED;
+	if (memcmp(h->magic, SC_MAGIC, 8) != 0)
+		return SC_EMAGIC;
+	if (h->byte_order != SC_BYTE_ORDER_MARK)
+		return h->byte_order == __builtin_bswap32(SC_BYTE_ORDER_MARK) ? SC_EBYTEORDER
+									       : SC_ECORRUPT;
+	if (h->format_version != SC_FORMAT_VERSION)
+		return SC_EVERSION;
+	if (h->ptr_width != sizeof(void *))
+		return SC_EPTRWIDTH;
+	if (h->header_size != sizeof(*h) || h->checksum != header_checksum(h))
+		return SC_ECORRUPT;
+	if (file_size < SC_DATA_OFF)
+		return SC_ETRUNCATED;
+	return 0;
+}
+
+uint64_t sc_meta_checksum(const struct sc_disk_meta *m)
+{
+	return XXH3_64bits(m, offsetof(struct sc_disk_meta, checksum));
+}
+
+int sc_meta_valid(const struct sc_disk_meta *m)
+{
+	return m->checksum == sc_meta_checksum(m);
+}
+
+int sc_meta_sane(const struct sc_disk_meta *m, uint64_t file_size)
+{
+	uint64_t table_bytes;
+
+	if (m->data_end < SC_DATA_OFF || m->data_end > file_size || m->data_end % SC_ALIGN)
+		return 0;
+	if (m->index_slots < SC_MIN_INDEX_SLOTS || (m->index_slots & (m->index_slots - 1)))
+		return 0;
+	if (m->index_slots > (UINT64_MAX / sizeof(struct sc_disk_slot)))
+		return 0;
+	table_bytes = m->index_slots * sizeof(struct sc_disk_slot);
+	if (m->index_off < SC_DATA_OFF || m->index_off % SC_ALIGN ||
+	    m->index_off > m->data_end || table_bytes > m->data_end - m->index_off)
+		return 0;
+	if (m->redo_slot != SC_NO_REDO && m->redo_slot >= m->index_slots)
+		return 0;
+	if (m->entries + m->tombstones > m->index_slots)
+		return 0;
+	return 1;
+}
+
+int sc_meta_pick(const unsigned char *map, uint64_t size, struct sc_disk_meta *out)
+{
+	struct sc_disk_meta m[2];
+	int ok[2];
+
+	if (size < SC_DATA_OFF)
+		return SC_ETRUNCATED;
+	/* Copy first, then validate the copy: a writer may be rewriting the
+	 * slot under us, and checking memory that can change is meaningless. */
+	memcpy(&m[0], map + SC_META0_OFF, sizeof(m[0]));
+	memcpy(&m[1], map + SC_META1_OFF, sizeof(m[1]));
+	for (int i = 0; i < 2; i++)
+		ok[i] = sc_meta_valid(&m[i]) && sc_meta_sane(&m[i], size) &&
+			(m[i].txnid & 1) == (uint64_t)i;
+	if (ok[0] && ok[1])
+		*out = m[0].txnid > m[1].txnid ? m[0] : m[1];
+	else if (ok[0])
+		*out = m[0];
+	else if (ok[1])
+		*out = m[1];
+	else
+		return SC_ECORRUPT;
+	return 0;
+}
+
+uint64_t sc_record_checksum(const struct sc_disk_record *r, const char *strings,
+			    size_t strings_len)
+{
+	struct sc_disk_record tmp = *r;
+	XXH3_state_t st;
+
+	tmp.checksum = 0;
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, &tmp, sizeof(tmp));
+	XXH3_64bits_update(&st, strings, strings_len);
+	return XXH3_64bits_digest(&st);
+}
+
+int sc_record_view(const unsigned char *map, uint64_t data_end, uint64_t off,
+		   struct sc_rec_view *v)
+{
+	const struct sc_disk_record *r;
+	uint64_t strings, blob_end;
+
+	if (off < SC_DATA_OFF || off % SC_ALIGN || off >= data_end ||
+	    data_end - off < sizeof(*r))
+		return SC_ECORRUPT;
+	r = (const struct sc_disk_record *)(map + off);
+	if (r->magic != SC_REC_MAGIC || r->rec_len > data_end - off || r->rec_len % SC_ALIGN)
+		return SC_ECORRUPT;
+	if (r->key_len == 0 || r->key_len > SC_MAX_KEY)
+		return SC_ECORRUPT;
+	strings = (uint64_t)r->key_len + r->tag_len + r->exe_id_len + r->exe_path_len;
+	if (r->blob_off % SC_ALIGN || r->blob_off < sizeof(*r) + strings ||
+	    r->blob_len > SC_MAX_BLOB || r->blob_off > r->rec_len ||
+	    r->blob_len > r->rec_len - r->blob_off)
+		return SC_ECORRUPT;
+	blob_end = r->blob_off + r->blob_len;
+	(void)blob_end;
+	if (r->checksum != sc_record_checksum(r, (const char *)(r + 1), strings))
+		return SC_ECORRUPT;
+	v->r = r;
+	v->key = (const char *)(r + 1);
+	v->tag = v->key + r->key_len;
+	v->exe_id = v->tag + r->tag_len;
+	v->exe_path = v->exe_id + r->exe_id_len;
+	v->blob = (const unsigned char *)r + r->blob_off;
+	return 0;
+}

@@ -1,0 +1,378 @@
+/*
+ * maintain.c - compaction, clear, eviction, verification.
+ *
+ * Everything that shrinks the shard rewrites it: the live records are
+ * copied into a temp file in the same directory, which is fsynced and
+ * renamed over the shard, and the directory fsynced.  Only then is the old
+ * file marked retired (a meta commit with SC_META_RETIRED), which sends
+ * readers that still map it to the new file.  A crash before the rename
+ * leaves the old shard untouched plus a temp file, removed by the next
+ * writer; a crash after it leaves the new, complete shard in place, and
+ * writers (and readers, within a second) notice the path moved on.
+ * These operations are O(shard) by nature; puts never wait for them
+ * except when a size limit or a mostly-dead shard triggers one.
+ */
+#include <dirent.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "sc_int.h"
+
+void sc_clean_temps(const char *shard_path)
+{
+	char dir[PATH_MAX], prefix[NAME_MAX + 8];
+	const char *slash = strrchr(shard_path, '/');
+	DIR *d;
+	struct dirent *de;
+	size_t plen;
+
+	if (!slash || (size_t)(slash - shard_path) >= sizeof(dir))
+		return;
+	memcpy(dir, shard_path, (size_t)(slash - shard_path));
+	dir[slash - shard_path] = '\0';
+	if (!dir[0])
+		strcpy(dir, "/");
+	if (snprintf(prefix, sizeof(prefix), "%s.tmp.", slash + 1) >= (int)sizeof(prefix))
+		return;
+	plen = strlen(prefix);
+	if (!(d = opendir(dir)))
+		return;
+	while ((de = readdir(d)) != NULL) {
+		/* We hold the writer lock: no live writer owns such a file. */
+		if (strncmp(de->d_name, prefix, plen) == 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
+struct live {
+	uint64_t off, len, hash;
+	int64_t sec;
+	uint32_t nsec;
+};
+
+static int newest_first(const void *a, const void *b)
+{
+	const struct live *x = a, *y = b;
+	if (x->sec != y->sec)
+		return x->sec < y->sec ? 1 : -1;
+	if (x->nsec != y->nsec)
+		return x->nsec < y->nsec ? 1 : -1;
+	return 0;
+}
+
+/* Copy the chosen live records into a new shard; @p budget (0: none) keeps
+ * only the newest records that fit in that many bytes. */
+int sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
+	       uint64_t budget, uint64_t *n_dropped)
+{
+	struct sc_disk_header h;
+	struct sc_disk_meta m;
+	struct sc_disk_slot *table = NULL;
+	struct live *lv = NULL;
+	unsigned char page[SC_DATA_OFF];
+	char tmp[PATH_MAX];
+	uint64_t n = 0, dropped = 0, pos, slots, total = 0, live_bytes = 0;
+	int fd = -1, rc;
+
+	lv = calloc(s->meta.entries + 1, sizeof(*lv));
+	if (!lv)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < s->meta.index_slots; i++) {
+		struct sc_rec_view v;
+		uint64_t hh, off;
+
+		sc_slot_read(s, i, &hh, &off);
+		if (off == SC_SLOT_EMPTY || off == SC_SLOT_TOMB)
+			continue;
+		/* Never carry a damaged record into the new file. */
+		if (sc_record_view(s->map, s->meta.data_end, off, &v) != 0 ||
+		    sc_key_hash(v.key, v.r->key_len) != hh ||
+		    XXH3_64bits(v.blob, v.r->blob_len) != v.r->blob_checksum) {
+			dropped++;
+			continue;
+		}
+		if (keep && !keep(&v, arg)) {
+			dropped++;
+			continue;
+		}
+		if (n == s->meta.entries) { /* the meta lied about the count */
+			struct live *bigger = realloc(lv, (n * 2 + 1) * sizeof(*lv));
+			if (!bigger) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			lv = bigger;
+			memset(lv + n, 0, (n + 1) * sizeof(*lv));
+		}
+		lv[n++] = (struct live){ off, v.r->rec_len, hh, v.r->cached_sec, v.r->cached_nsec };
+	}
+	if (budget) {
+		qsort(lv, n, sizeof(*lv), newest_first);
+		for (uint64_t i = 0; i < n; i++) {
+			if (total + lv[i].len > budget) {
+				dropped += n - i;
+				atomic_fetch_add(&c->n_evictions, n - i);
+				n = i;
+				break;
+			}
+			total += lv[i].len;
+		}
+	}
+
+	slots = SC_MIN_INDEX_SLOTS;
+	while (slots < n * 2)
+		slots <<= 1;
+	table = calloc(slots, sizeof(*table));
+	if (!table) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", c->path) >= (int)sizeof(tmp)) {
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	pos = SC_DATA_OFF;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t j = lv[i].hash & (slots - 1);
+		if ((rc = sc_write_full(fd, s->map + lv[i].off, (size_t)lv[i].len, pos)) != 0)
+			goto out;
+		while (table[j].off != SC_SLOT_EMPTY)
+			j = (j + 1) & (slots - 1);
+		table[j].hash = lv[i].hash;
+		table[j].off = pos;
+		pos += lv[i].len;
+		live_bytes += lv[i].len;
+	}
+	if ((rc = sc_write_full(fd, table, (size_t)(slots * sizeof(*table)), pos)) != 0)
+		goto out;
+
+	memset(page, 0, sizeof(page));
+	sc_header_init(&h);
+	memcpy(page, &h, sizeof(h));
+	memset(&m, 0, sizeof(m));
+	m.data_end = pos + slots * sizeof(*table);
+	m.index_off = pos;
+	m.index_slots = slots;
+	m.entries = n;
+	m.live_bytes = live_bytes;
+	m.redo_slot = SC_NO_REDO;
+	m.committed_sec = h.created_sec;
+	strncpy(m.lib_version, SC_VERSION_STRING, sizeof(m.lib_version) - 1);
+	for (int i = 0; i < 2; i++) {
+		m.txnid = (uint64_t)i;
+		m.checksum = sc_meta_checksum(&m);
+		memcpy(page + (i ? SC_META1_OFF : SC_META0_OFF), &m, sizeof(m));
+	}
+	if ((rc = sc_write_full(fd, page, sizeof(page), 0)) != 0)
+		goto out;
+	/* Always durable, even with SC_NOSYNC: renaming an unsynced file over
+	 * the shard could lose every entry, not just the newest. */
+	if (fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (rename(tmp, c->path) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	tmp[0] = '\0';
+	if ((rc = sc_fsync_dir(c->path)) != 0)
+		goto out;
+
+	/* Send readers of the old file to the new one. */
+	m = s->meta;
+	m.flags |= SC_META_RETIRED;
+	(void)sc_commit_meta(c, s, &m);
+
+	pthread_rwlock_wrlock(&c->rw);
+	rc = sc_reopen_locked(c);
+	if (rc == 0)
+		rc = sc_refresh_locked(c, 0);
+	pthread_rwlock_unlock(&c->rw);
+	atomic_fetch_add(&c->n_compactions, 1);
+	if (n_dropped)
+		*n_dropped = dropped;
+out:
+	if (fd >= 0) {
+		close(fd);
+		if (tmp[0])
+			unlink(tmp);
+	}
+	free(table);
+	free(lv);
+	return rc;
+}
+
+static int maintain(sc_cache *c, sc_keep_fn keep, void *arg, uint64_t *n_dropped)
+{
+	struct sc_snap s;
+	int rc;
+
+	if (!c)
+		return -EINVAL;
+	if ((rc = sc_writer_begin(c, &s)) != 0)
+		return rc;
+	rc = sc_rewrite(c, &s, keep, arg, 0, n_dropped);
+	sc_writer_end(c);
+	return rc;
+}
+
+static int keep_none(const struct sc_rec_view *v, void *arg)
+{
+	(void)v;
+	(void)arg;
+	return 0;
+}
+
+int sc_clear(sc_cache *c)
+{
+	return maintain(c, keep_none, NULL, NULL);
+}
+
+int sc_compact(sc_cache *c)
+{
+	return maintain(c, NULL, NULL, NULL);
+}
+
+static int keep_fresh(const struct sc_rec_view *v, void *arg)
+{
+	struct sc_snap *s = arg;
+	sc_entry_info e;
+
+	sc_fill_info(s, 0, v, &e);
+	return sc_entry_status(&e) == 0;
+}
+
+int sc_evict_stale(sc_cache *c, uint64_t *n_evicted)
+{
+	struct sc_snap s;
+	uint64_t n = 0;
+	int rc;
+
+	if (!c)
+		return -EINVAL;
+	if ((rc = sc_writer_begin(c, &s)) != 0)
+		return rc;
+	rc = sc_rewrite(c, &s, keep_fresh, &s, 0, &n);
+	sc_writer_end(c);
+	if (rc == 0)
+		atomic_fetch_add(&c->n_evictions, n);
+	if (n_evicted)
+		*n_evicted = rc == 0 ? n : 0;
+	return rc;
+}
+
+/* ---- verify ---- */
+
+struct vctx {
+	sc_verify_fn fn;
+	void *arg;
+	int bad;
+};
+
+static void problem(struct vctx *v, uint64_t off, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void problem(struct vctx *v, uint64_t off, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+
+	v->bad = 1;
+	if (!v->fn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	v->fn(v->arg, off, buf);
+}
+
+int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
+{
+	struct vctx v = { fn, arg, 0 };
+	struct sc_disk_header h;
+	struct sc_disk_meta m[2];
+	struct sc_snap s;
+	uint64_t entries = 0, tombs = 0, live = 0, checked = 0;
+	int rc, locked = 0;
+
+	if (!c)
+		return -EINVAL;
+	if (c->disabled)
+		return SC_EDISABLED;
+	/* Hold the writer lock when we can, so counts are not compared
+	 * against a commit that is half way through. */
+	if (!(c->flags & SC_RDONLY)) {
+		if ((rc = sc_writer_begin(c, &s)) != 0)
+			return rc;
+		locked = 1;
+	} else if ((rc = sc_snapshot(c, &s)) != 0) {
+		return rc;
+	}
+
+	memcpy(&h, s.map, sizeof(h));
+	if ((rc = sc_header_check(&h, s.file_size)) != 0)
+		problem(&v, 0, "header: %s", sc_strerror(rc));
+	memcpy(&m[0], s.map + SC_META0_OFF, sizeof(m[0]));
+	memcpy(&m[1], s.map + SC_META1_OFF, sizeof(m[1]));
+	for (int i = 0; i < 2; i++) {
+		uint64_t at = i ? SC_META1_OFF : SC_META0_OFF;
+		if (!sc_meta_valid(&m[i]))
+			problem(&v, at, "meta slot %d: checksum mismatch", i);
+		else if (!sc_meta_sane(&m[i], s.file_size))
+			problem(&v, at, "meta slot %d: offsets outside the file", i);
+		else if ((m[i].txnid & 1) != (uint64_t)i)
+			problem(&v, at, "meta slot %d: transaction id %llu in the wrong slot", i,
+				(unsigned long long)m[i].txnid);
+	}
+	for (uint64_t i = 0; i < s.meta.index_slots; i++) {
+		struct sc_rec_view rv;
+		uint64_t hh, off, at = s.meta.index_off + i * sizeof(struct sc_disk_slot);
+
+		sc_slot_read(&s, i, &hh, &off);
+		if (off == SC_SLOT_EMPTY)
+			continue;
+		if (off == SC_SLOT_TOMB) {
+			tombs++;
+			continue;
+		}
+		checked++;
+		if (sc_record_view(s.map, s.meta.data_end, off, &rv) != 0) {
+			problem(&v, off, "record (index slot %llu at %llu): bad header or checksum",
+				(unsigned long long)i, (unsigned long long)at);
+			continue;
+		}
+		if (sc_key_hash(rv.key, rv.r->key_len) != hh)
+			problem(&v, at, "index slot %llu: hash does not match the key of record %llu",
+				(unsigned long long)i, (unsigned long long)off);
+		if (XXH3_64bits(rv.blob, rv.r->blob_len) != rv.r->blob_checksum)
+			problem(&v, off + rv.r->blob_off, "record %llu (%.*s): blob checksum mismatch",
+				(unsigned long long)off, (int)rv.r->key_len, rv.key);
+		entries++;
+		live += rv.r->rec_len;
+	}
+	if (entries != s.meta.entries || tombs != s.meta.tombstones || live != s.meta.live_bytes)
+		problem(&v, (s.meta.txnid & 1) ? SC_META1_OFF : SC_META0_OFF,
+			"meta counts (%llu entries, %llu tombstones, %llu live bytes) differ from "
+			"the index (%llu, %llu, %llu)",
+			(unsigned long long)s.meta.entries, (unsigned long long)s.meta.tombstones,
+			(unsigned long long)s.meta.live_bytes, (unsigned long long)entries,
+			(unsigned long long)tombs, (unsigned long long)live);
+	if (locked)
+		sc_writer_end(c);
+	if (n_checked)
+		*n_checked = checked;
+	return v.bad ? SC_ECORRUPT : 0;
+}

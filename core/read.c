@@ -1,0 +1,293 @@
+/*
+ * read.c - the read path: index probe, freshness, zero-copy hits.
+ *
+ * A lookup never takes the writer lock and never makes a system call other
+ * than the stat(2) of the source.  The index is an open-addressing table of
+ * (hash, offset) slots with linear probing.  Writers update a slot in place
+ * only after the meta that names the new value (its "redo" record) has been
+ * committed; a reader applies that redo itself, so it sees the committed
+ * state whether or not the in-place write has happened yet.  Whatever a slot
+ * says, the record it points at is validated (bounds, magic, key, header
+ * checksum) before it is believed, and the blob is checksummed before it is
+ * handed out: a torn or hostile slot can cause a miss, never a wrong hit.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "sc_int.h"
+
+uint64_t sc_key_hash(const char *key, size_t len)
+{
+	return XXH3_64bits(key, len);
+}
+
+void sc_slot_read(const struct sc_snap *s, uint64_t i, uint64_t *hash, uint64_t *off)
+{
+	const uint64_t *slot;
+
+	if (i == s->meta.redo_slot) {
+		*hash = s->meta.redo_hash;
+		*off = s->meta.redo_off;
+		return;
+	}
+	slot = (const uint64_t *)(s->map + s->meta.index_off + i * sizeof(struct sc_disk_slot));
+	/* Each half is one aligned 8-byte load: a concurrent in-place update
+	 * can mix old and new halves, which the record check below rejects. */
+	*hash = __atomic_load_n(&slot[0], __ATOMIC_RELAXED);
+	*off = __atomic_load_n(&slot[1], __ATOMIC_ACQUIRE);
+}
+
+int sc_probe(const struct sc_snap *s, const char *key, size_t key_len, uint64_t hash,
+	     uint64_t *slot_out, struct sc_rec_view *v)
+{
+	uint64_t mask = s->meta.index_slots - 1;
+	int corrupt = 0;
+
+	for (uint64_t n = 0, i = hash & mask; n < s->meta.index_slots; n++, i = (i + 1) & mask) {
+		uint64_t h, off;
+
+		sc_slot_read(s, i, &h, &off);
+		if (off == SC_SLOT_EMPTY)
+			break;
+		if (off == SC_SLOT_TOMB || h != hash)
+			continue;
+		if (sc_record_view(s->map, s->meta.data_end, off, v) != 0) {
+			corrupt = 1;
+			continue;
+		}
+		if (v->r->key_len != key_len || memcmp(v->key, key, key_len) != 0)
+			continue;
+		if (slot_out)
+			*slot_out = i;
+		return 0;
+	}
+	return corrupt ? SC_ECORRUPT : SC_ENOTFOUND;
+}
+
+void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_view *v,
+		  sc_entry_info *e)
+{
+	const struct sc_disk_record *r = v->r;
+
+	memset(e, 0, sizeof(*e));
+	e->key = v->key;
+	e->key_len = r->key_len;
+	e->has_source = !(r->flags & SC_REC_NO_SOURCE);
+	e->source_mtime_sec = r->src_mtime_sec;
+	e->source_mtime_nsec = r->src_mtime_nsec;
+	e->source_size = r->src_size;
+	e->tag = v->tag;
+	e->tag_len = r->tag_len;
+	e->exe_id = v->exe_id;
+	e->exe_id_len = r->exe_id_len;
+	e->exe_path = v->exe_path;
+	e->exe_path_len = r->exe_path_len;
+	e->cached_sec = r->cached_sec;
+	e->cached_nsec = r->cached_nsec;
+	e->blob = v->blob;
+	e->blob_size = r->blob_len;
+	e->blob_checksum = r->blob_checksum;
+	e->shard_id = s->shard_id;
+	e->offset = off;
+}
+
+static int source_fresh(const struct sc_disk_record *r, const char *key, size_t key_len)
+{
+	char path[SC_MAX_KEY + 1];
+	struct stat st;
+
+	if (r->flags & SC_REC_NO_SOURCE)
+		return 1;
+	memcpy(path, key, key_len);
+	path[key_len] = '\0';
+	return stat(path, &st) == 0 && (uint64_t)st.st_size == r->src_size &&
+	       (int64_t)st.st_mtim.tv_sec == r->src_mtime_sec &&
+	       (uint32_t)st.st_mtim.tv_nsec == r->src_mtime_nsec;
+}
+
+int sc_entry_status(const sc_entry_info *e)
+{
+	char path[4096], id[SC_IDENTITY_MAX];
+	struct stat st;
+
+	if (e->has_source) {
+		if (e->key_len >= sizeof(path))
+			return SC_ESTALE;
+		memcpy(path, e->key, e->key_len);
+		path[e->key_len] = '\0';
+		if (stat(path, &st) != 0 || (uint64_t)st.st_size != e->source_size ||
+		    (int64_t)st.st_mtim.tv_sec != e->source_mtime_sec ||
+		    (uint32_t)st.st_mtim.tv_nsec != e->source_mtime_nsec)
+			return SC_ESTALE;
+	}
+	if (e->exe_path_len == 0 || e->exe_path_len >= sizeof(path))
+		return SC_EWRITERGONE;
+	memcpy(path, e->exe_path, e->exe_path_len);
+	path[e->exe_path_len] = '\0';
+	if (sc_file_identity(path, id, sizeof(id)) != 0 || strlen(id) != e->exe_id_len ||
+	    memcmp(id, e->exe_id, e->exe_id_len) != 0)
+		return SC_EWRITERGONE;
+	return 0;
+}
+
+static int count_miss(sc_cache *c, int rc)
+{
+	switch (rc) {
+	case SC_ENOTFOUND:
+		atomic_fetch_add_explicit(&c->n_absent, 1, memory_order_relaxed);
+		break;
+	case SC_ESTALE:
+		atomic_fetch_add_explicit(&c->n_stale, 1, memory_order_relaxed);
+		break;
+	case SC_EFINGERPRINT:
+	case SC_EWRITERGONE:
+		atomic_fetch_add_explicit(&c->n_fingerprint, 1, memory_order_relaxed);
+		break;
+	case SC_ECORRUPT:
+		atomic_fetch_add_explicit(&c->n_corrupt, 1, memory_order_relaxed);
+		break;
+	default:
+		break;
+	}
+	return rc;
+}
+
+/* Lookup with an explicit tag (NULL: judge from the writer's view). */
+int sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len, sc_blob *out)
+{
+	struct sc_snap s;
+	struct sc_rec_view v;
+	const struct sc_disk_record *r;
+	size_t key_len;
+	int rc;
+
+	if (!c || !key || !out)
+		return -EINVAL;
+	if (c->disabled)
+		return SC_EDISABLED;
+	key_len = strlen(key);
+	if (key_len == 0 || key_len > SC_MAX_KEY)
+		return count_miss(c, SC_ENOTFOUND);
+	if ((rc = sc_snapshot(c, &s)) != 0)
+		return rc;
+	rc = sc_probe(&s, key, key_len, sc_key_hash(key, key_len), NULL, &v);
+	if (rc != 0)
+		return count_miss(c, rc);
+	r = v.r;
+	if (tag) {
+		size_t id_len;
+		const char *id = sc_self_identity(&id_len);
+		if (r->tag_len != tag_len || memcmp(v.tag, tag, tag_len) != 0 ||
+		    r->exe_id_len != id_len || memcmp(v.exe_id, id, id_len) != 0)
+			return count_miss(c, SC_EFINGERPRINT);
+		if (!source_fresh(r, key, key_len))
+			return count_miss(c, SC_ESTALE);
+	} else {
+		sc_entry_info e;
+		sc_fill_info(&s, 0, &v, &e);
+		if ((rc = sc_entry_status(&e)) != 0)
+			return count_miss(c, rc);
+	}
+	if (XXH3_64bits(v.blob, r->blob_len) != r->blob_checksum)
+		return count_miss(c, SC_ECORRUPT);
+	out->data = v.blob;
+	out->size = (size_t)r->blob_len;
+	atomic_fetch_add_explicit(&c->n_hits, 1, memory_order_relaxed);
+	return 0;
+}
+
+int sc_get(sc_cache *c, const char *key, sc_blob *out)
+{
+	if (!c)
+		return -EINVAL;
+	return sc_get_tagged(c, key, c->tag, c->tag_len, out);
+}
+
+int sc_lookup(sc_cache *c, const char *key, sc_entry_info *out)
+{
+	struct sc_snap s;
+	struct sc_rec_view v;
+	uint64_t slot, h, off;
+	size_t key_len;
+	int rc;
+
+	if (!c || !key || !out)
+		return -EINVAL;
+	if (c->disabled)
+		return SC_EDISABLED;
+	key_len = strlen(key);
+	if (key_len == 0 || key_len > SC_MAX_KEY)
+		return SC_ENOTFOUND;
+	if ((rc = sc_snapshot(c, &s)) != 0)
+		return rc;
+	rc = sc_probe(&s, key, key_len, sc_key_hash(key, key_len), &slot, &v);
+	if (rc != 0)
+		return rc;
+	sc_slot_read(&s, slot, &h, &off);
+	sc_fill_info(&s, off, &v, out);
+	return 0;
+}
+
+int sc_foreach(sc_cache *c, sc_foreach_fn fn, void *arg)
+{
+	struct sc_snap s;
+	int rc;
+
+	if (!c || !fn)
+		return -EINVAL;
+	if (c->disabled)
+		return SC_EDISABLED;
+	if ((rc = sc_snapshot(c, &s)) != 0)
+		return rc;
+	for (uint64_t i = 0; i < s.meta.index_slots; i++) {
+		struct sc_rec_view v;
+		sc_entry_info e;
+		uint64_t h, off;
+
+		sc_slot_read(&s, i, &h, &off);
+		if (off == SC_SLOT_EMPTY || off == SC_SLOT_TOMB)
+			continue;
+		if (sc_record_view(s.map, s.meta.data_end, off, &v) != 0 ||
+		    sc_key_hash(v.key, v.r->key_len) != h) {
+			atomic_fetch_add_explicit(&c->n_corrupt, 1, memory_order_relaxed);
+			continue;
+		}
+		sc_fill_info(&s, off, &v, &e);
+		if ((rc = fn(&e, arg)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int sc_get_stats(sc_cache *c, sc_stats *out)
+{
+	struct sc_snap s;
+	int rc;
+
+	if (!c || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->hits = atomic_load(&c->n_hits);
+	out->miss_absent = atomic_load(&c->n_absent);
+	out->miss_stale = atomic_load(&c->n_stale);
+	out->miss_fingerprint = atomic_load(&c->n_fingerprint);
+	out->miss_corrupt = atomic_load(&c->n_corrupt);
+	out->puts = atomic_load(&c->n_puts);
+	out->removes = atomic_load(&c->n_removes);
+	out->evictions = atomic_load(&c->n_evictions);
+	out->compactions = atomic_load(&c->n_compactions);
+	if (c->disabled)
+		return 0;
+	if ((rc = sc_snapshot(c, &s)) != 0)
+		return rc;
+	out->entries = s.meta.entries;
+	out->live_bytes = s.meta.live_bytes;
+	out->dead_bytes = s.meta.dead_bytes;
+	out->file_size = s.file_size;
+	out->generation = s.meta.txnid;
+	out->index_slots = s.meta.index_slots;
+	return 0;
+}

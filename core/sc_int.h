@@ -1,0 +1,111 @@
+/*
+ * sc_int.h - internals shared by the core's files.  Not installed.
+ *
+ * Locking inside one handle:
+ *  - c->rw guards the mapping state (fd, map, meta snapshot).  Lookups hold
+ *    it shared; a refresh (another process committed, the file grew past the
+ *    mapping, the file was replaced) takes it exclusively for a moment.
+ *  - c->wmutex + flock(c->lock_fd) serialize writers: the mutex between
+ *    threads of this process (flock is per open file description, so it
+ *    does not exclude them), flock between processes.  A writer never holds
+ *    c->rw across I/O, so readers are never blocked by a commit.
+ *  - Mappings are never unmapped while the handle lives (until sc_trim()),
+ *    so pointers handed out stay valid across refreshes.
+ */
+#ifndef SC_INT_H
+#define SC_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "format.h"
+#include "scriptcache.h"
+
+#define SC_IDENTITY_MAX 160
+
+struct sc_map {
+	unsigned char *base;
+	size_t len;
+	struct sc_map *next;
+};
+
+/* One consistent view of the shard: what a lookup or a writer works on. */
+struct sc_snap {
+	const unsigned char *map;
+	uint64_t map_len;
+	uint64_t file_size;
+	struct sc_disk_meta meta;
+	uint64_t shard_id;
+	int fd;
+};
+
+struct sc_cache {
+	char *path;           /* canonical shard path */
+	char *lock_path;      /* path + ".lock" */
+	char *tag;            /* NULL for a tag-less (inspecting) handle */
+	size_t tag_len;
+	unsigned flags;
+	int disabled;
+	_Atomic uint64_t max_size;
+
+	pthread_rwlock_t rw;
+	int fd;
+	ino_t ino;
+	dev_t dev;
+	struct sc_map *maps;  /* current mapping first, older ones after */
+	uint64_t file_size;
+	struct sc_disk_meta meta;
+	uint64_t seen_txn[2]; /* raw txnids of both slots when meta was read */
+	uint64_t shard_id;
+	int64_t next_path_check_ns;
+
+	pthread_mutex_t wmutex;
+	int lock_fd;
+	int cleaned_temps;
+
+	_Atomic uint64_t n_hits, n_absent, n_stale, n_fingerprint, n_corrupt;
+	_Atomic uint64_t n_puts, n_removes, n_evictions, n_compactions;
+};
+
+/* shard.c */
+int  sc_snapshot(sc_cache *c, struct sc_snap *s);   /* takes and drops rw */
+int  sc_refresh_locked(sc_cache *c, int force_path_check); /* rw held exclusively */
+int  sc_reopen_locked(sc_cache *c);                 /* rw held exclusively */
+int  sc_create_shard(const char *path);
+int  sc_lock_writer(sc_cache *c);
+void sc_unlock_writer(sc_cache *c);
+int  sc_open_shard_fd(const char *path, unsigned flags, int *fd_out);
+int  sc_map_file(sc_cache *c, int fd, uint64_t file_size);
+int64_t sc_now_ns(void);
+
+/* read.c */
+int  sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len, sc_blob *out);
+/* Probe the index for @p key; on success *slot_out, *off_out, *v are set. */
+int  sc_probe(const struct sc_snap *s, const char *key, size_t key_len, uint64_t hash,
+	      uint64_t *slot_out, struct sc_rec_view *v);
+void sc_slot_read(const struct sc_snap *s, uint64_t i, uint64_t *hash, uint64_t *off);
+void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_view *v,
+		  sc_entry_info *out);
+uint64_t sc_key_hash(const char *key, size_t len);
+
+/* write.c */
+int  sc_writer_begin(sc_cache *c, struct sc_snap *s);
+void sc_writer_end(sc_cache *c);
+int  sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m);
+int  sc_write_full(int fd, const void *buf, size_t len, uint64_t off);
+int  sc_fsync_dir(const char *path);
+
+/* maintain.c */
+typedef int (*sc_keep_fn)(const struct sc_rec_view *v, void *arg);
+int  sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
+		uint64_t budget, uint64_t *n_dropped);
+void sc_clean_temps(const char *shard_path);
+
+/* fingerprint.c */
+const char *sc_self_identity(size_t *len);
+const char *sc_self_path(size_t *len);
+int  sc_file_identity(const char *path, char *buf, size_t len);
+
+#endif /* SC_INT_H */

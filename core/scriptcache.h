@@ -1,0 +1,330 @@
+/*
+ * scriptcache.h - the public interface of libscriptcache.
+ *
+ * libscriptcache keeps interpreters' compiled scripts in one memory-mapped
+ * file, the *shard*.  An interpreter asks for the compiled bytes of a script
+ * by the script's canonical path; on a hit it gets a pointer straight into
+ * the mapping and skips lexing, parsing and compiling.  On any miss it
+ * compiles as usual and stores the result with sc_put().
+ *
+ * Conventions
+ *  - Every function that can fail returns 0 on success or a negative code:
+ *    either one of the library's own codes (SC_E*, in the reserved range
+ *    -30999..-30900, never colliding with errno) or a negated errno value
+ *    (-ENOENT, -ENOSPC, ...).  sc_strerror() describes both.
+ *  - The library never prints, never exits and installs no signal handlers.
+ *  - A handle (sc_cache) may be used from several threads at once.
+ *  - The mapped file is treated as hostile input: every offset and length is
+ *    bounds-checked and every entry checksummed before it is handed out.  A
+ *    damaged entry is a miss (SC_ECORRUPT), never a crash.  One thing a
+ *    library using mmap cannot defend against is another process truncating
+ *    the shard in place (the kernel then raises SIGBUS, as it would for LMDB
+ *    or SQLite in mmap mode); scriptcache's own writers never shrink a live
+ *    shard, they replace it with rename(2).
+ */
+#ifndef SCRIPTCACHE_H
+#define SCRIPTCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && defined(SC_BUILDING_LIBRARY)
+#define SC_API __attribute__((visibility("default")))
+#else
+#define SC_API
+#endif
+
+/** Library version, as a string and as a number (major*10000+minor*100+patch). */
+#define SC_VERSION_STRING "0.1.0"
+#define SC_VERSION_NUMBER 100
+
+/** @defgroup errors Error codes (all negative; 0 is success)
+ * @{ */
+#define SC_ENOTFOUND    (-30900) /**< miss: no entry for this key */
+#define SC_ESTALE       (-30901) /**< miss: the source file changed or vanished */
+#define SC_EFINGERPRINT (-30902) /**< miss: written by another interpreter or build */
+#define SC_ECORRUPT     (-30903) /**< entry or shard failed validation */
+#define SC_EMAGIC       (-30904) /**< file is not a scriptcache shard */
+#define SC_EVERSION     (-30905) /**< shard format version not supported */
+#define SC_EPTRWIDTH    (-30906) /**< shard written with another pointer width */
+#define SC_EBYTEORDER   (-30907) /**< shard written with another byte order */
+#define SC_ETRUNCATED   (-30908) /**< shard shorter than its header says */
+#define SC_EDISABLED    (-30909) /**< caching disabled by SCRIPTCACHE=0|false|no */
+#define SC_EREADONLY    (-30910) /**< handle opened read-only */
+#define SC_ETOOBIG      (-30911) /**< key or blob larger than the format allows */
+#define SC_EINSECURE    (-30912) /**< shard owned by another user, or writable by others */
+#define SC_EWRITERGONE  (-30913) /**< miss: the executable that wrote the entry was rebuilt or removed */
+#define SC_ELAST        (-30913)
+/** @} */
+
+/** Largest key (canonical path) the format stores, in bytes. */
+#define SC_MAX_KEY   4096
+/** Largest blob the format stores, in bytes (1 GiB). */
+#define SC_MAX_BLOB  ((uint64_t)1 << 30)
+/** Alignment of every blob returned by sc_get(). */
+#define SC_BLOB_ALIGN 64
+
+/** Opaque handle on one shard. */
+typedef struct sc_cache sc_cache;
+
+/** sc_open() flags. */
+enum {
+	SC_RDONLY     = 1 << 0, /**< never write; shard opened O_RDONLY */
+	SC_NOSYNC     = 1 << 1, /**< skip fdatasync on commit (fast, not durable on power loss) */
+	SC_NOCREATE   = 1 << 2, /**< fail with -ENOENT instead of creating the shard */
+	SC_IGNORE_ENV = 1 << 3, /**< ignore SCRIPTCACHE=0 (tools that manage a shard explicitly) */
+};
+
+/**
+ * Open (creating if needed) a shard.
+ *
+ * @param[out] out   the new handle; set to NULL on failure.
+ * @param[in]  path  shard file, or NULL for the default (see sc_default_path()).
+ *                   Missing parent directories are created 0700, the shard 0600.
+ * @param[in]  tag   the interpreter's tag for the fingerprint, e.g.
+ *                   "lua 5.4 bytecode 0x54/0"; NULL for a tool that inspects
+ *                   the shard (then sc_get() judges freshness from the
+ *                   writer's point of view, see sc_entry_status()).
+ * @param[in]  flags SC_RDONLY, SC_NOSYNC, SC_NOCREATE, SC_IGNORE_ENV.
+ *
+ * Only the first page of the file is read: opening costs the same for a
+ * 1 MiB and a 1 GiB shard.  When caching is disabled by the environment the
+ * call succeeds with a handle on which every lookup misses with SC_EDISABLED
+ * and no file is touched.
+ *
+ * @return 0; SC_EMAGIC, SC_EVERSION, SC_EPTRWIDTH, SC_EBYTEORDER,
+ *         SC_ETRUNCATED, SC_ECORRUPT for a file that is not a usable shard;
+ *         SC_EINSECURE for a shard owned by someone else or writable by
+ *         group/others (a poisoned bytecode cache runs code); -errno otherwise.
+ *         sc_close() is safe on *out after a failure (it is NULL).
+ */
+SC_API int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags);
+
+/** Close a handle.  Every pointer obtained from it becomes invalid.  NULL is allowed. */
+SC_API void sc_close(sc_cache *c);
+
+/** The shard path this handle uses (canonical once the shard exists). Valid until sc_close(). */
+SC_API const char *sc_path(const sc_cache *c);
+
+/** Nonzero if the handle was disabled by the environment. */
+SC_API int sc_disabled(const sc_cache *c);
+
+/**
+ * Limit the shard size.  When a put makes the file larger than @p max_bytes,
+ * the oldest entries (by time cached) are evicted and the shard compacted to
+ * about three quarters of the limit.  0 (the default) means no limit.
+ */
+SC_API void sc_set_max_size(sc_cache *c, uint64_t max_bytes);
+
+/** A zero-copy view of a blob. */
+typedef struct sc_blob {
+	const void *data; /**< SC_BLOB_ALIGN-aligned pointer into the mapping */
+	size_t size;
+} sc_blob;
+
+/**
+ * Look up the compiled blob for @p key.
+ *
+ * The entry is returned only if its checksums are right, the source file
+ * named by the key still has the recorded mtime (seconds and nanoseconds)
+ * and size, and its fingerprint equals this handle's (tag and the running
+ * executable's identity, compared for equality in both directions).
+ * Cost on a repeat lookup: one hash probe and the stat(2) of the source.
+ *
+ * @param[in]  key  canonical absolute path of the source (the library does
+ *                  not canonicalize; see sc_load() for a helper that does).
+ * @param[out] out  on success, the blob.  The bytes live in the shard's
+ *                  mapping: do not write to them or free them.  They stay
+ *                  valid and unchanged until sc_close(c), or until
+ *                  sc_trim(c) is called, even if the entry is replaced,
+ *                  removed or the shard compacted meanwhile.
+ * @return 0 on a hit; on a miss SC_ENOTFOUND, SC_ESTALE, SC_EFINGERPRINT,
+ *         SC_EWRITERGONE (tag-less handles), SC_ECORRUPT or SC_EDISABLED;
+ *         -errno if the shard could not be re-read.
+ */
+SC_API int sc_get(sc_cache *c, const char *key, sc_blob *out);
+
+/**
+ * Store @p len bytes as the compiled blob for @p key, replacing any
+ * previous entry.  The source identity is taken by stat(2) of the key now;
+ * an interpreter should prefer sc_put_ex() with the stat taken *before* it
+ * read the source, so that an edit during compilation is never cached under
+ * the new mtime.  The cost is O(len), independent of the shard size.  When
+ * this returns 0 the entry is committed (and durable unless SC_NOSYNC).
+ *
+ * @return 0; SC_EREADONLY; SC_ETOOBIG; SC_EDISABLED; -ENOSPC etc. on a
+ *         failed write (the shard keeps its previous state).
+ */
+SC_API int sc_put(sc_cache *c, const char *key, const void *blob, size_t len);
+
+/** Extra information for sc_put_ex(). Zero-initialise, then set what you need. */
+typedef struct sc_put_opts {
+	/** stat of the source taken before reading it; NULL: stat the key now. */
+	const struct stat *source;
+	/** Nonzero: the key names no source file (e.g. a .pyc path whose client
+	 *  validates the blob itself); the entry is never stale by source. */
+	int no_source;
+	/** Fingerprint tag; NULL: the handle's tag. */
+	const char *tag;
+	/** Executable whose identity goes in the fingerprint; NULL: the running
+	 *  executable.  Used by tools that store on an interpreter's behalf. */
+	const char *exe_path;
+} sc_put_opts;
+
+/** sc_put() with explicit source identity and fingerprint. */
+SC_API int sc_put_ex(sc_cache *c, const char *key, const void *blob, size_t len,
+		     const sc_put_opts *opts);
+
+/** Remove the entry for @p key.  @return 0, SC_ENOTFOUND, SC_EREADONLY, -errno. */
+SC_API int sc_remove(sc_cache *c, const char *key);
+
+/** Remove every entry (the shard is replaced by an empty one). */
+SC_API int sc_clear(sc_cache *c);
+
+/** Rewrite the shard with only its live entries, reclaiming dead space. */
+SC_API int sc_compact(sc_cache *c);
+
+/**
+ * Drop entries that can never hit again: the source changed or vanished,
+ * or the executable that wrote them was rebuilt or removed.
+ * @param[out] n_evicted  number of entries dropped (may be NULL).
+ */
+SC_API int sc_evict_stale(sc_cache *c, uint64_t *n_evicted);
+
+/**
+ * Release mappings left behind by compactions and growth.  Only call this
+ * when no pointer obtained from sc_get()/sc_foreach() on this handle is in
+ * use by any thread.
+ */
+SC_API void sc_trim(sc_cache *c);
+
+/** Everything the shard records about one entry. */
+typedef struct sc_entry_info {
+	const char *key;          /**< not NUL-terminated: use key_len */
+	size_t key_len;
+	int has_source;           /**< 0 for entries put with no_source */
+	int64_t source_mtime_sec;
+	uint32_t source_mtime_nsec;
+	uint64_t source_size;
+	const char *tag;          /**< fingerprint tag (not NUL-terminated) */
+	size_t tag_len;
+	const char *exe_id;       /**< "build-id:<hex>" or "stat:<size>:<sec>.<nsec>" */
+	size_t exe_id_len;
+	const char *exe_path;     /**< executable that wrote the entry */
+	size_t exe_path_len;
+	int64_t cached_sec;       /**< when the entry was stored (CLOCK_REALTIME) */
+	uint32_t cached_nsec;
+	const void *blob;         /**< zero-copy, same lifetime as sc_get()'s */
+	uint64_t blob_size;
+	uint64_t blob_checksum;   /**< XXH3-64 of the blob */
+	uint64_t shard_id;        /**< random id of the shard file holding it */
+	uint64_t offset;          /**< record offset: (shard_id, offset) names one version */
+} sc_entry_info;
+
+/**
+ * Validated record for @p key without any freshness check.
+ * @return 0, SC_ENOTFOUND, SC_ECORRUPT, SC_EDISABLED, -errno.
+ */
+SC_API int sc_lookup(sc_cache *c, const char *key, sc_entry_info *out);
+
+/**
+ * Freshness of an entry from its writer's point of view: 0 if the source
+ * still matches (or the entry has none) and the executable recorded in the
+ * fingerprint still has the recorded identity; SC_ESTALE or SC_EWRITERGONE
+ * otherwise.  Costs a stat of the source and, once per executable per
+ * process (cached by path, size and mtime), reading its ELF notes.
+ */
+SC_API int sc_entry_status(const sc_entry_info *e);
+
+/** Callback for sc_foreach(); return nonzero to stop (that value is returned). */
+typedef int (*sc_foreach_fn)(const sc_entry_info *e, void *arg);
+
+/**
+ * Call @p fn for every live, validated entry, in no particular order.
+ * Entries that fail validation are skipped and counted as corrupt.
+ * The callback must not call functions that write through the same handle.
+ */
+SC_API int sc_foreach(sc_cache *c, sc_foreach_fn fn, void *arg);
+
+/** Counters and sizes. */
+typedef struct sc_stats {
+	/* from the shard */
+	uint64_t entries;
+	uint64_t live_bytes;     /**< bytes of records reachable from the index */
+	uint64_t dead_bytes;     /**< replaced/removed records and old indexes */
+	uint64_t file_size;
+	uint64_t generation;     /**< commit counter of the shard file */
+	uint64_t index_slots;
+	/* this handle, since sc_open() */
+	uint64_t hits;
+	uint64_t miss_absent;
+	uint64_t miss_stale;     /**< source changed or vanished */
+	uint64_t miss_fingerprint;
+	uint64_t miss_corrupt;
+	uint64_t puts;
+	uint64_t removes;
+	uint64_t evictions;      /**< by size limit or sc_evict_stale() */
+	uint64_t compactions;
+} sc_stats;
+
+/** Fill @p out.  @return 0 or -errno / SC_E* if the shard cannot be read. */
+SC_API int sc_get_stats(sc_cache *c, sc_stats *out);
+
+/** Called by sc_verify() for each problem found. */
+typedef void (*sc_verify_fn)(void *arg, uint64_t offset, const char *problem);
+
+/**
+ * Walk the whole shard: header, both meta pages, the index, every record
+ * and blob checksum.  @p fn (may be NULL) hears each problem, with the file
+ * offset where it was found.
+ * @param[out] n_checked  records checked (may be NULL).
+ * @return 0 if the shard is sound, SC_ECORRUPT if anything was wrong, -errno.
+ */
+SC_API int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked);
+
+/** Describe any return code of this library (SC_E* or -errno). Never NULL. */
+SC_API const char *sc_strerror(int err);
+
+/**
+ * The default shard path: $SCRIPTCACHE_PATH, else
+ * $XDG_CACHE_HOME/scriptcache/scripts.shard, else
+ * $HOME/.cache/scriptcache/scripts.shard.
+ * @return 0, or -ENAMETOOLONG / -ENOENT (no HOME).
+ */
+SC_API int sc_default_path(char *buf, size_t len);
+
+/** Nonzero if SCRIPTCACHE is set to 0, false or no (any case). */
+SC_API int sc_env_disabled(void);
+
+/**
+ * Identity of an executable file as the fingerprint records it:
+ * "build-id:<hex>" from its ELF GNU build-id note, else
+ * "stat:<size>:<mtime sec>.<nsec>".  NULL path: the running executable.
+ * @return 0, -ENAMETOOLONG if @p buf is too small, -errno.
+ */
+SC_API int sc_exe_identity(const char *path, char *buf, size_t len);
+
+/* ---- Convenience layer: one process-wide cache on the default shard ---- */
+
+/**
+ * Load the blob cached for the script at @p path (any path: it is
+ * canonicalized with realpath(3)), for interpreter tag @p tag.  The default
+ * shard is opened on first use and kept for the life of the process.
+ * @return as sc_get(); the blob lives until process exit.
+ */
+SC_API int sc_load(const char *tag, const char *path, sc_blob *out);
+
+/** Store a blob for the script at @p path (canonicalized) under @p tag.
+ *  @p source: stat of the source taken before reading it, or NULL. */
+SC_API int sc_save(const char *tag, const char *path, const struct stat *source,
+		   const void *blob, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SCRIPTCACHE_H */

@@ -1,0 +1,551 @@
+/*
+ * shard.c - a handle's life: open, create, map, refresh, close.
+ *
+ * The shard is mapped read-only and shared, with headroom past the end of
+ * the file: appends by any process become visible through the same mapping
+ * without a remap, and nothing past a committed meta's data_end (which is
+ * never beyond the file's size) is ever touched, so the headroom is never
+ * faulted in.  Other processes' commits are noticed by comparing the two
+ * meta slots' transaction ids with the ones seen last: a load from the
+ * mapping, not a system call.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sc_int.h"
+
+#define MAP_MIN_WINDOW   ((uint64_t)1 << 20)
+#define MAP_MAX_HEADROOM ((uint64_t)1 << 30)
+#define PATH_CHECK_NS    1000000000LL /* how often a reader re-stats the path */
+
+int64_t sc_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int robust_open(const char *path, int flags, mode_t mode)
+{
+	int fd;
+	do
+		fd = open(path, flags | O_CLOEXEC, mode);
+	while (fd < 0 && errno == EINTR);
+	return fd < 0 ? -errno : fd;
+}
+
+/* mkdir -p with mode 0700 for the components that do not exist yet. */
+static int make_parents(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
+}
+
+int sc_write_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int sc_fsync_dir(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+	int fd, rc = 0;
+
+	if (n == 0) {
+		strcpy(dir, slash ? "/" : ".");
+	} else {
+		if (n >= sizeof(dir))
+			return -ENAMETOOLONG;
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+	}
+	fd = robust_open(dir, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return fd;
+	if (fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/*
+ * A new shard is written completely into a temp file in the same directory
+ * and then linked into place, so no process ever sees a half-initialised
+ * header.  link() rather than rename(): if another process created the shard
+ * meanwhile, we keep theirs.
+ */
+int sc_create_shard(const char *path)
+{
+	struct sc_disk_header h;
+	struct sc_disk_meta m;
+	unsigned char *page = NULL;
+	char tmp[PATH_MAX];
+	int fd = -1, rc;
+	size_t table = (size_t)SC_MIN_INDEX_SLOTS * sizeof(struct sc_disk_slot);
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	page = calloc(1, SC_DATA_OFF + table);
+	if (!page)
+		return -ENOMEM;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	sc_header_init(&h);
+	memcpy(page, &h, sizeof(h));
+	memset(&m, 0, sizeof(m));
+	m.data_end = SC_DATA_OFF + table;
+	m.index_off = SC_DATA_OFF;
+	m.index_slots = SC_MIN_INDEX_SLOTS;
+	m.redo_slot = SC_NO_REDO;
+	m.committed_sec = h.created_sec;
+	m.dead_bytes = 0;
+	strncpy(m.lib_version, SC_VERSION_STRING, sizeof(m.lib_version) - 1);
+	/* slot 0 holds txn 0, slot 1 txn 1: both valid from the start. */
+	m.txnid = 0;
+	m.checksum = sc_meta_checksum(&m);
+	memcpy(page + SC_META0_OFF, &m, sizeof(m));
+	m.txnid = 1;
+	m.checksum = sc_meta_checksum(&m);
+	memcpy(page + SC_META1_OFF, &m, sizeof(m));
+	if ((rc = sc_write_full(fd, page, SC_DATA_OFF + table, 0)) != 0)
+		goto out;
+	if (fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (link(tmp, path) != 0 && errno != EEXIST) {
+		rc = -errno;
+		goto out;
+	}
+	rc = sc_fsync_dir(path);
+out:
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	free(page);
+	return rc;
+}
+
+/* A bytecode cache that someone else can write is a way to run code in our
+ * interpreter: refuse it.  Root-owned read-only shards are allowed for
+ * system-wide caches opened with SC_RDONLY. */
+static int check_owner(const struct stat *st, unsigned flags)
+{
+	if (!S_ISREG(st->st_mode))
+		return -EINVAL;
+	if (st->st_uid == geteuid() && !(st->st_mode & 022))
+		return 0;
+	if ((flags & SC_RDONLY) && st->st_uid == 0 && !(st->st_mode & 022))
+		return 0;
+	return SC_EINSECURE;
+}
+
+int sc_open_shard_fd(const char *path, unsigned flags, int *fd_out)
+{
+	int fd = robust_open(path, (flags & SC_RDONLY) ? O_RDONLY : O_RDWR, 0);
+
+	*fd_out = fd;
+	return fd < 0 ? fd : 0;
+}
+
+static uint64_t window_for(uint64_t file_size)
+{
+	uint64_t headroom = file_size / 2 > MAP_MAX_HEADROOM ? MAP_MAX_HEADROOM : file_size / 2;
+	uint64_t w = file_size + headroom + MAP_MIN_WINDOW;
+	long pg = sysconf(_SC_PAGESIZE);
+	return (w + (uint64_t)pg - 1) & ~((uint64_t)pg - 1);
+}
+
+/* Map @p fd with headroom and make it the current mapping (rw exclusive). */
+int sc_map_file(sc_cache *c, int fd, uint64_t file_size)
+{
+	struct sc_map *m;
+	uint64_t w = window_for(file_size);
+	void *p;
+
+	if (w > SIZE_MAX)
+		return -EFBIG;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	p = mmap(NULL, (size_t)w, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		free(m);
+		return -errno;
+	}
+	m->base = p;
+	m->len = (size_t)w;
+	m->next = c->maps;
+	c->maps = m;
+	return 0;
+}
+
+static void read_seen_txn(const unsigned char *map, uint64_t seen[2])
+{
+	seen[0] = __atomic_load_n((const uint64_t *)(map + SC_META0_OFF), __ATOMIC_ACQUIRE);
+	seen[1] = __atomic_load_n((const uint64_t *)(map + SC_META1_OFF), __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Bring the handle up to date with the file (rw held exclusively): pick the
+ * newest valid meta, grow the mapping if the data outgrew it, and follow a
+ * compaction that replaced the file.
+ */
+int sc_refresh_locked(sc_cache *c, int force_path_check)
+{
+	struct stat st;
+	struct sc_disk_meta m;
+	int rc, tries = 0;
+
+again:
+	if (++tries > 4)
+		return SC_ECORRUPT;
+	if (force_path_check) {
+		/* Someone may have renamed a new shard over the path without
+		 * marking the old one retired (a compactor killed in between). */
+		if (stat(c->path, &st) == 0 && (st.st_ino != c->ino || st.st_dev != c->dev)) {
+			if ((rc = sc_reopen_locked(c)) != 0)
+				return rc;
+		}
+		c->next_path_check_ns = sc_now_ns() + PATH_CHECK_NS;
+	}
+	if (fstat(c->fd, &st) != 0)
+		return -errno;
+	c->file_size = (uint64_t)st.st_size;
+	if (c->file_size < SC_DATA_OFF)
+		return SC_ETRUNCATED;
+	if (c->file_size > c->maps->len) {
+		if ((rc = sc_map_file(c, c->fd, c->file_size)) != 0)
+			return rc;
+	}
+	read_seen_txn(c->maps->base, c->seen_txn);
+	rc = sc_meta_pick(c->maps->base, c->file_size, &m);
+	if (rc != 0)
+		return rc;
+	if (m.flags & SC_META_RETIRED) {
+		if ((rc = sc_reopen_locked(c)) != 0)
+			return rc;
+		goto again;
+	}
+	c->meta = m;
+	return 0;
+}
+
+/* Open the path again after the file was replaced (rw held exclusively). */
+int sc_reopen_locked(sc_cache *c)
+{
+	struct sc_disk_header h;
+	struct stat st;
+	int fd = -1, rc;
+
+	if ((rc = sc_open_shard_fd(c->path, c->flags, &fd)) != 0)
+		return rc;
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if ((rc = check_owner(&st, c->flags)) != 0)
+		goto fail;
+	if ((uint64_t)st.st_size < sizeof(h)) {
+		rc = SC_ETRUNCATED;
+		goto fail;
+	}
+	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
+		rc = -EIO;
+		goto fail;
+	}
+	if ((rc = sc_header_check(&h, (uint64_t)st.st_size)) != 0)
+		goto fail;
+	if ((rc = sc_map_file(c, fd, (uint64_t)st.st_size)) != 0)
+		goto fail;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = fd;
+	c->ino = st.st_ino;
+	c->dev = st.st_dev;
+	c->file_size = (uint64_t)st.st_size;
+	c->shard_id = h.shard_id;
+	return 0;
+fail:
+	close(fd);
+	return rc;
+}
+
+/* Take a consistent view for one operation.  Fast path: a shared lock and
+ * two loads from the mapping. */
+int sc_snapshot(sc_cache *c, struct sc_snap *s)
+{
+	uint64_t seen[2];
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&c->rw);
+	read_seen_txn(c->maps->base, seen);
+	if (seen[0] != c->seen_txn[0] || seen[1] != c->seen_txn[1] ||
+	    sc_now_ns() >= c->next_path_check_ns) {
+		pthread_rwlock_unlock(&c->rw);
+		pthread_rwlock_wrlock(&c->rw);
+		rc = sc_refresh_locked(c, sc_now_ns() >= c->next_path_check_ns);
+		if (rc != 0) {
+			pthread_rwlock_unlock(&c->rw);
+			return rc;
+		}
+	}
+	s->map = c->maps->base;
+	s->map_len = c->maps->len;
+	s->file_size = c->file_size;
+	s->meta = c->meta;
+	s->shard_id = c->shard_id;
+	s->fd = c->fd;
+	pthread_rwlock_unlock(&c->rw);
+	return rc;
+}
+
+/* Canonical form of a shard path that may not exist yet: realpath of the
+ * file if it exists, else realpath of its directory plus the name. */
+static char *canonical_shard_path(const char *path)
+{
+	char buf[PATH_MAX], dir[PATH_MAX];
+	const char *slash;
+	size_t n;
+
+	if (realpath(path, buf))
+		return strdup(buf);
+	slash = strrchr(path, '/');
+	if (!slash)
+		return realpath(".", dir) && strlen(dir) + strlen(path) + 2 <= sizeof(dir)
+			       ? (strcat(strcat(dir, "/"), path), strdup(dir))
+			       : NULL;
+	n = (size_t)(slash - path);
+	if (n == 0)
+		return strdup(path);
+	if (n >= sizeof(buf))
+		return NULL;
+	memcpy(buf, path, n);
+	buf[n] = '\0';
+	if (!realpath(buf, dir) || strlen(dir) + strlen(slash) + 1 > sizeof(dir))
+		return NULL;
+	strcat(dir, slash);
+	return strdup(dir);
+}
+
+static int lock_file_open(const char *lock_path)
+{
+	return robust_open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+}
+
+static int flock_retry(int fd, int op)
+{
+	int rc;
+	do
+		rc = flock(fd, op);
+	while (rc != 0 && errno == EINTR);
+	return rc == 0 ? 0 : -errno;
+}
+
+/* The inter-process writer lock: flock on <shard>.lock, never followed
+ * through a symlink. */
+int sc_lock_writer(sc_cache *c)
+{
+	int rc;
+
+	if (c->lock_fd < 0 && (c->lock_fd = lock_file_open(c->lock_path)) < 0) {
+		rc = c->lock_fd;
+		c->lock_fd = -1;
+		return rc;
+	}
+	return flock_retry(c->lock_fd, LOCK_EX);
+}
+
+void sc_unlock_writer(sc_cache *c)
+{
+	flock_retry(c->lock_fd, LOCK_UN);
+}
+
+int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
+{
+	char def[PATH_MAX];
+	sc_cache *c;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->fd = -1;
+	c->lock_fd = -1;
+	c->flags = flags;
+	pthread_rwlock_init(&c->rw, NULL);
+	pthread_mutex_init(&c->wmutex, NULL);
+	if (tag) {
+		c->tag_len = strlen(tag);
+		if (c->tag_len > UINT16_MAX) {
+			rc = SC_ETOOBIG;
+			goto fail;
+		}
+		if (!(c->tag = strdup(tag))) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+	}
+	if (!path) {
+		if ((rc = sc_default_path(def, sizeof(def))) != 0)
+			goto fail;
+		path = def;
+	}
+	if (!*path) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (!(flags & SC_IGNORE_ENV) && sc_env_disabled()) {
+		c->disabled = 1;
+		c->path = strdup(path);
+		if (!c->path) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		*out = c;
+		return 0;
+	}
+
+	if (access(path, F_OK) != 0 && errno == ENOENT) {
+		if (flags & (SC_NOCREATE | SC_RDONLY)) {
+			rc = -ENOENT;
+			goto fail;
+		}
+		if ((rc = make_parents(path)) != 0)
+			goto fail;
+	}
+	c->path = canonical_shard_path(path);
+	if (!c->path) {
+		rc = errno ? -errno : -ENOMEM;
+		goto fail;
+	}
+	if (asprintf(&c->lock_path, "%s.lock", c->path) < 0) {
+		c->lock_path = NULL;
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (access(c->path, F_OK) != 0 && errno == ENOENT && !(flags & (SC_NOCREATE | SC_RDONLY))) {
+		/* Create under the writer lock so that two processes racing
+		 * to create agree on one file. */
+		if ((rc = sc_lock_writer(c)) != 0)
+			goto fail;
+		rc = sc_create_shard(c->path);
+		sc_unlock_writer(c);
+		if (rc != 0)
+			goto fail;
+	}
+	if ((rc = sc_reopen_locked(c)) != 0)
+		goto fail;
+	if ((rc = sc_refresh_locked(c, 0)) != 0)
+		goto fail;
+	c->next_path_check_ns = sc_now_ns() + PATH_CHECK_NS;
+	*out = c;
+	return 0;
+fail:
+	sc_close(c);
+	return rc;
+}
+
+void sc_trim(sc_cache *c)
+{
+	struct sc_map *old;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->wmutex);
+	pthread_rwlock_wrlock(&c->rw);
+	if (c->maps) {
+		old = c->maps->next;
+		c->maps->next = NULL;
+		while (old) {
+			struct sc_map *n = old->next;
+			munmap(old->base, old->len);
+			free(old);
+			old = n;
+		}
+	}
+	pthread_rwlock_unlock(&c->rw);
+	pthread_mutex_unlock(&c->wmutex);
+}
+
+void sc_close(sc_cache *c)
+{
+	if (!c)
+		return;
+	while (c->maps) {
+		struct sc_map *n = c->maps->next;
+		munmap(c->maps->base, c->maps->len);
+		free(c->maps);
+		c->maps = n;
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->lock_fd >= 0)
+		close(c->lock_fd);
+	pthread_rwlock_destroy(&c->rw);
+	pthread_mutex_destroy(&c->wmutex);
+	free(c->path);
+	free(c->lock_path);
+	free(c->tag);
+	free(c);
+}
+
+const char *sc_path(const sc_cache *c)
+{
+	return c ? c->path : NULL;
+}
+
+int sc_disabled(const sc_cache *c)
+{
+	return c ? c->disabled : 1;
+}
+
+void sc_set_max_size(sc_cache *c, uint64_t max_bytes)
+{
+	if (c)
+		atomic_store(&c->max_size, max_bytes);
+}
+
