@@ -1,0 +1,1390 @@
+/*
+ * sc_bench.c - the core store against its peers, measured in one run.
+ *
+ * For each entry count (default 1000 and 100000 entries of 16 KiB blobs)
+ * three stores are filled with the same keys and the same blobs:
+ *
+ *   scriptcache  one shard file, this library
+ *   LMDB         one environment; key = source path, value = stamp + blob
+ *   files        one cache file per entry holding stamp + blob, the way
+ *                __pycache__ and most per-script caches work
+ *
+ * where the "stamp" is the source's mtime and size, so that both peers can
+ * check freshness the way sc_get() does.  Keys are canonical paths of real
+ * source files created in a temporary directory: every freshness stat(2)
+ * is a real one.  The stores are then timed on an index lookup, a validated
+ * hit, a no-sync put and a durable put; finally a first hit in a fresh
+ * process is timed on a 1 MiB and on a 1 GiB shard.
+ *
+ * Method: fast operations run in rounds over one random key sequence shared
+ * by all stores, the stores interleaved round by round, after an untimed
+ * pass that also checks every blob; the median round is reported.  Puts are
+ * timed one by one, in interleaved blocks; the mean is reported with p50 and
+ * p99.  Nothing is dropped from the page cache: all files are warm.
+ *
+ * The program prints progress on stderr and the report on stdout, and
+ * removes its temporary directory on exit, also after a failure or SIGINT.
+ * `sc_bench --help` lists the flags; docs/BENCHMARKS.md has results.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "scriptcache.h"
+
+extern char **environ;
+
+#define MAX_SIZES   4
+#define POOL_BLOBS  64     /* distinct blobs; key i gets blob i % POOL_BLOBS */
+#define FILES_PER_DIR 256
+#define TAG "sc_bench 16k v1"
+
+/* ------------------------------------------------------------------ */
+/* Options */
+
+struct opts {
+	size_t sizes[MAX_SIZES];
+	int n_sizes;
+	size_t blob_size;
+	size_t lookup_ops;     /* per round */
+	size_t hit_ops;        /* per round */
+	int rounds;
+	size_t put_ops;        /* no-sync puts per store and size */
+	size_t durable_ops;    /* durable puts per store and size */
+	int first_hit_reps;
+	uint64_t small_shard;  /* bytes */
+	uint64_t big_shard;    /* bytes */
+	const char *tmp_base;
+	int quick;
+	int strict;
+	int keep;
+};
+
+static struct opts g_opt = {
+	.sizes = { 1000, 100000 },
+	.n_sizes = 2,
+	.blob_size = 16384,
+	.lookup_ops = 200000,
+	.hit_ops = 50000,
+	.rounds = 5,
+	.put_ops = 2000,
+	.durable_ops = 200,
+	.first_hit_reps = 50,
+	.small_shard = 1u << 20,
+	.big_shard = 1u << 30,
+	.tmp_base = "/tmp",
+};
+
+/* ------------------------------------------------------------------ */
+/* Failure and cleanup */
+
+static char g_tmpdir[PATH_MAX];   /* empty until created; removed at exit */
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (type == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+static void cleanup_tmpdir(void)
+{
+	if (g_tmpdir[0] == '\0' || g_opt.keep)
+		return;
+	nftw(g_tmpdir, rm_entry, 64, FTW_DEPTH | FTW_PHYS);
+	g_tmpdir[0] = '\0';
+}
+
+/* Not async-signal-safe, but the process is going away either way and a
+ * 100K-file directory left in /tmp is the worse outcome. */
+static void on_signal(int sig)
+{
+	cleanup_tmpdir();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static _Noreturn void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("sc_bench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1); /* atexit removes the temporary directory */
+}
+
+static void progress(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("# ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+/* ------------------------------------------------------------------ */
+/* Small helpers */
+
+static volatile uint64_t g_sink; /* keeps results observable */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15u;
+
+static uint64_t rng_next(void) /* splitmix64 */
+{
+	uint64_t z = (g_rng += 0x9e3779b97f4a7c15u);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		die("out of memory (%zu bytes)", n);
+	return p;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (!p)
+		die("out of memory");
+	return p;
+}
+
+static void path_join(char *out, const char *a, const char *b)
+{
+	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", a, b) >= PATH_MAX)
+		die("path too long: %s/%s", a, b);
+}
+
+static void mkdir_or_die(const char *path)
+{
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		die("mkdir %s: %s", path, strerror(errno));
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Percentile of @p v (sorted in place), p in [0,1]. */
+static double percentile(double *v, size_t n, double p)
+{
+	size_t i;
+
+	qsort(v, n, sizeof *v, cmp_double);
+	i = (size_t)(p * (double)(n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+/* ------------------------------------------------------------------ */
+/* Keys, sources and blobs, shared by every store */
+
+/* What the peers store in front of the blob to judge freshness. */
+struct stamp {
+	int64_t mtime_sec;
+	int64_t mtime_nsec;
+	uint64_t src_size;
+	uint64_t blob_len;
+};
+
+static size_t g_nkeys;
+static char **g_keys;     /* canonical source paths */
+static char **g_cpaths;   /* files store: cache file per key */
+static unsigned char *g_pool;
+
+static const unsigned char *blob_of(size_t i)
+{
+	return g_pool + (i % POOL_BLOBS) * g_opt.blob_size;
+}
+
+static void make_pool(void)
+{
+	size_t n = POOL_BLOBS * g_opt.blob_size;
+	size_t i;
+
+	g_pool = xmalloc(n);
+	for (i = 0; i + 8 <= n; i += 8) {
+		uint64_t v = rng_next();
+		memcpy(g_pool + i, &v, 8);
+	}
+	for (; i < n; i++)
+		g_pool[i] = (unsigned char)rng_next();
+}
+
+static void make_sources(size_t n)
+{
+	char src[PATH_MAX], files[PATH_MAX], d[PATH_MAX], buf[64];
+	size_t i;
+
+	path_join(src, g_tmpdir, "src");
+	path_join(files, g_tmpdir, "files");
+	mkdir_or_die(src);
+	g_keys = xmalloc(n * sizeof *g_keys);
+	g_cpaths = xmalloc(n * sizeof *g_cpaths);
+	for (i = 0; i < n; i++) {
+		char p[PATH_MAX];
+		int fd, len;
+
+		snprintf(buf, sizeof buf, "dir%zu", i / FILES_PER_DIR);
+		path_join(d, src, buf);
+		if (i % FILES_PER_DIR == 0)
+			mkdir_or_die(d);
+		if ((size_t)snprintf(p, sizeof p, "%s/mod%zu.lua", d, i) >= sizeof p)
+			die("path too long");
+		fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0)
+			die("create %s: %s", p, strerror(errno));
+		len = snprintf(buf, sizeof buf, "-- module %zu\nreturn %zu\n", i, i);
+		if (write(fd, buf, (size_t)len) != len)
+			die("write %s: %s", p, strerror(errno));
+		close(fd);
+		g_keys[i] = xstrdup(p);
+		if ((size_t)snprintf(p, sizeof p, "%s/dir%zu/mod%zu.luac", files,
+				     i / FILES_PER_DIR, i) >= sizeof p)
+			die("path too long");
+		g_cpaths[i] = xstrdup(p);
+	}
+	g_nkeys = n;
+}
+
+static void free_sources(void)
+{
+	for (size_t i = 0; i < g_nkeys; i++) {
+		free(g_keys[i]);
+		free(g_cpaths[i]);
+	}
+	free(g_keys);
+	free(g_cpaths);
+	free(g_pool);
+}
+
+static void stamp_from(struct stamp *s, const struct stat *st)
+{
+	s->mtime_sec = st->st_mtim.tv_sec;
+	s->mtime_nsec = st->st_mtim.tv_nsec;
+	s->src_size = (uint64_t)st->st_size;
+	s->blob_len = g_opt.blob_size;
+}
+
+static int stamp_fresh(const struct stamp *s, const struct stat *st)
+{
+	return s->mtime_sec == st->st_mtim.tv_sec && s->mtime_nsec == st->st_mtim.tv_nsec &&
+	       s->src_size == (uint64_t)st->st_size;
+}
+
+/* ------------------------------------------------------------------ */
+/* Store: scriptcache */
+
+struct sc_store {
+	sc_cache *c;
+	char path[PATH_MAX];
+};
+
+static void scs_open(struct sc_store *s, unsigned flags)
+{
+	int rc = sc_open(&s->c, s->path, TAG, flags | SC_IGNORE_ENV);
+
+	if (rc != 0)
+		die("sc_open %s: %s", s->path, sc_strerror(rc));
+}
+
+static int scs_lookup(void *p, size_t i)
+{
+	struct sc_store *s = p;
+	sc_entry_info e;
+	int rc = sc_lookup(s->c, g_keys[i], &e);
+
+	g_sink += e.blob_size;
+	return rc;
+}
+
+static int scs_hit(void *p, size_t i)
+{
+	struct sc_store *s = p;
+	sc_blob b;
+	int rc = sc_get(s->c, g_keys[i], &b);
+
+	if (rc == 0)
+		g_sink += *(const unsigned char *)b.data;
+	return rc;
+}
+
+static int scs_verify(void *p, size_t i)
+{
+	struct sc_store *s = p;
+	sc_blob b;
+	int rc = sc_get(s->c, g_keys[i], &b);
+
+	if (rc != 0)
+		return rc;
+	if (b.size != g_opt.blob_size || memcmp(b.data, blob_of(i), b.size) != 0 ||
+	    (uintptr_t)b.data % SC_BLOB_ALIGN != 0)
+		return -EBADMSG;
+	return 0;
+}
+
+static int scs_put(void *p, size_t i)
+{
+	struct sc_store *s = p;
+
+	return sc_put(s->c, g_keys[i], blob_of(i), g_opt.blob_size);
+}
+
+/* ------------------------------------------------------------------ */
+/* Store: LMDB */
+
+struct lmdb_store {
+	MDB_env *env;
+	MDB_dbi dbi;
+	MDB_txn *rtxn;      /* reused per lookup: renew ... reset */
+	MDB_txn *rtxn_long; /* kept open across a whole round */
+	char dir[PATH_MAX];
+};
+
+static void lmdb_check(int rc, const char *what)
+{
+	if (rc != 0)
+		die("LMDB %s: %s", what, mdb_strerror(rc));
+}
+
+static void lms_open(struct lmdb_store *s, size_t entries)
+{
+	/* A 16 KiB value takes 5 overflow pages; copy-on-write and the free
+	 * list can need twice the live size. */
+	size_t per = ((g_opt.blob_size + sizeof(struct stamp) + 16 + 4095) / 4096) * 4096;
+	size_t total = entries + g_opt.put_ops + g_opt.durable_ops + 1024;
+	MDB_txn *txn;
+
+	mkdir_or_die(s->dir);
+	lmdb_check(mdb_env_create(&s->env), "env_create");
+	lmdb_check(mdb_env_set_mapsize(s->env, total * per * 2 + (64u << 20)), "set_mapsize");
+	lmdb_check(mdb_env_open(s->env, s->dir, MDB_NOSYNC, 0600), "env_open");
+	lmdb_check(mdb_txn_begin(s->env, NULL, 0, &txn), "txn_begin");
+	lmdb_check(mdb_dbi_open(txn, NULL, 0, &s->dbi), "dbi_open");
+	lmdb_check(mdb_txn_commit(txn), "commit");
+	lmdb_check(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn), "rtxn");
+	mdb_txn_reset(s->rtxn);
+	lmdb_check(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn_long), "rtxn");
+	mdb_txn_reset(s->rtxn_long);
+}
+
+static void lms_close(struct lmdb_store *s)
+{
+	mdb_txn_abort(s->rtxn);
+	mdb_txn_abort(s->rtxn_long);
+	mdb_env_close(s->env);
+	s->env = NULL;
+}
+
+static MDB_val mkey(size_t i)
+{
+	MDB_val k = { strlen(g_keys[i]), g_keys[i] };
+	return k;
+}
+
+/* The recommended pattern for repeated reads: renew, read, reset. */
+static int lms_lookup(void *p, size_t i)
+{
+	struct lmdb_store *s = p;
+	MDB_val k = mkey(i), v;
+	int rc;
+
+	if ((rc = mdb_txn_renew(s->rtxn)) != 0)
+		return rc;
+	rc = mdb_get(s->rtxn, s->dbi, &k, &v);
+	if (rc == 0)
+		g_sink += v.mv_size;
+	mdb_txn_reset(s->rtxn);
+	return rc;
+}
+
+static void lms_long_begin(void *p)
+{
+	struct lmdb_store *s = p;
+
+	lmdb_check(mdb_txn_renew(s->rtxn_long), "txn_renew");
+}
+
+static void lms_long_end(void *p)
+{
+	struct lmdb_store *s = p;
+
+	mdb_txn_reset(s->rtxn_long);
+}
+
+/* Best case for LMDB: all lookups inside one read transaction. */
+static int lms_lookup_long(void *p, size_t i)
+{
+	struct lmdb_store *s = p;
+	MDB_val k = mkey(i), v;
+	int rc = mdb_get(s->rtxn_long, s->dbi, &k, &v);
+
+	if (rc == 0)
+		g_sink += v.mv_size;
+	return rc;
+}
+
+static int lms_hit_check(struct lmdb_store *s, size_t i, int full)
+{
+	MDB_val k = mkey(i), v;
+	struct stamp sp;
+	struct stat st;
+	int rc;
+
+	if ((rc = mdb_txn_renew(s->rtxn)) != 0)
+		return rc;
+	rc = mdb_get(s->rtxn, s->dbi, &k, &v);
+	if (rc != 0)
+		goto out;
+	if (v.mv_size != sizeof sp + g_opt.blob_size) {
+		rc = -EBADMSG;
+		goto out;
+	}
+	memcpy(&sp, v.mv_data, sizeof sp);
+	if (stat(g_keys[i], &st) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!stamp_fresh(&sp, &st)) {
+		rc = -ESTALE;
+		goto out;
+	}
+	if (full && memcmp((const char *)v.mv_data + sizeof sp, blob_of(i), g_opt.blob_size))
+		rc = -EBADMSG;
+	g_sink += ((const unsigned char *)v.mv_data)[sizeof sp];
+out:
+	mdb_txn_reset(s->rtxn);
+	return rc;
+}
+
+static int lms_hit(void *p, size_t i)
+{
+	return lms_hit_check(p, i, 0);
+}
+
+static int lms_verify(void *p, size_t i)
+{
+	return lms_hit_check(p, i, 1);
+}
+
+/* One write transaction per put, as a cache storing one script would. */
+static int lms_put(void *p, size_t i)
+{
+	struct lmdb_store *s = p;
+	MDB_val k = mkey(i), v = { sizeof(struct stamp) + g_opt.blob_size, NULL };
+	struct stamp sp;
+	struct stat st;
+	MDB_txn *txn;
+	int rc;
+
+	if (stat(g_keys[i], &st) != 0)
+		return -errno;
+	stamp_from(&sp, &st);
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_put(txn, s->dbi, &k, &v, MDB_RESERVE)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	memcpy(v.mv_data, &sp, sizeof sp);
+	memcpy((char *)v.mv_data + sizeof sp, blob_of(i), g_opt.blob_size);
+	return mdb_txn_commit(txn);
+}
+
+/* ------------------------------------------------------------------ */
+/* Store: one file per entry */
+
+struct file_store {
+	int sync;            /* fsync the temp file before the rename */
+	unsigned char *buf;  /* read buffer, larger than any cache file */
+	size_t buf_len;
+};
+
+static int fs_hit_check(struct file_store *s, size_t i, int full)
+{
+	struct stamp sp;
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (stat(g_keys[i], &st) != 0)
+		return -errno;
+	fd = open(g_cpaths[i], O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, s->buf, s->buf_len);
+	close(fd);
+	if (n != (ssize_t)(sizeof sp + g_opt.blob_size))
+		return n < 0 ? -errno : -EBADMSG;
+	memcpy(&sp, s->buf, sizeof sp);
+	if (!stamp_fresh(&sp, &st))
+		return -ESTALE;
+	if (full && memcmp(s->buf + sizeof sp, blob_of(i), g_opt.blob_size))
+		return -EBADMSG;
+	g_sink += s->buf[sizeof sp];
+	return 0;
+}
+
+static int fs_hit(void *p, size_t i)
+{
+	return fs_hit_check(p, i, 0);
+}
+
+static int fs_verify(void *p, size_t i)
+{
+	return fs_hit_check(p, i, 1);
+}
+
+/* Write a temp file and rename it over the entry: readers never see a
+ * partial file.  With sync, fsync before the rename (the usual recipe). */
+static int fs_put(void *p, size_t i)
+{
+	struct file_store *s = p;
+	char tmp[PATH_MAX];
+	struct stamp sp;
+	struct stat st;
+	struct iovec iov[2];
+	ssize_t n;
+	int fd, rc = 0;
+
+	if (stat(g_keys[i], &st) != 0)
+		return -errno;
+	stamp_from(&sp, &st);
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", g_cpaths[i]) >= sizeof tmp)
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	iov[0].iov_base = &sp;
+	iov[0].iov_len = sizeof sp;
+	iov[1].iov_base = (void *)blob_of(i);
+	iov[1].iov_len = g_opt.blob_size;
+	n = writev(fd, iov, 2);
+	if (n != (ssize_t)(sizeof sp + g_opt.blob_size))
+		rc = n < 0 ? -errno : -EIO;
+	if (rc == 0 && s->sync && fsync(fd) != 0)
+		rc = -errno;
+	if (close(fd) != 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, g_cpaths[i]) != 0)
+		rc = -errno;
+	if (rc != 0)
+		unlink(tmp);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Measurement */
+
+typedef int (*op_fn)(void *store, size_t key);
+
+struct contender {
+	const char *label;
+	op_fn op;
+	void *store;
+	void (*begin)(void *store); /* optional, around each timed round */
+	void (*end)(void *store);
+	op_fn verify;               /* optional, untimed pass over every key */
+};
+
+static const char *rc_str(int rc)
+{
+	if (rc <= SC_ENOTFOUND && rc >= SC_ELAST)
+		return sc_strerror(rc);
+	if (rc < 0)
+		return strerror(-rc);
+	return mdb_strerror(rc);
+}
+
+/*
+ * Time @p nc contenders over the key sequence @p seq (@p ops keys):
+ * an untimed pass over all @p n keys (verifying when asked) and one warm-up
+ * round, then g_opt.rounds rounds, the contenders interleaved.  The median
+ * round's ns/op goes to out[c].
+ */
+static void run_rounds(const char *what, struct contender *cs, int nc, size_t n,
+		       const size_t *seq, size_t ops, double *out)
+{
+	int rounds = g_opt.rounds;
+	double *samples = xmalloc((size_t)nc * (size_t)rounds * sizeof *samples);
+
+	for (int c = 0; c < nc; c++) {
+		op_fn pass = cs[c].verify ? cs[c].verify : cs[c].op;
+
+		if (cs[c].begin)
+			cs[c].begin(cs[c].store);
+		for (size_t i = 0; i < n; i++) {
+			int rc = pass(cs[c].store, i);
+			if (rc != 0)
+				die("%s: %s: key %zu (%s): %s", what, cs[c].label, i, g_keys[i],
+				    rc_str(rc));
+		}
+		for (size_t k = 0; k < ops; k++)
+			cs[c].op(cs[c].store, seq[k]);
+		if (cs[c].end)
+			cs[c].end(cs[c].store);
+	}
+	for (int r = 0; r < rounds; r++) {
+		for (int c = 0; c < nc; c++) {
+			op_fn op = cs[c].op;
+			void *st = cs[c].store;
+			int bad = 0;
+			int64_t t0, t1;
+
+			if (cs[c].begin)
+				cs[c].begin(st);
+			t0 = now_ns();
+			for (size_t k = 0; k < ops; k++)
+				bad |= op(st, seq[k]);
+			t1 = now_ns();
+			if (cs[c].end)
+				cs[c].end(st);
+			if (bad)
+				die("%s: %s failed during a timed round", what, cs[c].label);
+			samples[c * rounds + r] = (double)(t1 - t0) / (double)ops;
+		}
+	}
+	for (int c = 0; c < nc; c++) {
+		out[c] = percentile(samples + c * rounds, (size_t)rounds, 0.5);
+		progress("%s, N=%zu: %-44s %9.1f ns/op", what, n, cs[c].label, out[c]);
+	}
+	free(samples);
+}
+
+struct put_result {
+	double mean, p50, p99;
+};
+
+/*
+ * Time @p ops puts per contender, one by one, on the keys in @p seq; the
+ * contenders take turns in blocks so that drift (page cache, disk) hits
+ * all of them alike.
+ */
+static void run_puts(const char *what, struct contender *cs, int nc, size_t n,
+		     const size_t *seq, size_t ops, struct put_result *out)
+{
+	size_t block = ops >= 200 ? ops / 20 : (ops >= 10 ? ops / 10 : 1);
+	double *lat = xmalloc((size_t)nc * ops * sizeof *lat);
+
+	for (size_t done = 0; done < ops; done += block) {
+		size_t end = done + block < ops ? done + block : ops;
+
+		for (int c = 0; c < nc; c++) {
+			for (size_t k = done; k < end; k++) {
+				int64_t t0 = now_ns();
+				int rc = cs[c].op(cs[c].store, seq[k]);
+				int64_t t1 = now_ns();
+
+				if (rc != 0)
+					die("%s: %s: key %zu: %s", what, cs[c].label, seq[k],
+					    rc_str(rc));
+				lat[c * ops + k] = (double)(t1 - t0);
+			}
+		}
+	}
+	for (int c = 0; c < nc; c++) {
+		double *v = lat + c * ops, sum = 0;
+
+		for (size_t k = 0; k < ops; k++)
+			sum += v[k];
+		out[c].mean = sum / (double)ops;
+		out[c].p50 = percentile(v, ops, 0.5);
+		out[c].p99 = percentile(v, ops, 0.99);
+		progress("%s, N=%zu: %-44s %9.0f ns/op (p50 %.0f, p99 %.0f)", what, n,
+			 cs[c].label, out[c].mean, out[c].p50, out[c].p99);
+	}
+	free(lat);
+}
+
+/* ------------------------------------------------------------------ */
+/* Results */
+
+enum {
+	R_LOOKUP_SC, R_LOOKUP_LMDB, R_LOOKUP_LMDB_LONG,
+	R_HIT_SC, R_HIT_FILES, R_HIT_LMDB,
+	R_FILL_SC, R_FILL_LMDB, R_FILL_FILES,
+	R_PUT_SC, R_PUT_LMDB, R_PUT_FILES,
+	R_DPUT_SC, R_DPUT_LMDB, R_DPUT_FILES,
+	R_COUNT
+};
+
+static const char *const g_row_label[R_COUNT] = {
+	[R_LOOKUP_SC]        = "scriptcache sc_lookup",
+	[R_LOOKUP_LMDB]      = "LMDB mdb_get, txn renew+reset per lookup",
+	[R_LOOKUP_LMDB_LONG] = "LMDB mdb_get, one read txn per round (info)",
+	[R_HIT_SC]           = "scriptcache sc_get",
+	[R_HIT_FILES]        = "files: stat+open+read+close",
+	[R_HIT_LMDB]         = "LMDB renew+mdb_get+stat+reset",
+	[R_FILL_SC]          = "scriptcache sc_put, SC_NOSYNC",
+	[R_FILL_LMDB]        = "LMDB put+commit, MDB_NOSYNC",
+	[R_FILL_FILES]       = "files: write tmp+rename",
+	[R_PUT_SC]           = "scriptcache sc_put, SC_NOSYNC",
+	[R_PUT_LMDB]         = "LMDB put+commit, MDB_NOSYNC",
+	[R_PUT_FILES]        = "files: write tmp+rename",
+	[R_DPUT_SC]          = "scriptcache sc_put (durable)",
+	[R_DPUT_LMDB]        = "LMDB put+commit (durable)",
+	[R_DPUT_FILES]       = "files: write tmp+fsync+rename",
+};
+
+static struct put_result g_res[R_COUNT][MAX_SIZES];
+
+struct shard_info {
+	uint64_t file_size, entries, index_slots;
+};
+static struct shard_info g_shard_info[MAX_SIZES];
+
+/* First hit in a fresh process. */
+struct first_hit {
+	const char *label;
+	uint64_t file_size, entries;
+	double build_s;
+	double p10, p50, p90;
+};
+static struct first_hit g_first[2];
+
+/* ------------------------------------------------------------------ */
+/* Benchmarks for one entry count */
+
+static size_t *random_seq(size_t n, size_t ops)
+{
+	size_t *seq = xmalloc(ops * sizeof *seq);
+
+	for (size_t k = 0; k < ops; k++)
+		seq[k] = (size_t)(rng_next() % n);
+	return seq;
+}
+
+static void fill_one(const char *label, op_fn put, void *store, size_t n, struct put_result *r)
+{
+	int64_t t0 = now_ns();
+
+	for (size_t i = 0; i < n; i++) {
+		int rc = put(store, i);
+		if (rc != 0)
+			die("fill %s: key %zu: %s", label, i, rc_str(rc));
+	}
+	r->mean = (double)(now_ns() - t0) / (double)n;
+	r->p50 = r->p99 = 0;
+	progress("fill, N=%zu: %-44s %9.0f ns/put", n, label, r->mean);
+}
+
+static void bench_size(int si)
+{
+	size_t n = g_opt.sizes[si];
+	struct sc_store scs = { 0 };
+	struct lmdb_store lms = { 0 };
+	struct file_store fst = { 0 };
+	char files_dir[PATH_MAX], d[PATH_MAX], name[32];
+	size_t *seq;
+	double ns[3];
+	struct put_result pr[3];
+	sc_stats stats;
+	int rc;
+
+	progress("--- N = %zu entries of %zu bytes ---", n, g_opt.blob_size);
+	path_join(scs.path, g_tmpdir, "bench.shard");
+	path_join(lms.dir, g_tmpdir, "lmdb");
+	path_join(files_dir, g_tmpdir, "files");
+	fst.buf_len = sizeof(struct stamp) + g_opt.blob_size + 4096;
+	fst.buf = xmalloc(fst.buf_len);
+
+	/* Fill: N new keys into each empty store, one commit per put. */
+	scs_open(&scs, SC_NOSYNC);
+	lms_open(&lms, n);
+	mkdir_or_die(files_dir);
+	for (size_t i = 0; i < n; i += FILES_PER_DIR) {
+		snprintf(name, sizeof name, "dir%zu", i / FILES_PER_DIR);
+		path_join(d, files_dir, name);
+		mkdir_or_die(d);
+	}
+	fill_one(g_row_label[R_FILL_SC], scs_put, &scs, n, &g_res[R_FILL_SC][si]);
+	fill_one(g_row_label[R_FILL_LMDB], lms_put, &lms, n, &g_res[R_FILL_LMDB][si]);
+	fill_one(g_row_label[R_FILL_FILES], fs_put, &fst, n, &g_res[R_FILL_FILES][si]);
+	if ((rc = sc_get_stats(scs.c, &stats)) != 0)
+		die("sc_get_stats: %s", sc_strerror(rc));
+	g_shard_info[si].file_size = stats.file_size;
+	g_shard_info[si].entries = stats.entries;
+	g_shard_info[si].index_slots = stats.index_slots;
+	if (stats.entries != n)
+		die("shard holds %" PRIu64 " entries after %zu puts", stats.entries, n);
+
+	/* Lookup: index probe only. */
+	seq = random_seq(n, g_opt.lookup_ops);
+	{
+		struct contender cs[3] = {
+			{ g_row_label[R_LOOKUP_SC], scs_lookup, &scs, NULL, NULL, NULL },
+			{ g_row_label[R_LOOKUP_LMDB], lms_lookup, &lms, NULL, NULL, NULL },
+			{ g_row_label[R_LOOKUP_LMDB_LONG], lms_lookup_long, &lms,
+			  lms_long_begin, lms_long_end, NULL },
+		};
+		run_rounds("lookup", cs, 3, n, seq, g_opt.lookup_ops, ns);
+		for (int c = 0; c < 3; c++)
+			g_res[R_LOOKUP_SC + c][si].mean = ns[c];
+	}
+	free(seq);
+
+	/* Validated hit. */
+	seq = random_seq(n, g_opt.hit_ops);
+	{
+		struct contender cs[3] = {
+			{ g_row_label[R_HIT_SC], scs_hit, &scs, NULL, NULL, scs_verify },
+			{ g_row_label[R_HIT_FILES], fs_hit, &fst, NULL, NULL, fs_verify },
+			{ g_row_label[R_HIT_LMDB], lms_hit, &lms, NULL, NULL, lms_verify },
+		};
+		run_rounds("hit", cs, 3, n, seq, g_opt.hit_ops, ns);
+		for (int c = 0; c < 3; c++)
+			g_res[R_HIT_SC + c][si].mean = ns[c];
+	}
+	free(seq);
+
+	/* No-sync put: replace random existing entries. */
+	seq = random_seq(n, g_opt.put_ops);
+	{
+		struct contender cs[3] = {
+			{ g_row_label[R_PUT_SC], scs_put, &scs, NULL, NULL, NULL },
+			{ g_row_label[R_PUT_LMDB], lms_put, &lms, NULL, NULL, NULL },
+			{ g_row_label[R_PUT_FILES], fs_put, &fst, NULL, NULL, NULL },
+		};
+		run_puts("put nosync", cs, 3, n, seq, g_opt.put_ops, pr);
+		for (int c = 0; c < 3; c++)
+			g_res[R_PUT_SC + c][si] = pr[c];
+	}
+	free(seq);
+
+	/* Durable put: the same, with each store's own durability. */
+	sc_close(scs.c);
+	scs_open(&scs, 0);
+	lmdb_check(mdb_env_set_flags(lms.env, MDB_NOSYNC, 0), "set_flags");
+	fst.sync = 1;
+	seq = random_seq(n, g_opt.durable_ops);
+	{
+		struct contender cs[3] = {
+			{ g_row_label[R_DPUT_SC], scs_put, &scs, NULL, NULL, NULL },
+			{ g_row_label[R_DPUT_LMDB], lms_put, &lms, NULL, NULL, NULL },
+			{ g_row_label[R_DPUT_FILES], fs_put, &fst, NULL, NULL, NULL },
+		};
+		run_puts("put durable", cs, 3, n, seq, g_opt.durable_ops, pr);
+		for (int c = 0; c < 3; c++)
+			g_res[R_DPUT_SC + c][si] = pr[c];
+	}
+	free(seq);
+
+	sc_close(scs.c);
+	lms_close(&lms);
+	free(fst.buf);
+	/* Free the page cache and disk space before the next size. */
+	nftw(files_dir, rm_entry, 64, FTW_DEPTH | FTW_PHYS);
+	nftw(lms.dir, rm_entry, 64, FTW_DEPTH | FTW_PHYS);
+	unlink(scs.path);
+}
+
+/* ------------------------------------------------------------------ */
+/* First hit in a fresh process */
+
+/* Child mode: open the shard, one validated hit, print the elapsed ns. */
+static int child_first_hit(const char *shard, const char *key)
+{
+	int64_t t0, t1;
+	sc_cache *c = NULL;
+	sc_blob b;
+	int rc;
+
+	t0 = now_ns();
+	rc = sc_open(&c, shard, TAG, SC_IGNORE_ENV);
+	if (rc == 0)
+		rc = sc_get(c, key, &b);
+	t1 = now_ns();
+	if (rc != 0) {
+		fprintf(stderr, "sc_bench child: %s: %s\n", key, sc_strerror(rc));
+		sc_close(c);
+		return 1;
+	}
+	g_sink += *(const unsigned char *)b.data;
+	printf("%" PRId64 "\n", t1 - t0);
+	sc_close(c);
+	return 0;
+}
+
+static double spawn_first_hit(const char *self, const char *shard, const char *key)
+{
+	char *argv[] = { (char *)self, "--child-first-hit", (char *)shard, (char *)key, NULL };
+	posix_spawn_file_actions_t fa;
+	char buf[64];
+	size_t got = 0;
+	ssize_t r;
+	int pfd[2], status, rc;
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) != 0)
+		die("pipe: %s", strerror(errno));
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], STDOUT_FILENO);
+	rc = posix_spawn(&pid, self, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(pfd[1]);
+	if (rc != 0)
+		die("posix_spawn %s: %s", self, strerror(rc));
+	while (got < sizeof buf - 1 && (r = read(pfd[0], buf + got, sizeof buf - 1 - got)) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			die("read from child: %s", strerror(errno));
+		}
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	close(pfd[0]);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die("waitpid: %s", strerror(errno));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got == 0)
+		die("first-hit child failed on %s", shard);
+	return strtod(buf, NULL);
+}
+
+/* Build a shard of about @p bytes; return the number of entries. */
+static size_t build_shard(const char *path, uint64_t bytes, struct first_hit *fh)
+{
+	struct sc_store s = { 0 };
+	sc_stats st;
+	size_t n, probe = 16, i;
+	int64_t t0 = now_ns();
+	int rc;
+
+	snprintf(s.path, sizeof s.path, "%s", path);
+	scs_open(&s, SC_NOSYNC);
+	for (i = 0; i < probe; i++)
+		if ((rc = scs_put(&s, i)) != 0)
+			die("build %s: %s", path, sc_strerror(rc));
+	if ((rc = sc_get_stats(s.c, &st)) != 0)
+		die("sc_get_stats: %s", sc_strerror(rc));
+	/* Bytes per entry from the first few; the index adds a little. */
+	n = (size_t)(bytes / ((st.live_bytes + st.dead_bytes) / st.entries + 32));
+	if (n > g_nkeys)
+		n = g_nkeys;
+	for (; i < n; i++)
+		if ((rc = scs_put(&s, i)) != 0)
+			die("build %s: key %zu: %s", path, i, sc_strerror(rc));
+	if ((rc = sc_get_stats(s.c, &st)) != 0)
+		die("sc_get_stats: %s", sc_strerror(rc));
+	fh->build_s = (double)(now_ns() - t0) / 1e9;
+	fh->file_size = st.file_size;
+	fh->entries = st.entries;
+	sc_close(s.c);
+	progress("built %s: %" PRIu64 " entries, %" PRIu64 " bytes, %.2f s", path, st.entries,
+		 st.file_size, fh->build_s);
+	return n;
+}
+
+static void bench_first_hit(void)
+{
+	char self[PATH_MAX], shard[2][PATH_MAX];
+	size_t n[2];
+	int reps = g_opt.first_hit_reps;
+	double *t[2];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+
+	if (len < 0)
+		die("readlink /proc/self/exe: %s", strerror(errno));
+	self[len] = '\0';
+	path_join(shard[0], g_tmpdir, "small.shard");
+	path_join(shard[1], g_tmpdir, "big.shard");
+	g_first[0].label = "small";
+	g_first[1].label = "big";
+	n[0] = build_shard(shard[0], g_opt.small_shard, &g_first[0]);
+	n[1] = build_shard(shard[1], g_opt.big_shard, &g_first[1]);
+	for (int s = 0; s < 2; s++)
+		t[s] = xmalloc((size_t)reps * sizeof *t[s]);
+	/* Warm-up: one child per shard (faults in the binary and libraries). */
+	for (int s = 0; s < 2; s++)
+		spawn_first_hit(self, shard[s], g_keys[0]);
+	for (int r = 0; r < reps; r++)
+		for (int s = 0; s < 2; s++)
+			t[s][r] = spawn_first_hit(self, shard[s], g_keys[rng_next() % n[s]]);
+	for (int s = 0; s < 2; s++) {
+		g_first[s].p10 = percentile(t[s], (size_t)reps, 0.1);
+		g_first[s].p50 = percentile(t[s], (size_t)reps, 0.5);
+		g_first[s].p90 = percentile(t[s], (size_t)reps, 0.9);
+		progress("first hit, %s shard: median %.0f ns", g_first[s].label, g_first[s].p50);
+		free(t[s]);
+		unlink(shard[s]);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Report */
+
+static void print_table(const char *title, int first, int count, int with_pct)
+{
+	printf("\n%s\n", title);
+	printf("  %-46s", "");
+	for (int s = 0; s < g_opt.n_sizes; s++)
+		printf(" | N=%-8zu %6s %7s", g_opt.sizes[s], "ns/op", "sc/x");
+	printf("\n");
+	for (int r = first; r < first + count; r++) {
+		printf("  %-46s", g_row_label[r]);
+		for (int s = 0; s < g_opt.n_sizes; s++) {
+			double v = g_res[r][s].mean, ref = g_res[first][s].mean;
+
+			if (r == first)
+				printf(" | %17.0f %7s", v, "");
+			else
+				printf(" | %17.0f %6.2fx", v, ref / v);
+		}
+		printf("\n");
+		if (with_pct) {
+			printf("  %-46s", "    p50 / p99");
+			for (int s = 0; s < g_opt.n_sizes; s++) {
+				char b[40];
+				snprintf(b, sizeof b, "%.0f / %.0f", g_res[r][s].p50, g_res[r][s].p99);
+				printf(" | %25s", b);
+			}
+			printf("\n");
+		}
+	}
+}
+
+static const char *fs_name(const char *path)
+{
+	struct statfs sf;
+
+	if (statfs(path, &sf) != 0)
+		return "unknown";
+	switch ((unsigned long)sf.f_type) {
+	case 0x01021994: return "tmpfs";
+	case 0xEF53:     return "ext2/3/4";
+	case 0x58465342: return "xfs";
+	case 0x9123683E: return "btrfs";
+	case 0x794c7630: return "overlayfs";
+	default:         return "other";
+	}
+}
+
+static void print_machine(int argc, char **argv)
+{
+	struct utsname u;
+	char line[256], cpu[256] = "unknown";
+	long mem_kb = 0;
+	FILE *f;
+	int major, minor, patch;
+
+	uname(&u);
+	if ((f = fopen("/proc/cpuinfo", "r")) != NULL) {
+		while (fgets(line, sizeof line, f))
+			if (strncmp(line, "model name", 10) == 0) {
+				char *p = strchr(line, ':');
+				if (p) {
+					snprintf(cpu, sizeof cpu, "%s", p + 2);
+					cpu[strcspn(cpu, "\n")] = '\0';
+				}
+				break;
+			}
+		fclose(f);
+	}
+	if ((f = fopen("/proc/meminfo", "r")) != NULL) {
+		while (fgets(line, sizeof line, f))
+			if (sscanf(line, "MemTotal: %ld kB", &mem_kb) == 1)
+				break;
+		fclose(f);
+	}
+	mdb_version(&major, &minor, &patch);
+	printf("sc_bench: scriptcache core store vs LMDB vs one file per entry\n");
+	printf("command:  ");
+	for (int i = 0; i < argc; i++)
+		printf("%s%s", i ? " " : "", argv[i]);
+	printf("\nmachine:  %ld CPUs online, %s, %.1f GiB RAM, %s %s %s\n",
+	       sysconf(_SC_NPROCESSORS_ONLN), cpu, (double)mem_kb / (1024.0 * 1024.0),
+	       u.sysname, u.release, u.machine);
+	printf("versions: scriptcache %s, LMDB %d.%d.%d\n", SC_VERSION_STRING, major, minor, patch);
+	printf("temp dir: %s (%s), all files warm in the page cache\n", g_tmpdir,
+	       fs_name(g_tmpdir));
+	printf("workload: %zu-byte blobs, %d distinct; keys are real source files; "
+	       "%d rounds, median round\n", g_opt.blob_size, POOL_BLOBS, g_opt.rounds);
+	fflush(stdout);
+}
+
+struct target {
+	const char *what;
+	double value, limit;
+};
+
+static int report(void)
+{
+	int last = g_opt.n_sizes - 1;
+	int misses = 0, nt = 0;
+	struct target t[8];
+	const char *sz = g_opt.quick ? " (quick)" : "";
+	static char lbl[8][160];
+
+	printf("\nshard after fill:");
+	for (int s = 0; s < g_opt.n_sizes; s++)
+		printf("  N=%zu: %.1f MiB, %" PRIu64 " index slots;", g_opt.sizes[s],
+		       (double)g_shard_info[s].file_size / (1 << 20), g_shard_info[s].index_slots);
+	printf("\n");
+
+	print_table("lookup: index probe only (no stat), random keys, ns/op; sc/x = scriptcache / row",
+		    R_LOOKUP_SC, 3, 0);
+	print_table("validated hit: probe + source stat (+ blob checksum for scriptcache), ns/op",
+		    R_HIT_SC, 3, 0);
+	print_table("fill: insert N new keys into an empty store, one commit each, no sync (info)",
+		    R_FILL_SC, 3, 0);
+	print_table("put, no sync: replace random existing entries, one commit each, mean ns/op",
+		    R_PUT_SC, 3, 1);
+	print_table("put, durable: each store's own durable commit, mean ns/op",
+		    R_DPUT_SC, 3, 1);
+
+	printf("\nfirst hit in a fresh process: posix_spawn, then sc_open + one sc_get timed in "
+	       "the child,\n%d runs each, interleaved, warm page cache\n", g_opt.first_hit_reps);
+	for (int s = 0; s < 2; s++)
+		printf("  %-5s shard %8.1f MiB %7" PRIu64 " entries (built in %5.2f s):"
+		       "  median %7.0f ns  (p10 %.0f, p90 %.0f)\n",
+		       g_first[s].label, (double)g_first[s].file_size / (1 << 20), g_first[s].entries,
+		       g_first[s].build_s, g_first[s].p50, g_first[s].p10, g_first[s].p90);
+
+	snprintf(lbl[nt], sizeof lbl[nt], "lookup at N=%zu%s: sc_lookup / LMDB mdb_get (renew+reset)",
+		 g_opt.sizes[last], sz);
+	t[nt].value = g_res[R_LOOKUP_SC][last].mean / g_res[R_LOOKUP_LMDB][last].mean;
+	t[nt++].limit = 0.5;
+	for (int s = 0; s < g_opt.n_sizes; s++) {
+		snprintf(lbl[nt], sizeof lbl[nt], "validated hit at N=%zu: sc_get / file-per-entry hit",
+			 g_opt.sizes[s]);
+		t[nt].value = g_res[R_HIT_SC][s].mean / g_res[R_HIT_FILES][s].mean;
+		t[nt++].limit = 0.5;
+	}
+	snprintf(lbl[nt], sizeof lbl[nt], "first hit: %.0f MiB shard / %.0f MiB shard (median)",
+		 (double)g_opt.big_shard / (1 << 20), (double)g_opt.small_shard / (1 << 20));
+	t[nt].value = g_first[1].p50 / g_first[0].p50;
+	t[nt++].limit = 1.2;
+	snprintf(lbl[nt], sizeof lbl[nt], "no-sync put at N=%zu%s: sc_put / LMDB put",
+		 g_opt.sizes[last], sz);
+	t[nt].value = g_res[R_PUT_SC][last].mean / g_res[R_PUT_LMDB][last].mean;
+	t[nt++].limit = 1.0;
+	snprintf(lbl[nt], sizeof lbl[nt], "no-sync put: sc_put at N=%zu / at N=%zu",
+		 g_opt.sizes[last], g_opt.sizes[0]);
+	t[nt].value = g_res[R_PUT_SC][last].mean / g_res[R_PUT_SC][0].mean;
+	t[nt++].limit = 2.0;
+
+	printf("\ntargets\n");
+	for (int i = 0; i < nt; i++) {
+		int ok = t[i].value <= t[i].limit;
+
+		t[i].what = lbl[i];
+		misses += !ok;
+		printf("  %-4s %-66s %5.2fx (target <= %.1fx)\n", ok ? "PASS" : "MISS", t[i].what,
+		       t[i].value, t[i].limit);
+	}
+	return misses;
+}
+
+/* ------------------------------------------------------------------ */
+/* Command line */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sc_bench [options]\n"
+		"  --quick            short run for CI: 1000 and 10000 entries, fewer ops (< 60 s)\n"
+		"  --sizes N,M,...    entry counts (default 1000,100000; at most %d)\n"
+		"  --blob-size BYTES  blob size (default 16384)\n"
+		"  --lookup-ops N     lookups per round (default 200000)\n"
+		"  --hit-ops N        validated hits per round (default 50000)\n"
+		"  --rounds N         timed rounds, the median is reported (default 5)\n"
+		"  --put-ops N        no-sync puts per store and size (default 2000)\n"
+		"  --durable-ops N    durable puts per store and size (default 200)\n"
+		"  --reps N           fresh processes per shard for the first hit (default 50)\n"
+		"  --big-mib N        size of the big shard for the first hit (default 1024)\n"
+		"  --tmpdir DIR       where to create the temporary directory (default /tmp)\n"
+		"  --keep             keep the temporary directory\n"
+		"  --strict           exit with status 2 if a target is missed\n",
+		MAX_SIZES);
+}
+
+static size_t parse_count(const char *s, const char *flag)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || v == 0)
+		die("%s: bad number '%s'", flag, s);
+	return (size_t)v;
+}
+
+static void parse_sizes(const char *s)
+{
+	char *copy = xstrdup(s), *save = NULL, *tok;
+
+	g_opt.n_sizes = 0;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (g_opt.n_sizes == MAX_SIZES)
+			die("--sizes: at most %d sizes", MAX_SIZES);
+		g_opt.sizes[g_opt.n_sizes++] = parse_count(tok, "--sizes");
+	}
+	free(copy);
+	if (g_opt.n_sizes == 0)
+		die("--sizes: empty");
+}
+
+static void parse_args(int argc, char **argv)
+{
+	/* --quick first, so that explicit flags override its defaults. */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--quick") == 0) {
+			g_opt.quick = 1;
+			g_opt.sizes[0] = 1000;
+			g_opt.sizes[1] = 10000;
+			g_opt.n_sizes = 2;
+			g_opt.lookup_ops = 50000;
+			g_opt.hit_ops = 10000;
+			g_opt.rounds = 3;
+			g_opt.put_ops = 500;
+			g_opt.durable_ops = 50;
+			g_opt.first_hit_reps = 15;
+		}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v;
+
+		if (strcmp(a, "--quick") == 0)
+			continue;
+		if (strcmp(a, "--keep") == 0) {
+			g_opt.keep = 1;
+			continue;
+		}
+		if (strcmp(a, "--strict") == 0) {
+			g_opt.strict = 1;
+			continue;
+		}
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			exit(0);
+		}
+		/* Every other flag takes a value. */
+		if (i + 1 >= argc) {
+			usage(stderr);
+			die("unknown argument or missing value: '%s'", a);
+		}
+		v = argv[++i];
+		if (strcmp(a, "--sizes") == 0)
+			parse_sizes(v);
+		else if (strcmp(a, "--blob-size") == 0)
+			g_opt.blob_size = parse_count(v, a);
+		else if (strcmp(a, "--lookup-ops") == 0)
+			g_opt.lookup_ops = parse_count(v, a);
+		else if (strcmp(a, "--hit-ops") == 0)
+			g_opt.hit_ops = parse_count(v, a);
+		else if (strcmp(a, "--rounds") == 0)
+			g_opt.rounds = (int)parse_count(v, a);
+		else if (strcmp(a, "--put-ops") == 0)
+			g_opt.put_ops = parse_count(v, a);
+		else if (strcmp(a, "--durable-ops") == 0)
+			g_opt.durable_ops = parse_count(v, a);
+		else if (strcmp(a, "--reps") == 0)
+			g_opt.first_hit_reps = (int)parse_count(v, a);
+		else if (strcmp(a, "--big-mib") == 0)
+			g_opt.big_shard = (uint64_t)parse_count(v, a) << 20;
+		else if (strcmp(a, "--tmpdir") == 0)
+			g_opt.tmp_base = v;
+		else {
+			usage(stderr);
+			die("unknown argument '%s'", a);
+		}
+	}
+	if (g_opt.blob_size < 8)
+		die("--blob-size: at least 8 bytes");
+}
+
+int main(int argc, char **argv)
+{
+	char tmpl[PATH_MAX], *real;
+	size_t max_n = 0, n_src;
+	int misses;
+
+	if (argc == 4 && strcmp(argv[1], "--child-first-hit") == 0)
+		return child_first_hit(argv[2], argv[3]);
+	parse_args(argc, argv);
+
+	if ((size_t)snprintf(tmpl, sizeof tmpl, "%s/scbench.XXXXXX", g_opt.tmp_base) >= sizeof tmpl)
+		die("--tmpdir too long");
+	if (!mkdtemp(tmpl))
+		die("mkdtemp %s: %s", tmpl, strerror(errno));
+	/* Keys must be canonical: resolve symlinks in the base once. */
+	real = realpath(tmpl, NULL);
+	if (!real) {
+		rmdir(tmpl);
+		die("realpath %s: %s", tmpl, strerror(errno));
+	}
+	snprintf(g_tmpdir, sizeof g_tmpdir, "%s", real);
+	free(real);
+	atexit(cleanup_tmpdir);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+
+	print_machine(argc, argv);
+
+	for (int s = 0; s < g_opt.n_sizes; s++)
+		if (g_opt.sizes[s] > max_n)
+			max_n = g_opt.sizes[s];
+	/* Enough sources for the largest size and for the big shard. */
+	n_src = (size_t)(g_opt.big_shard / g_opt.blob_size) + 1;
+	if (n_src < max_n)
+		n_src = max_n;
+	progress("creating %zu source files in %s", n_src, g_tmpdir);
+	make_sources(n_src);
+	make_pool();
+
+	for (int s = 0; s < g_opt.n_sizes; s++)
+		bench_size(s);
+	bench_first_hit();
+
+	misses = report();
+	free_sources();
+	if (g_opt.keep)
+		printf("\nkept %s\n", g_tmpdir);
+	return g_opt.strict && misses ? 2 : 0;
+}
