@@ -44,7 +44,7 @@ int sc_probe(const struct sc_snap *s, const char *key, size_t key_len, uint64_t 
 	     uint64_t *slot_out, struct sc_rec_view *v)
 {
 	uint64_t mask = s->meta.index_slots - 1;
-	int corrupt = 0;
+	int corrupt = 0, newer = 0;
 
 	for (uint64_t n = 0, i = hash & mask; n < s->meta.index_slots; n++, i = (i + 1) & mask) {
 		uint64_t h, off;
@@ -54,6 +54,11 @@ int sc_probe(const struct sc_snap *s, const char *key, size_t key_len, uint64_t 
 			break;
 		if (off == SC_SLOT_TOMB || h != hash)
 			continue;
+		if (off >= s->meta.data_end && off < s->map_len) {
+			/* Updated in place by a commit newer than our snapshot. */
+			newer = 1;
+			continue;
+		}
 		if (sc_record_view(s->map, s->meta.data_end, off, v) != 0) {
 			corrupt = 1;
 			continue;
@@ -64,7 +69,31 @@ int sc_probe(const struct sc_snap *s, const char *key, size_t key_len, uint64_t 
 			*slot_out = i;
 		return 0;
 	}
-	return corrupt ? SC_ECORRUPT : SC_ENOTFOUND;
+	return newer ? -EAGAIN : corrupt ? SC_ECORRUPT : SC_ENOTFOUND;
+}
+
+/* Snapshot and probe; if the index already points past the snapshot (a
+ * commit landed meanwhile), take a fresh snapshot and probe once more. */
+static int snap_probe(sc_cache *c, const char *key, size_t key_len, struct sc_snap *s,
+		      uint64_t *slot, struct sc_rec_view *v)
+{
+	uint64_t hash = sc_key_hash(key, key_len);
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		if ((rc = sc_snapshot(c, s)) != 0)
+			return rc;
+		rc = sc_probe(s, key, key_len, hash, slot, v);
+		if (rc != -EAGAIN)
+			return rc;
+		if (tries == 2)
+			return SC_ENOTFOUND;
+		pthread_rwlock_wrlock(&c->rw);
+		rc = sc_refresh_locked(c, 0);
+		pthread_rwlock_unlock(&c->rw);
+		if (rc != 0)
+			return rc;
+	}
 }
 
 void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_view *v,
@@ -171,9 +200,7 @@ int sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len,
 	key_len = strlen(key);
 	if (key_len == 0 || key_len > SC_MAX_KEY)
 		return count_miss(c, SC_ENOTFOUND);
-	if ((rc = sc_snapshot(c, &s)) != 0)
-		return rc;
-	rc = sc_probe(&s, key, key_len, sc_key_hash(key, key_len), NULL, &v);
+	rc = snap_probe(c, key, key_len, &s, NULL, &v);
 	if (rc != 0)
 		return count_miss(c, rc);
 	r = v.r;
@@ -221,10 +248,7 @@ int sc_lookup(sc_cache *c, const char *key, sc_entry_info *out)
 	key_len = strlen(key);
 	if (key_len == 0 || key_len > SC_MAX_KEY)
 		return SC_ENOTFOUND;
-	if ((rc = sc_snapshot(c, &s)) != 0)
-		return rc;
-	rc = sc_probe(&s, key, key_len, sc_key_hash(key, key_len), &slot, &v);
-	if (rc != 0)
+	if ((rc = snap_probe(c, key, key_len, &s, &slot, &v)) != 0)
 		return rc;
 	sc_slot_read(&s, slot, &h, &off);
 	sc_fill_info(&s, off, &v, out);
@@ -250,6 +274,8 @@ int sc_foreach(sc_cache *c, sc_foreach_fn fn, void *arg)
 		sc_slot_read(&s, i, &h, &off);
 		if (off == SC_SLOT_EMPTY || off == SC_SLOT_TOMB)
 			continue;
+		if (off >= s.meta.data_end && off < s.map_len)
+			continue; /* committed after our snapshot */
 		if (sc_record_view(s.map, s.meta.data_end, off, &v) != 0 ||
 		    sc_key_hash(v.key, v.r->key_len) != h) {
 			atomic_fetch_add_explicit(&c->n_corrupt, 1, memory_order_relaxed);

@@ -407,8 +407,11 @@ int sc_remove(sc_cache *c, const char *key)
 	hash = sc_key_hash(key, key_len);
 	if ((rc = sc_writer_begin(c, &s)) != 0)
 		return rc;
-	if ((rc = sc_probe(&s, key, key_len, hash, &slot, &v)) != 0)
+	if ((rc = sc_probe(&s, key, key_len, hash, &slot, &v)) != 0) {
+		if (rc == -EAGAIN) /* only a damaged slot points past the end */
+			rc = SC_ENOTFOUND;
 		goto out;
+	}
 	m = s.meta;
 	m.entries--;
 	m.tombstones++;
