@@ -1,0 +1,368 @@
+/*
+ * cmd_inspect.c - the read-only commands: stats, ls, get, verify, path.
+ *
+ * All of them open the shard SC_RDONLY|SC_NOCREATE through a tag-less
+ * handle, so they never create or change a shard, and freshness is judged
+ * from each entry's writer's point of view (sc_entry_status()).  A missing
+ * shard is "not found" (exit 1) for every one of them except path, whose
+ * job is to say where the shard is or would be.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "humanfmt.h"
+#include "jsonout.h"
+
+int cli_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Open for reading; on failure returns the exit code after printing why. */
+static int open_read(struct cli *cli)
+{
+	int rc = cli_open(cli, CLI_OPEN_READ);
+
+	if (rc == CLI_NO_SHARD) {
+		cli_no_shard(cli);
+		return CLI_MISS;
+	}
+	return rc;
+}
+
+/* ---- collecting entries ---- */
+
+struct row {
+	sc_entry_info e; /* string and blob pointers stay valid until sc_close() */
+	int status;
+};
+
+struct rows {
+	struct row *v;
+	size_t n, cap;
+};
+
+static int collect_cb(const sc_entry_info *e, void *arg)
+{
+	struct rows *rows = arg;
+
+	if (rows->n == rows->cap) {
+		size_t cap = rows->cap ? rows->cap * 2 : 64;
+		struct row *v = realloc(rows->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		rows->v = v;
+		rows->cap = cap;
+	}
+	rows->v[rows->n].e = *e;
+	rows->v[rows->n].status = sc_entry_status(e);
+	rows->n++;
+	return 0;
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+	const sc_entry_info *x = &((const struct row *)a)->e;
+	const sc_entry_info *y = &((const struct row *)b)->e;
+	size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+	int c = memcmp(x->key, y->key, n);
+
+	if (c)
+		return c;
+	return (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+/* Every entry with its status, sorted by key so output is stable. */
+static int collect(struct cli *cli, struct rows *rows)
+{
+	int rc = sc_foreach(cli->cache, collect_cb, rows);
+
+	if (rc < 0) {
+		cli_err(rc, "cannot read shard %s", cli->path);
+		return cli_exit_code(rc);
+	}
+	if (rows->n > 1)
+		qsort(rows->v, rows->n, sizeof(*rows->v), row_cmp);
+	return CLI_OK;
+}
+
+/* ---- stats ---- */
+
+int cmd_stats(struct cli *cli)
+{
+	struct rows rows = { 0 };
+	sc_stats st;
+	uint64_t fresh = 0, stale = 0, gone = 0, other = 0;
+	size_t i;
+	int rc;
+
+	rc = open_read(cli);
+	if (rc != CLI_OK)
+		return rc;
+	rc = sc_get_stats(cli->cache, &st);
+	if (rc < 0) {
+		cli_err(rc, "cannot read shard %s", cli->path);
+		return cli_exit_code(rc);
+	}
+	rc = collect(cli, &rows);
+	if (rc != CLI_OK)
+		goto out;
+	for (i = 0; i < rows.n; i++) {
+		switch (rows.v[i].status) {
+		case 0: fresh++; break;
+		case SC_ESTALE: stale++; break;
+		case SC_EWRITERGONE: gone++; break;
+		default: other++; break;
+		}
+	}
+
+	if (cli->opts & OPT_JSON) {
+		rc = jo_print(json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+					"path", jo_bytes(sc_path(cli->cache), strlen(sc_path(cli->cache))),
+					"entries", (json_int_t)st.entries,
+					"fresh", (json_int_t)fresh,
+					"stale", (json_int_t)stale,
+					"writer_gone", (json_int_t)gone,
+					"live_bytes", (json_int_t)st.live_bytes,
+					"dead_bytes", (json_int_t)st.dead_bytes,
+					"file_size", (json_int_t)st.file_size,
+					"generation", (json_int_t)st.generation,
+					"index_slots", (json_int_t)st.index_slots));
+		if (rc < 0) {
+			cli_err(rc, "stats");
+			rc = CLI_ERROR;
+		}
+	} else {
+		char b1[HF_SIZE_LEN], b2[HF_SIZE_LEN], b3[HF_SIZE_LEN];
+		uint64_t total = st.live_bytes + st.dead_bytes;
+
+		printf("shard        %s\n", sc_path(cli->cache));
+		printf("entries      %" PRIu64 " (%" PRIu64 " fresh, %" PRIu64 " stale, %" PRIu64
+		       " writer-gone", st.entries, fresh, stale, gone);
+		if (other)
+			printf(", %" PRIu64 " unknown", other);
+		printf(")\n");
+		printf("live         %s\n", hf_size(st.live_bytes, b1));
+		printf("dead         %s (%.0f%%, reclaimed by compact)\n", hf_size(st.dead_bytes, b2),
+		       total ? 100.0 * (double)st.dead_bytes / (double)total : 0.0);
+		printf("file size    %s\n", hf_size(st.file_size, b3));
+		printf("generation   %" PRIu64 "\n", st.generation);
+		printf("index slots  %" PRIu64 "\n", st.index_slots);
+		rc = CLI_OK;
+	}
+out:
+	free(rows.v);
+	return rc;
+}
+
+/* ---- ls ---- */
+
+static void ls_human(const struct cli *cli, const struct rows *rows)
+{
+	time_t now = time(NULL);
+	size_t i;
+
+	if (rows->n == 0)
+		return;
+	printf("%-11s  %10s  %9s  %s\n", "STATUS", "SIZE", "CACHED", "KEY");
+	for (i = 0; i < rows->n; i++) {
+		const sc_entry_info *e = &rows->v[i].e;
+		char sz[HF_SIZE_LEN], age[HF_AGE_LEN];
+
+		printf("%-11s  %10s  %9s  ", hf_status_name(rows->v[i].status),
+		       hf_size(e->blob_size, sz), hf_age(e->cached_sec, (int64_t)now, age));
+		hf_put_key(stdout, e->key, e->key_len);
+		putchar('\n');
+		if (cli->opts & OPT_LONG) {
+			fputs("             tag: ", stdout);
+			if (e->tag_len)
+				hf_put_key(stdout, e->tag, e->tag_len);
+			else
+				fputs("(none)", stdout);
+			fputs("\n             writer: ", stdout);
+			hf_put_key(stdout, e->exe_path, e->exe_path_len);
+			fputs(" (", stdout);
+			hf_put_key(stdout, e->exe_id, e->exe_id_len);
+			fputs(")\n", stdout);
+			if (!e->has_source)
+				fputs("             no source file\n", stdout);
+		}
+	}
+}
+
+int cmd_ls(struct cli *cli)
+{
+	struct rows rows = { 0 };
+	size_t i;
+	int rc;
+
+	rc = open_read(cli);
+	if (rc != CLI_OK)
+		return rc;
+	rc = collect(cli, &rows);
+	if (rc != CLI_OK)
+		goto out;
+
+	if (cli->opts & OPT_JSON) {
+		json_t *arr = json_array();
+
+		for (i = 0; arr && i < rows.n; i++) {
+			if (json_array_append_new(arr, jo_entry(&rows.v[i].e, rows.v[i].status))) {
+				json_decref(arr);
+				arr = NULL;
+			}
+		}
+		rc = jo_print(arr);
+		if (rc < 0) {
+			cli_err(rc, "ls");
+			rc = CLI_ERROR;
+		}
+	} else {
+		ls_human(cli, &rows);
+	}
+out:
+	free(rows.v);
+	return rc;
+}
+
+/* ---- get ---- */
+
+int cmd_get(struct cli *cli)
+{
+	const char *key = cli->argv[0];
+	sc_blob blob;
+	int rc;
+
+	rc = open_read(cli);
+	if (rc != CLI_OK)
+		return rc;
+	/* Tag-less handle: sc_get checks checksums, the source and the writer. */
+	rc = sc_get(cli->cache, key, &blob);
+	if (rc < 0) {
+		cli_err(rc, "%s", key);
+		return cli_exit_code(rc);
+	}
+	/* Bypass stdio: the blob may be large and is already in memory. */
+	if (fflush(stdout) != 0 || (rc = cli_write_all(STDOUT_FILENO, blob.data, blob.size)) < 0) {
+		cli_err(rc < 0 ? rc : -errno, "write error");
+		return CLI_ERROR;
+	}
+	return CLI_OK;
+}
+
+/* ---- verify ---- */
+
+struct verify_ctx {
+	int json;
+	uint64_t problems;
+	json_t *arr;
+	int oom;
+};
+
+static void verify_cb(void *arg, uint64_t offset, const char *problem)
+{
+	struct verify_ctx *v = arg;
+
+	v->problems++;
+	if (v->json) {
+		/* append_new takes NULL (a failed pack) as a failure, and frees o otherwise. */
+		if (json_array_append_new(v->arr, json_pack("{s:I, s:s}", "offset",
+							    (json_int_t)offset, "problem",
+							    problem ? problem : "")))
+			v->oom = 1;
+		return;
+	}
+	printf("offset %" PRIu64 " (0x%" PRIx64 "): %s\n", offset, offset,
+	       problem ? problem : "(no description)");
+}
+
+int cmd_verify(struct cli *cli)
+{
+	struct verify_ctx v = { .json = !!(cli->opts & OPT_JSON) };
+	uint64_t checked = 0;
+	int rc, vrc;
+
+	rc = open_read(cli);
+	if (rc != CLI_OK) {
+		/* A header that is not a shard at all also fails verification. */
+		if (cli->open_err == SC_EMAGIC)
+			return CLI_MISS;
+		return rc;
+	}
+
+	if (v.json && !(v.arr = json_array())) {
+		cli_err(-ENOMEM, "verify");
+		return CLI_ERROR;
+	}
+	vrc = sc_verify(cli->cache, verify_cb, &v, &checked);
+	if (vrc < 0 && vrc != SC_ECORRUPT) {
+		json_decref(v.arr);
+		cli_err(vrc, "cannot verify %s", cli->path);
+		return CLI_ERROR;
+	}
+	/* The core reports corruption by its return code even if no callback ran. */
+	if (v.json) {
+		/* "o" steals v.arr even when packing fails. */
+		json_t *o = json_pack("{s:o, s:b, s:I, s:o}",
+				      "path", jo_bytes(sc_path(cli->cache), strlen(sc_path(cli->cache))),
+				      "ok", vrc == 0,
+				      "records_checked", (json_int_t)checked,
+				      "problems", v.arr);
+		if (v.oom) {
+			json_decref(o);
+			o = NULL;
+		}
+		rc = jo_print(o);
+		if (rc < 0) {
+			cli_err(rc, "verify");
+			return CLI_ERROR;
+		}
+	} else if (vrc == 0) {
+		printf("%s: ok, %" PRIu64 " records checked\n", sc_path(cli->cache), checked);
+	} else {
+		printf("%s: CORRUPT, %" PRIu64 " problem%s, %" PRIu64 " records checked\n",
+		       sc_path(cli->cache), v.problems, v.problems == 1 ? "" : "s", checked);
+	}
+	return vrc == 0 ? CLI_OK : CLI_MISS;
+}
+
+/* ---- path ---- */
+
+int cmd_path(struct cli *cli)
+{
+	sc_cache *c = NULL;
+	unsigned flags = SC_RDONLY | SC_NOCREATE | (cli->shard ? SC_IGNORE_ENV : 0);
+
+	if (cli_resolve_path(cli) != CLI_OK)
+		return CLI_ERROR;
+	/*
+	 * An existing shard gives the canonical path.  No shard yet, or one
+	 * the library refuses: the resolved path is still the answer, and
+	 * the other commands will say what is wrong with it.
+	 */
+	if (sc_open(&c, cli->path, NULL, flags) == 0)
+		printf("%s\n", sc_path(c));
+	else
+		printf("%s\n", cli->path);
+	sc_close(c);
+	return CLI_OK;
+}

@@ -1,0 +1,109 @@
+/*
+ * cmd_names.c - encode / decode: the FUSE mount's file name for a key and
+ * back (the rules are in pathenc.h).
+ *
+ * Neither needs the shard, except to decode a hashed name ("#" + XXH3-128
+ * of a key too long to spell out): the hash cannot be inverted, so decode
+ * looks for the entry whose key encodes to that name.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "humanfmt.h"
+#include "pathenc.h"
+
+int cmd_encode(struct cli *cli)
+{
+	const char *key = cli->argv[0];
+	char name[SC_NAME_MAX + 1];
+
+	if (sc_name_encode(key, strlen(key), name) < 0) {
+		cli_msg("encode: an empty key has no name");
+		return CLI_ERROR;
+	}
+	printf("%s\n", name);
+	return CLI_OK;
+}
+
+struct find_hashed {
+	const char *name;
+	char *key; /* malloc'd copy once found */
+	size_t key_len;
+};
+
+static int find_hashed_cb(const sc_entry_info *e, void *arg)
+{
+	struct find_hashed *f = arg;
+	char name[SC_NAME_MAX + 1];
+
+	if (sc_name_encode(e->key, e->key_len, name) < 0 || strcmp(name, f->name) != 0)
+		return 0;
+	f->key = malloc(e->key_len + 1);
+	if (!f->key)
+		return -ENOMEM;
+	memcpy(f->key, e->key, e->key_len);
+	f->key[e->key_len] = '\0';
+	f->key_len = e->key_len;
+	return 1; /* stop */
+}
+
+static int decode_hashed(struct cli *cli, const char *name)
+{
+	struct find_hashed f = { .name = name };
+	int rc;
+
+	rc = cli_open(cli, CLI_OPEN_READ);
+	if (rc == CLI_NO_SHARD) {
+		cli_msg("decode %s: a hashed name can only be looked up in a shard, "
+			"and there is no shard at %s", name, cli->path);
+		return CLI_MISS;
+	}
+	if (rc != CLI_OK)
+		return rc;
+	rc = sc_foreach(cli->cache, find_hashed_cb, &f);
+	if (rc < 0) {
+		cli_err(rc, "decode %s: cannot read shard %s", name, cli->path);
+		return cli_exit_code(rc);
+	}
+	if (!f.key) {
+		cli_msg("decode %s: hashed name matches no entry in %s", name, cli->path);
+		return CLI_MISS;
+	}
+	fwrite(f.key, 1, f.key_len, stdout);
+	putchar('\n');
+	free(f.key);
+	return CLI_OK;
+}
+
+int cmd_decode(struct cli *cli)
+{
+	const char *name = cli->argv[0];
+	size_t cap = strlen(name) + 1, len = 0;
+	const char *why = NULL;
+	char *key;
+	int rc;
+
+	key = malloc(cap);
+	if (!key) {
+		cli_err(-ENOMEM, "decode");
+		return CLI_ERROR;
+	}
+	rc = sc_name_decode(name, key, cap, &len, &why);
+	if (rc == 0) {
+		fwrite(key, 1, len, stdout);
+		putchar('\n');
+		rc = CLI_OK;
+	} else if (rc == SC_NAME_HASHED) {
+		rc = decode_hashed(cli, name);
+	} else {
+		/* The name is user input that may hold control bytes: print it safely. */
+		fputs("scriptcache: decode: invalid name '", stderr);
+		hf_put_key(stderr, name, strlen(name));
+		fprintf(stderr, "': %s\n", why ? why : strerror(-rc));
+		rc = CLI_ERROR;
+	}
+	free(key);
+	return rc;
+}

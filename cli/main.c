@@ -1,0 +1,240 @@
+/*
+ * main.c - argument parsing and dispatch for the scriptcache tool.
+ *
+ *   scriptcache [--shard PATH] COMMAND [OPTIONS] [ARGS]
+ *
+ * Options may come before or after the command: getopt_long() runs in
+ * "return in order" mode (optstring starting with '-'), which also keeps
+ * POSIXLY_CORRECT from changing how the command line is read.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+struct command {
+	const char *name;
+	int (*fn)(struct cli *cli);
+	unsigned opts;       /* OPT_* this command accepts */
+	int min_args, max_args;
+	const char *synopsis;
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "stats", cmd_stats, OPT_JSON, 0, 0, "[--json]",
+	  "sizes and entry counts of the shard" },
+	{ "ls", cmd_ls, OPT_JSON | OPT_LONG, 0, 0, "[--json] [-l]",
+	  "list entries: status, size, age, key" },
+	{ "get", cmd_get, 0, 1, 1, "KEY",
+	  "write the cached blob of KEY to stdout (1 on a miss)" },
+	{ "put", cmd_put, OPT_TAG | OPT_EXE | OPT_NO_SOURCE, 2, 2,
+	  "[--tag TAG] [--exe PATH] [--no-source] KEY FILE|-",
+	  "store FILE (or stdin) as the blob of KEY" },
+	{ "rm", cmd_rm, 0, 1, -1, "KEY...", "remove entries" },
+	{ "evict-stale", cmd_evict_stale, 0, 0, 0, "",
+	  "remove entries that can never hit again" },
+	{ "clear", cmd_clear, 0, 0, 0, "", "remove every entry" },
+	{ "compact", cmd_compact, 0, 0, 0, "", "rewrite the shard without dead space" },
+	{ "verify", cmd_verify, OPT_JSON, 0, 0, "[--json]",
+	  "check every checksum; print problems with their offsets" },
+	{ "path", cmd_path, 0, 0, 0, "", "print the shard path in use" },
+	{ "encode", cmd_encode, 0, 1, 1, "KEY", "print the mount's file name for KEY" },
+	{ "decode", cmd_decode, 0, 1, 1, "NAME", "print the key a mount file name stands for" },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "Usage: scriptcache [--shard PATH] COMMAND [OPTIONS] [ARGS]\n\n"
+		   "Inspect and manage the scriptcache shard of compiled scripts.\n\n"
+		   "Commands:\n");
+	for (i = 0; i < N_COMMANDS; i++) {
+		char head[80];
+
+		snprintf(head, sizeof(head), "%s %s", commands[i].name, commands[i].synopsis);
+		fprintf(f, "  %-32s %s\n", head, commands[i].summary);
+	}
+	fprintf(f, "\nOptions (before or after the command):\n"
+		   "  --shard PATH   use this shard instead of the default (also when SCRIPTCACHE=0)\n"
+		   "  --json         machine-readable output (stats, ls, verify)\n"
+		   "  -l, --long     ls: also show the tag and the writing executable\n"
+		   "  --tag TAG      put: fingerprint tag of the entry\n"
+		   "  --exe PATH     put: executable whose identity the entry records\n"
+		   "  --no-source    put: KEY names no source file; the entry never goes stale\n"
+		   "  -h, --help     show this help\n"
+		   "  -V, --version  show the version\n"
+		   "\nThe default shard is $SCRIPTCACHE_PATH, else\n"
+		   "$XDG_CACHE_HOME/scriptcache/scripts.shard, else ~/.cache/scriptcache/scripts.shard.\n"
+		   "Exit status: 0 success, 1 miss / not found / corrupt, 2 usage or other error.\n");
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("scriptcache: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'scriptcache --help' for more information.\n", stderr);
+	return CLI_ERROR;
+}
+
+static const struct command *find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static const char *opt_name(unsigned opt)
+{
+	switch (opt) {
+	case OPT_JSON: return "--json";
+	case OPT_LONG: return "--long";
+	case OPT_TAG: return "--tag";
+	case OPT_EXE: return "--exe";
+	case OPT_NO_SOURCE: return "--no-source";
+	default: return "?";
+	}
+}
+
+/* Flush stdout and report a failed write (full disk, closed pipe) like coreutils do. */
+static int finish_stdout(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		cli_msg("write error: %s", strerror(errno));
+		return CLI_ERROR;
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	enum { LONGOPT_SHARD = 256, LONGOPT_JSON, LONGOPT_TAG, LONGOPT_EXE, LONGOPT_NO_SOURCE };
+	static const struct option longopts[] = {
+		{ "shard", required_argument, NULL, LONGOPT_SHARD },
+		{ "json", no_argument, NULL, LONGOPT_JSON },
+		{ "long", no_argument, NULL, 'l' },
+		{ "tag", required_argument, NULL, LONGOPT_TAG },
+		{ "exe", required_argument, NULL, LONGOPT_EXE },
+		{ "no-source", no_argument, NULL, LONGOPT_NO_SOURCE },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli cli;
+	const struct command *cmd = NULL;
+	char **pos;
+	int npos = 0, c, rc;
+	unsigned bit;
+
+	memset(&cli, 0, sizeof(cli));
+	pos = calloc((size_t)argc + 1, sizeof(*pos));
+	if (!pos) {
+		cli_msg("out of memory");
+		return CLI_ERROR;
+	}
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "-:hVl", longopts, NULL)) != -1) {
+		switch (c) {
+		case 1:
+			pos[npos++] = optarg;
+			break;
+		case LONGOPT_SHARD:
+			if (optarg[0] == '\0') {
+				rc = usage_error("--shard needs a non-empty path");
+				goto out;
+			}
+			cli.shard = optarg;
+			break;
+		case LONGOPT_JSON:
+			cli.opts |= OPT_JSON;
+			break;
+		case 'l':
+			cli.opts |= OPT_LONG;
+			break;
+		case LONGOPT_TAG:
+			cli.opts |= OPT_TAG;
+			cli.tag = optarg;
+			break;
+		case LONGOPT_EXE:
+			cli.opts |= OPT_EXE;
+			cli.exe = optarg;
+			break;
+		case LONGOPT_NO_SOURCE:
+			cli.opts |= OPT_NO_SOURCE;
+			break;
+		case 'h':
+			usage(stdout);
+			rc = finish_stdout(CLI_OK);
+			goto out;
+		case 'V':
+			printf("scriptcache %s\n", SC_VERSION_STRING);
+			rc = finish_stdout(CLI_OK);
+			goto out;
+		case ':':
+			rc = usage_error("option '%s' needs an argument", argv[optind - 1]);
+			goto out;
+		default:
+			rc = usage_error("unrecognized option '%s'", argv[optind - 1]);
+			goto out;
+		}
+	}
+	/* After "--": everything left is positional (keys may start with '-'). */
+	while (optind < argc)
+		pos[npos++] = argv[optind++];
+
+	if (npos == 0) {
+		rc = usage_error("no command given");
+		goto out;
+	}
+	if (strcmp(pos[0], "help") == 0) {
+		usage(stdout);
+		rc = finish_stdout(CLI_OK);
+		goto out;
+	}
+	cmd = find_command(pos[0]);
+	if (!cmd) {
+		rc = usage_error("unknown command '%s'", pos[0]);
+		goto out;
+	}
+	for (bit = 1; bit <= OPT_NO_SOURCE; bit <<= 1) {
+		if ((cli.opts & bit) && !(cmd->opts & bit)) {
+			fprintf(stderr, "scriptcache: option %s does not apply to '%s'\n",
+				opt_name(bit), cmd->name);
+			rc = usage_error("usage: scriptcache %s", cmd->name);
+			goto out;
+		}
+	}
+	if (npos - 1 < cmd->min_args || (cmd->max_args >= 0 && npos - 1 > cmd->max_args)) {
+		fprintf(stderr, "scriptcache: usage: scriptcache %s %s\n", cmd->name,
+			cmd->synopsis);
+		rc = usage_error("wrong number of arguments for '%s'", cmd->name);
+		goto out;
+	}
+
+	cli.cmd = cmd->name;
+	cli.argc = npos - 1;
+	cli.argv = pos + 1;
+	rc = cmd->fn(&cli);
+	cli_close(&cli);
+	rc = finish_stdout(rc);
+out:
+	free(pos);
+	return rc;
+}

@@ -1,0 +1,344 @@
+#!/bin/sh
+# cli_test.sh - TAP tests of the scriptcache tool, run as a user would run
+# it: the real binary against a shard in a private temporary directory.
+#
+#   cli_test.sh /path/to/scriptcache VERSION
+#
+# PYTHON3 (set by meson) parses the --json output.  SC_TEST_KEEP=1 keeps
+# the temporary directory for inspection.
+set -u
+
+SC=${1:?usage: cli_test.sh SCRIPTCACHE_BINARY VERSION}
+VERSION=${2:?usage: cli_test.sh SCRIPTCACHE_BINARY VERSION}
+PY=${PYTHON3:-python3}
+
+T=$(mktemp -d /tmp/sc-cli-test.XXXXXX) || { echo "Bail out! mktemp failed"; exit 1; }
+if [ "${SC_TEST_KEEP:-0}" = 1 ]; then
+	echo "# keeping $T"
+else
+	trap 'rm -rf "$T"' EXIT
+fi
+chmod 700 "$T"
+SHARD=$T/s.shard
+# Never touch the real cache of whoever runs the tests.
+export SCRIPTCACHE_PATH="$T/default.shard"
+unset SCRIPTCACHE XDG_CACHE_HOME || true
+
+n=0
+failed=0
+
+# ok STATUS DESCRIPTION: one TAP line; on failure show what the tool said.
+ok() {
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n - $2"
+	else
+		failed=$((failed + 1))
+		echo "not ok $n - $2"
+		echo "#   last exit status: ${rc:-?}"
+		sed -e 's/^/#   stdout: /' "$T/out" 2>/dev/null | head -20
+		sed -e 's/^/#   stderr: /' "$T/err" 2>/dev/null | head -20
+	fi
+}
+
+# check DESCRIPTION COMMAND...: a test that passes when COMMAND succeeds.
+check() {
+	desc=$1
+	shift
+	"$@"
+	ok $? "$desc"
+}
+
+# run ARGS...: run the tool; stdout in $T/out, stderr in $T/err, status in $rc.
+run() {
+	"$SC" "$@" >"$T/out" 2>"$T/err"
+	rc=$?
+}
+# sc ARGS...: run against the test shard.
+sc() { run --shard "$SHARD" "$@"; }
+
+is_rc() { [ "$rc" -eq "$1" ]; }
+out_has() { grep -q -e "$1" "$T/out"; }
+err_has() { grep -q -e "$1" "$T/err"; }
+# The error contract: exactly one line, "scriptcache: <what>: <reason>".
+err_one_line() { [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q '^scriptcache: ' "$T/err"; }
+# json EXPR: evaluate a Python expression over the parsed stdout (as j).
+json() {
+	"$PY" -c 'import json,sys
+try:
+    j = json.load(open(sys.argv[1]))
+except ValueError as e:
+    print("#   invalid JSON:", e)
+    sys.exit(1)
+sys.exit(0 if eval(sys.argv[2]) else 1)' "$T/out" "$1"
+}
+
+# ---------------------------------------------------------------- help, usage
+run --help
+check "--help exits 0" is_rc 0
+check "--help lists the commands" sh -c "grep -q '^Usage: scriptcache' '$T/out' &&
+	for c in stats ls get put rm evict-stale clear verify compact path encode decode; do
+		grep -q \"^  \$c \" '$T/out' || exit 1; done"
+run --version
+check "--version prints the library version" sh -c "[ $rc -eq 0 ] && [ \"\$(cat '$T/out')\" = 'scriptcache $VERSION' ]"
+run ls -h
+check "-h after a command is help too" is_rc 0
+
+run
+check "no command: exit 2" is_rc 2
+check "no command: says so" err_has "no command given"
+run frobnicate
+check "unknown command: exit 2" is_rc 2
+check "unknown command: names it" err_has "unknown command 'frobnicate'"
+run ls --bogus
+check "unknown option: exit 2" is_rc 2
+check "unknown option: names it" err_has "unrecognized option '--bogus'"
+run ls --shard
+check "--shard without a value: exit 2" is_rc 2
+sc get
+check "get without KEY: exit 2" is_rc 2
+sc get a b
+check "get with two keys: exit 2" is_rc 2
+sc ls --tag x
+check "an option the command does not take: exit 2" is_rc 2
+check "... and it is named" err_has "option --tag does not apply to 'ls'"
+sc stats extra
+check "stats with an argument: exit 2" is_rc 2
+
+# ------------------------------------------------------------ no shard yet
+for cmd in stats ls verify "get /nope"; do
+	# shellcheck disable=SC2086 # word splitting of "get /nope" is wanted
+	sc $cmd
+	check "$cmd without a shard: exit 1" is_rc 1
+	check "$cmd without a shard: says 'no shard at PATH'" sh -c "err_has() { grep -q -e \"\$1\" '$T/err'; }; err_has 'no shard at $SHARD'"
+done
+check "read-only commands never create a shard" test ! -e "$SHARD"
+sc path
+check "path without a shard prints where it would be" sh -c "[ $rc -eq 0 ] && [ \"\$(cat '$T/out')\" = '$SHARD' ]"
+sc rm /nope
+check "rm without a shard: exit 1" is_rc 1
+sc clear
+check "clear without a shard: nothing to do, exit 0" is_rc 0
+check "... and no shard created" test ! -e "$SHARD"
+
+# ------------------------------------------------------------ put / get
+SRC=$T/src
+mkdir "$SRC"
+printf 'print("hello")\n' >"$SRC/hello.lua"
+printf 'a\000b\000\377\001\002\nend\000' >"$SRC/bin.luac"
+head -c 1048576 /dev/urandom >"$SRC/big.luac"
+printf 'return 1\n' >"$SRC/one.lua"
+
+sc put "$SRC/hello.lua" "$SRC/hello.lua"
+check "put creates the shard and exits 0" sh -c "[ $rc -eq 0 ] && [ -f '$SHARD' ]"
+sc put "$SRC/bin.luac" "$SRC/bin.luac"
+check "put of a binary blob with NUL bytes" is_rc 0
+sc put "$SRC/big.luac" "$SRC/big.luac"
+check "put of a 1 MiB blob" is_rc 0
+"$SC" --shard "$SHARD" put "$SRC/one.lua" - <"$SRC/one.lua" >"$T/out" 2>"$T/err"
+rc=$?
+check "put from stdin ('-')" is_rc 0
+
+for f in hello.lua bin.luac big.luac one.lua; do
+	sc get "$SRC/$f"
+	check "get $f: exit 0" is_rc 0
+	check "get $f: byte-exact" cmp -s "$T/out" "$SRC/$f"
+done
+run get "$SRC/hello.lua" --shard "$SHARD"
+check "--shard after the command works" cmp -s "$T/out" "$SRC/hello.lua"
+
+sc get "$SRC/absent.lua"
+check "get of an absent key: exit 1" is_rc 1
+check "get of an absent key: one-line reason" err_one_line
+check "... saying there is no entry" err_has "no entry for this key"
+sc get -- -dash
+check "'--' ends options (a key may start with '-')" is_rc 1
+
+sc put "$SRC/hello.lua" "$SRC/no-such-file"
+check "put of an unreadable FILE: exit 2" is_rc 2
+check "... one-line error" err_one_line
+sc put "$SRC/not-there.lua" "$SRC/hello.lua"
+check "put of a KEY naming no file (without --no-source) fails" is_rc 2
+check "... one-line error" err_one_line
+
+# ------------------------------------------------------------ ls, stats
+sc ls
+check "ls: exit 0" is_rc 0
+check "ls: header" out_has '^STATUS  *SIZE  *CACHED  *KEY$'
+check "ls: hello.lua is fresh" out_has "^fresh  .*  $SRC/hello.lua\$"
+check "ls: 1 MiB shown as a human size" out_has "^fresh  *1\\.0 MiB  .*  $SRC/big.luac\$"
+check "ls: 4 entries" sh -c "[ \$(grep -c '^fresh ' '$T/out') -eq 4 ]"
+sc ls -l
+check "ls -l shows the writer" out_has "writer: "
+sc ls --json
+check "ls --json: exit 0" is_rc 0
+check "ls --json parses, 4 fresh entries" json 'len(j) == 4 and all(e["status"] == "fresh" for e in j)'
+check "ls --json: keys, sizes and names" json "{e['key']: e['size'] for e in j} == {'$SRC/hello.lua': $(wc -c <"$SRC/hello.lua"), '$SRC/bin.luac': $(wc -c <"$SRC/bin.luac"), '$SRC/big.luac': 1048576, '$SRC/one.lua': $(wc -c <"$SRC/one.lua")} and all(e['name'] == e['key'].replace('%', '%25').replace('/', '%2F') for e in j)"
+sc stats --json
+check "stats --json parses and counts 4 fresh" json 'j["entries"] == 4 and j["fresh"] == 4 and j["stale"] == 0 and j["live_bytes"] > 1048576'
+sc stats
+check "stats: human sizes" sh -c "grep -q '^entries *4 (4 fresh, 0 stale, 0 writer-gone)' '$T/out' && grep -q '^file size *1\.[0-9] MiB' '$T/out'"
+
+# ------------------------------------------------------------ stale
+touch -d '2001-02-03 04:05:06' "$SRC/one.lua"
+sc ls
+check "touching the source: ls shows it stale" out_has "^stale  .*  $SRC/one.lua\$"
+check "... and the others still fresh" sh -c "[ \$(grep -c '^fresh ' '$T/out') -eq 3 ]"
+sc get "$SRC/one.lua"
+check "get of a stale entry: exit 1" is_rc 1
+check "get of a stale entry: one-line reason" err_one_line
+check "... saying the source changed" err_has "source file changed"
+sc stats --json
+check "stats --json counts the stale entry" json 'j["entries"] == 4 and j["fresh"] == 3 and j["stale"] == 1'
+
+# ------------------------------------------------------------ writer-gone
+printf '#!/bin/sh\n' >"$T/fake-interp"
+chmod 755 "$T/fake-interp"
+sc put --exe "$T/fake-interp" --tag "fake 1.0" "$SRC/hello.lua" "$SRC/hello.lua"
+check "put --exe --tag" is_rc 0
+sc ls --json
+check "ls --json shows the tag and exe of the entry" json "[(e['tag'], e['exe_path']) for e in j if e['key'] == '$SRC/hello.lua'] == [('fake 1.0', '$T/fake-interp')]"
+rm "$T/fake-interp"
+sc ls
+check "removing the writing executable: ls shows writer-gone" out_has "^writer-gone  .*  $SRC/hello.lua\$"
+sc get "$SRC/hello.lua"
+check "get of a writer-gone entry: exit 1" is_rc 1
+check "... saying why" err_has "rebuilt or removed"
+
+# ------------------------------------------------------------ evict-stale
+sc evict-stale
+check "evict-stale: exit 0" is_rc 0
+check "evict-stale reports 2 evicted" out_has "evicted 2 "
+sc ls --json
+check "evict-stale dropped the stale and writer-gone entries only" json "sorted(e['key'] for e in j) == ['$SRC/big.luac', '$SRC/bin.luac']"
+
+# ------------------------------------------------------------ no-source, rm
+sc put --no-source /virtual/thing.pyc "$SRC/bin.luac"
+check "put --no-source of a key that names no file" is_rc 0
+sc get /virtual/thing.pyc
+check "get of a --no-source entry is byte-exact" cmp -s "$T/out" "$SRC/bin.luac"
+sc rm /virtual/thing.pyc
+check "rm: exit 0" is_rc 0
+sc get /virtual/thing.pyc
+check "get after rm: exit 1" is_rc 1
+sc rm /virtual/thing.pyc
+check "rm of an absent key: exit 1" is_rc 1
+check "... with a one-line reason" err_one_line
+
+# ------------------------------------------------------------ verify
+sc verify
+check "verify of a sound shard: exit 0" is_rc 0
+check "verify says ok" out_has ": ok, "
+sc verify --json
+check "verify --json parses, ok" json 'j["ok"] is True and j["problems"] == [] and j["records_checked"] >= 2'
+
+BAD=$T/bad.shard
+MARK=SCRIPTCACHE-TEST-MARKER-7f3a9c
+printf 'local s = "%s"\n' "$MARK" >"$SRC/marked.lua"
+run --shard "$BAD" put "$SRC/marked.lua" "$SRC/marked.lua"
+run --shard "$BAD" verify
+check "the shard to corrupt verifies first" is_rc 0
+off=$(grep -a -b -o "$MARK" "$BAD" | head -n 1 | cut -d: -f1)
+check "the marker is found in the shard" test -n "$off"
+printf 'X' | dd of="$BAD" bs=1 seek="${off:-0}" conv=notrunc status=none
+run --shard "$BAD" verify
+check "verify after flipping a blob byte: exit 1" is_rc 1
+check "verify names an offset" out_has "offset [0-9]"
+check "verify says CORRUPT" out_has "CORRUPT"
+run --shard "$BAD" verify --json
+check "verify --json: problems with offsets" json 'j["ok"] is False and len(j["problems"]) >= 1 and all(isinstance(p["offset"], int) for p in j["problems"])'
+run --shard "$BAD" get "$SRC/marked.lua"
+check "get of the corrupt entry: exit 1" is_rc 1
+
+head -c 8192 /dev/zero | tr '\0' 'j' >"$T/junk"
+chmod 600 "$T/junk"
+run --shard "$T/junk" verify
+check "verify of a file that is not a shard: exit 1" is_rc 1
+run --shard "$T/junk" ls
+check "ls of a file that is not a shard: exit 2" is_rc 2
+check "... one-line error" err_one_line
+check "... saying it is not a shard" err_has "not a scriptcache shard"
+head -c 100 "$T/junk" >"$T/short"
+chmod 600 "$T/short"
+run --shard "$T/short" verify
+check "verify of a file shorter than a header: exit 1" is_rc 1
+
+# ------------------------------------------------------------ compact, clear
+sc compact
+check "compact: exit 0" is_rc 0
+check "compact reports what it kept" out_has "2 entries kept"
+sc ls --json
+check "compact keeps the entries" json "sorted(e['key'] for e in j) == ['$SRC/big.luac', '$SRC/bin.luac']"
+sc get "$SRC/big.luac"
+check "get after compact is byte-exact" cmp -s "$T/out" "$SRC/big.luac"
+sc stats --json
+check "compact left no dead bytes" json 'j["dead_bytes"] == 0 and j["entries"] == 2'
+sc clear
+check "clear: exit 0" is_rc 0
+sc ls --json
+check "clear empties the shard (ls --json is [])" json 'j == []'
+sc stats --json
+check "stats --json after clear counts 0" json 'j["entries"] == 0'
+
+# ------------------------------------------------------------ encode / decode
+enc_is() {
+	run encode "$1"
+	[ "$rc" -eq 0 ] && [ "$(cat "$T/out")" = "$2" ]
+}
+dec_round() {
+	run encode "$1" && name=$(cat "$T/out") && run decode "$name" &&
+		[ "$rc" -eq 0 ] && [ "$(cat "$T/out")" = "$1" ]
+}
+check "encode: '/' -> %2F, '%' -> %25" enc_is '/a/b%c.lua' '%2Fa%2Fb%25c.lua'
+check "encode: leading '.' -> %2E" enc_is '.hidden/x' '%2Ehidden%2Fx'
+check "encode: non-ASCII bytes escaped" enc_is "$(printf '/caf\303\251')" '%2Fcaf%C3%A9'
+check "encode: control bytes escaped" enc_is "$(printf 'a\tb')" 'a%09b'
+check "round trip with '%' and '/'" dec_round '/x/100%/y'
+check "round trip with a leading dot" dec_round '..'
+check "round trip with non-ASCII bytes" dec_round "$(printf '/\344\275\240\345\245\275/\377')"
+LONG=/$(head -c 300 /dev/zero | tr '\0' 'k')
+run encode "$LONG"
+check "a key too long for NAME_MAX gets '#' + 32 hex digits" sh -c "grep -qx '#[0-9a-f]\{32\}' '$T/out'"
+hashed=$(cat "$T/out")
+sc decode "$hashed"
+check "decode of a hashed name with no shard: exit 1" is_rc 1
+sc put --no-source "$LONG" "$SRC/hello.lua"
+sc decode "$hashed"
+check "decode of a hashed name finds the key in the shard" sh -c "[ $rc -eq 0 ] && [ \"\$(cat '$T/out')\" = '$LONG' ]"
+sc decode '#00000000000000000000000000000000'
+check "decode of a hashed name matching no entry: exit 1" is_rc 1
+for bad in '%zz' '%2f' '%41' 'a%2' '.x' '%00'; do
+	run decode "$bad"
+	check "decode rejects '$bad' with exit 2" is_rc 2
+	check "... and a one-line reason" sh -c "grep -q \"^scriptcache: decode: invalid name '\" '$T/err' && [ \$(wc -l <'$T/err') -eq 1 ]"
+done
+run encode ''
+check "encode of an empty key: exit 2" is_rc 2
+
+# ------------------------------------------------------------ SCRIPTCACHE=0
+for cmd in stats ls "get /x" "put /x $SRC/hello.lua" "rm /x" clear compact evict-stale verify path; do
+	# shellcheck disable=SC2086
+	SCRIPTCACHE=0 "$SC" $cmd >"$T/out" 2>"$T/err"
+	rc=$?
+	check "SCRIPTCACHE=0 $cmd: exit 2" is_rc 2
+	check "SCRIPTCACHE=0 $cmd: says caching is disabled" sh -c "[ \"\$(cat '$T/err')\" = 'scriptcache: caching is disabled (SCRIPTCACHE=0)' ]"
+done
+check "SCRIPTCACHE=0 created no default shard" test ! -e "$SCRIPTCACHE_PATH"
+SCRIPTCACHE=0 "$SC" --shard "$SHARD" put --no-source /env/k "$SRC/one.lua" >"$T/out" 2>"$T/err"
+rc=$?
+check "SCRIPTCACHE=0 with an explicit --shard still works (put)" is_rc 0
+SCRIPTCACHE=0 "$SC" --shard "$SHARD" get /env/k >"$T/out" 2>"$T/err"
+rc=$?
+check "SCRIPTCACHE=0 with an explicit --shard still works (get)" cmp -s "$T/out" "$SRC/one.lua"
+SCRIPTCACHE=0 "$SC" encode /a >"$T/out" 2>"$T/err"
+rc=$?
+check "SCRIPTCACHE=0 does not stop encode" is_rc 0
+
+# ------------------------------------------------------------ default path
+run put --no-source /dflt/k "$SRC/one.lua"
+check "without --shard, \$SCRIPTCACHE_PATH is used" sh -c "[ $rc -eq 0 ] && [ -f '$SCRIPTCACHE_PATH' ]"
+run path
+check "path prints \$SCRIPTCACHE_PATH" sh -c "[ \"\$(cat '$T/out')\" = '$SCRIPTCACHE_PATH' ]"
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
