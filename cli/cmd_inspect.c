@@ -58,6 +58,7 @@ struct row {
 struct rows {
 	struct row *v;
 	size_t n, cap;
+	uint64_t corrupt; /* records sc_foreach() skipped as damaged */
 };
 
 static int collect_cb(const sc_entry_info *e, void *arg)
@@ -91,15 +92,32 @@ static int row_cmp(const void *a, const void *b)
 	return (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
-/* Every entry with its status, sorted by key so output is stable. */
+/* Counter of records the handle has found damaged so far. */
+static uint64_t corrupt_count(sc_cache *c)
+{
+	sc_stats st;
+
+	return sc_get_stats(c, &st) == 0 ? st.miss_corrupt : 0;
+}
+
+/*
+ * Every entry with its status, sorted by key so output is stable.
+ * sc_foreach() skips damaged records silently apart from the handle's
+ * corruption counter; the difference tells us how many were hidden.
+ */
 static int collect(struct cli *cli, struct rows *rows)
 {
+	uint64_t before = corrupt_count(cli->cache);
 	int rc = sc_foreach(cli->cache, collect_cb, rows);
 
 	if (rc < 0) {
 		cli_err(rc, "cannot read shard %s", cli->path);
 		return cli_exit_code(rc);
 	}
+	rows->corrupt = corrupt_count(cli->cache) - before;
+	if (rows->corrupt)
+		cli_msg("%" PRIu64 " damaged entr%s skipped (run 'scriptcache verify')",
+			rows->corrupt, rows->corrupt == 1 ? "y" : "ies");
 	if (rows->n > 1)
 		qsort(rows->v, rows->n, sizeof(*rows->v), row_cmp);
 	return CLI_OK;
@@ -136,12 +154,13 @@ int cmd_stats(struct cli *cli)
 	}
 
 	if (cli->opts & OPT_JSON) {
-		rc = jo_print(json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		rc = jo_print(json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 					"path", jo_bytes(sc_path(cli->cache), strlen(sc_path(cli->cache))),
 					"entries", (json_int_t)st.entries,
 					"fresh", (json_int_t)fresh,
 					"stale", (json_int_t)stale,
 					"writer_gone", (json_int_t)gone,
+					"damaged", (json_int_t)rows.corrupt,
 					"live_bytes", (json_int_t)st.live_bytes,
 					"dead_bytes", (json_int_t)st.dead_bytes,
 					"file_size", (json_int_t)st.file_size,
@@ -161,6 +180,9 @@ int cmd_stats(struct cli *cli)
 		if (other)
 			printf(", %" PRIu64 " unknown", other);
 		printf(")\n");
+		if (rows.corrupt)
+			printf("damaged      %" PRIu64 " (skipped; run 'scriptcache verify')\n",
+			       rows.corrupt);
 		printf("live         %s\n", hf_size(st.live_bytes, b1));
 		printf("dead         %s (%.0f%%, reclaimed by compact)\n", hf_size(st.dead_bytes, b2),
 		       total ? 100.0 * (double)st.dead_bytes / (double)total : 0.0);
@@ -258,7 +280,7 @@ int cmd_get(struct cli *cli)
 	/* Tag-less handle: sc_get checks checksums, the source and the writer. */
 	rc = sc_get(cli->cache, key, &blob);
 	if (rc < 0) {
-		cli_err(rc, "%s", key);
+		cli_err(rc, "get %s", key);
 		return cli_exit_code(rc);
 	}
 	/* Bypass stdio: the blob may be large and is already in memory. */

@@ -250,6 +250,21 @@ check "verify --json: problems with offsets" json 'j["ok"] is False and len(j["p
 run --shard "$BAD" get "$SRC/marked.lua"
 check "get of the corrupt entry: exit 1" is_rc 1
 
+BAD2=$T/bad2.shard
+KMARK=KEYMARK-5d2e81
+printf 'return 2\n' >"$SRC/$KMARK.lua"
+run --shard "$BAD2" put "$SRC/$KMARK.lua" "$SRC/$KMARK.lua"
+run --shard "$BAD2" put "$SRC/one.lua" "$SRC/one.lua"
+off=$(grep -a -b -o "$KMARK" "$BAD2" | head -n 1 | cut -d: -f1)
+printf 'Q' | dd of="$BAD2" bs=1 seek="${off:-0}" conv=notrunc status=none
+run --shard "$BAD2" ls --json
+check "ls skips a record whose key was damaged" json "[e['key'] for e in j] == ['$SRC/one.lua']"
+check "... and warns on stderr" err_has "1 damaged entry skipped"
+run --shard "$BAD2" stats --json
+check "stats --json counts the damaged record" json 'j["damaged"] == 1 and j["entries"] == 2'
+run --shard "$BAD2" verify
+check "verify of a damaged record header: exit 1" is_rc 1
+
 head -c 8192 /dev/zero | tr '\0' 'j' >"$T/junk"
 chmod 600 "$T/junk"
 run --shard "$T/junk" verify
