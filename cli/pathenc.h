@@ -23,8 +23,8 @@
  *  names never denote the same key.
  *  - If the result would be longer than SC_NAME_MAX (NAME_MAX, 255) bytes,
  *    the name is instead "#" followed by the 32 lower-case hex digits of the
- *    XXH3-128 hash of the key (canonical, big-endian order: the digits
- *    `xxhsum -H2` prints).  Such a name cannot be decoded; to find its key,
+ *    XXH3-128 hash of the key, in canonical big-endian byte order
+ *    (XXH128_canonicalFromHash).  Such a name cannot be decoded; to find its key,
  *    encode candidate keys and compare.
  */
 #ifndef SC_PATHENC_H
