@@ -50,10 +50,19 @@ void hf_put_key(FILE *f, const char *key, size_t len)
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)key[i];
 
-		if (c < 0x20 || c == 0x7f)
+		/*
+		 * C0 controls, DEL, and the C1 controls as UTF-8 spells them
+		 * (C2 80..C2 9F: a UTF-8 terminal takes C2 9B as CSI).
+		 */
+		if (c < 0x20 || c == 0x7f) {
 			fprintf(f, "\\x%02X", c);
-		else
+		} else if (c == 0xc2 && i + 1 < len && (unsigned char)key[i + 1] >= 0x80 &&
+			   (unsigned char)key[i + 1] <= 0x9f) {
+			fprintf(f, "\\xC2\\x%02X", (unsigned char)key[i + 1]);
+			i++;
+		} else {
 			putc(c, f);
+		}
 	}
 }
 

@@ -20,8 +20,8 @@ const char *hf_age(int64_t then_sec, int64_t now_sec, char buf[HF_AGE_LEN]);
 
 /*
  * Print @p len bytes of a key so that it cannot drive the terminal:
- * control bytes and DEL become \xNN.  Keys come from the shard, which is
- * hostile input like any file.
+ * control bytes, DEL and UTF-8-encoded C1 controls become \xNN.  Keys
+ * come from the shard, which is hostile input like any file.
  */
 void hf_put_key(FILE *f, const char *key, size_t len);
 

@@ -24,8 +24,8 @@
  *  - If the result would be longer than SC_NAME_MAX (NAME_MAX, 255) bytes,
  *    the name is instead "#" followed by the 32 lower-case hex digits of the
  *    XXH3-128 hash of the key, in canonical big-endian byte order
- *    (XXH128_canonicalFromHash).  Such a name cannot be decoded; to find its key,
- *    encode candidate keys and compare.
+ *    (XXH128_canonicalFromHash).  Such a name cannot be decoded; to find
+ *    its key, encode candidate keys and compare.
  */
 #ifndef SC_PATHENC_H
 #define SC_PATHENC_H

@@ -225,6 +225,17 @@ sc rm /virtual/thing.pyc
 check "rm of an absent key: exit 1" is_rc 1
 check "... with a one-line reason" err_one_line
 
+# ------------------------------------------------------------ hostile keys
+ESCKEY=$(printf '/esc/\033[31mred\302\233x\tz')
+sc put --no-source "$ESCKEY" "$SRC/one.lua"
+sc ls
+check "ls escapes control bytes in keys" out_has '/esc/\\x1B\[31mred\\xC2\\x9Bx\\x09z$'
+check "... so no raw ESC, C1 CSI or TAB reaches the terminal" sh -c "! LC_ALL=C grep -q \"\$(printf '\033')\\|\$(printf '\302\233')\\|\$(printf '\t')\" '$T/out'"
+sc ls --json
+check "ls --json carries the exact key" json "[e['key'] for e in j if e['key'].startswith('/esc/')] == ['/esc/\\x1b[31mred\\x9bx\\tz'] and all(ord(ch) < 128 for e in j for ch in e['name'])"
+sc rm "$ESCKEY"
+check "rm of the hostile key" is_rc 0
+
 # ------------------------------------------------------------ verify
 sc verify
 check "verify of a sound shard: exit 0" is_rc 0
