@@ -147,6 +147,15 @@ done
 run get "$SRC/hello.lua" --shard "$SHARD"
 check "--shard after the command works" cmp -s "$T/out" "$SRC/hello.lua"
 
+if [ -w /dev/full ]; then
+	"$SC" --shard "$SHARD" get "$SRC/big.luac" >/dev/full 2>"$T/err"
+	rc=$?
+	check "get to a full disk: exit 2" is_rc 2
+	check "... with a write error" err_has "write error"
+	"$SC" --help >/dev/full 2>"$T/err"
+	rc=$?
+	check "--help to a full disk: exit 2 (stdout errors are not ignored)" is_rc 2
+fi
 sc get "$SRC/absent.lua"
 check "get of an absent key: exit 1" is_rc 1
 check "get of an absent key: one-line reason" err_one_line
