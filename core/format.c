@@ -95,7 +95,6 @@ int sc_meta_sane(const struct sc_disk_meta *m, uint64_t file_size)
 int sc_meta_pick(const unsigned char *map, uint64_t size, struct sc_disk_meta *out)
 {
 	struct sc_disk_meta m[2];
-	int ok[2];
 
 	if (size < SC_DATA_OFF)
 		return SC_ETRUNCATED;
@@ -103,6 +102,13 @@ int sc_meta_pick(const unsigned char *map, uint64_t size, struct sc_disk_meta *o
 	 * slot under us, and checking memory that can change is meaningless. */
 	memcpy(&m[0], map + SC_META0_OFF, sizeof(m[0]));
 	memcpy(&m[1], map + SC_META1_OFF, sizeof(m[1]));
+	return sc_meta_choose(m, size, out);
+}
+
+int sc_meta_choose(const struct sc_disk_meta m[2], uint64_t size, struct sc_disk_meta *out)
+{
+	int ok[2];
+
 	for (int i = 0; i < 2; i++)
 		ok[i] = sc_meta_valid(&m[i]) && sc_meta_sane(&m[i], size) &&
 			(m[i].txnid & 1) == (uint64_t)i;

@@ -119,6 +119,8 @@ int  sc_meta_valid(const struct sc_disk_meta *m);
 /* Pick the newer valid meta of the two slots in @p map (file of @p size bytes);
  * copies it to @p out.  Returns 0 or SC_ECORRUPT. */
 int  sc_meta_pick(const unsigned char *map, uint64_t size, struct sc_disk_meta *out);
+/* The same, for two meta slots already copied out of the file. */
+int  sc_meta_choose(const struct sc_disk_meta m[2], uint64_t size, struct sc_disk_meta *out);
 /* Structural checks of a meta against the file size (index inside data, etc). */
 int  sc_meta_sane(const struct sc_disk_meta *m, uint64_t file_size);
 

@@ -250,6 +250,8 @@ int sc_lookup(sc_cache *c, const char *key, sc_entry_info *out)
 		return SC_ENOTFOUND;
 	if ((rc = snap_probe(c, key, key_len, &s, &slot, &v)) != 0)
 		return rc;
+	if (XXH3_64bits(v.blob, v.r->blob_len) != v.r->blob_checksum)
+		return SC_ECORRUPT;
 	sc_slot_read(&s, slot, &h, &off);
 	sc_fill_info(&s, off, &v, out);
 	return 0;

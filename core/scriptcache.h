@@ -227,7 +227,8 @@ typedef struct sc_entry_info {
 } sc_entry_info;
 
 /**
- * Validated record for @p key without any freshness check.
+ * Validated record for @p key (header and blob checksums) without any
+ * freshness check.
  * @return 0, SC_ENOTFOUND, SC_ECORRUPT, SC_EDISABLED, -errno.
  */
 SC_API int sc_lookup(sc_cache *c, const char *key, sc_entry_info *out);
@@ -245,8 +246,11 @@ SC_API int sc_entry_status(const sc_entry_info *e);
 typedef int (*sc_foreach_fn)(const sc_entry_info *e, void *arg);
 
 /**
- * Call @p fn for every live, validated entry, in no particular order.
- * Entries that fail validation are skipped and counted as corrupt.
+ * Call @p fn for every live entry, in no particular order.  Record headers
+ * are validated (entries that fail are skipped and counted as corrupt);
+ * blobs are NOT checksummed, so that listing a large shard does not read
+ * every blob: check e->blob against e->blob_checksum (XXH3-64) before
+ * using the bytes, or fetch them with sc_lookup()/sc_get().
  * The callback must not call functions that write through the same handle.
  */
 SC_API int sc_foreach(sc_cache *c, sc_foreach_fn fn, void *arg);
@@ -293,8 +297,10 @@ SC_API const char *sc_strerror(int err);
 /**
  * The default shard path: $SCRIPTCACHE_PATH, else
  * $XDG_CACHE_HOME/scriptcache/scripts.shard, else
- * $HOME/.cache/scriptcache/scripts.shard.
- * @return 0, or -ENAMETOOLONG / -ENOENT (no HOME).
+ * $HOME/.cache/scriptcache/scripts.shard (HOME unset or empty: the home
+ * directory of the user's passwd entry).  An empty SCRIPTCACHE_PATH counts as
+ * unset, and a relative XDG_CACHE_HOME is ignored, as the XDG spec asks.
+ * @return 0, or -ENAMETOOLONG / -ENOENT (no home directory at all).
  */
 SC_API int sc_default_path(char *buf, size_t len);
 

@@ -226,6 +226,8 @@ static void read_seen_txn(const unsigned char *map, uint64_t seen[2])
 	seen[1] = __atomic_load_n((const uint64_t *)(map + SC_META1_OFF), __ATOMIC_ACQUIRE);
 }
 
+static int refresh_locked(sc_cache *c, int force_path_check);
+
 /*
  * Bring the handle up to date with the file (rw held exclusively): pick the
  * newest valid meta, grow the mapping if the data outgrew it, and follow a
@@ -233,8 +235,19 @@ static void read_seen_txn(const unsigned char *map, uint64_t seen[2])
  */
 int sc_refresh_locked(sc_cache *c, int force_path_check)
 {
+	int rc = refresh_locked(c, force_path_check);
+
+	/* After a failure the handle may hold a new mapping with an old meta:
+	 * make sure the fast path in sc_snapshot() never trusts that pair. */
+	if (rc != 0)
+		c->seen_txn[0] = c->seen_txn[1] = UINT64_MAX;
+	return rc;
+}
+
+static int refresh_locked(sc_cache *c, int force_path_check)
+{
 	struct stat st;
-	struct sc_disk_meta m;
+	struct sc_disk_meta m, raw[2];
 	int rc, tries = 0;
 
 again:
@@ -249,6 +262,13 @@ again:
 		}
 		c->next_path_check_ns = sc_now_ns() + PATH_CHECK_NS;
 	}
+	/* Read the metas before the size: a writer extends the file before it
+	 * commits a meta that covers the new bytes, so any meta we have read
+	 * fits in the size we learn afterwards.  (The other order can see two
+	 * commits land in between and take both metas for corrupt.) */
+	read_seen_txn(c->maps->base, c->seen_txn);
+	memcpy(raw, c->maps->base + SC_META0_OFF, sizeof(raw[0]));
+	memcpy(raw + 1, c->maps->base + SC_META1_OFF, sizeof(raw[1]));
 	if (fstat(c->fd, &st) != 0)
 		return -errno;
 	c->file_size = (uint64_t)st.st_size;
@@ -258,8 +278,7 @@ again:
 		if ((rc = sc_map_file(c, c->fd, c->file_size)) != 0)
 			return rc;
 	}
-	read_seen_txn(c->maps->base, c->seen_txn);
-	rc = sc_meta_pick(c->maps->base, c->file_size, &m);
+	rc = sc_meta_choose(raw, c->file_size, &m);
 	if (rc != 0)
 		return rc;
 	if (m.flags & SC_META_RETIRED) {
@@ -286,13 +305,17 @@ int sc_reopen_locked(sc_cache *c)
 	}
 	if ((rc = check_owner(&st, c->flags)) != 0)
 		goto fail;
-	if ((uint64_t)st.st_size < sizeof(h)) {
-		rc = SC_ETRUNCATED;
-		goto fail;
-	}
-	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
-		rc = -EIO;
-		goto fail;
+	memset(&h, 0, sizeof(h));
+	{
+		size_t want = (uint64_t)st.st_size < sizeof(h) ? (size_t)st.st_size : sizeof(h);
+		ssize_t n;
+		do
+			n = pread(fd, &h, want, 0);
+		while (n < 0 && errno == EINTR);
+		if (n != (ssize_t)want) {
+			rc = n < 0 ? -errno : SC_ETRUNCATED;
+			goto fail;
+		}
 	}
 	if ((rc = sc_header_check(&h, (uint64_t)st.st_size)) != 0)
 		goto fail;
