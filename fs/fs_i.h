@@ -1,0 +1,244 @@
+/*
+ * fs_i.h - private interface of scriptcachefs, the FUSE view of a shard.
+ *
+ * Files:
+ *   main.c     options, session set-up, the multithreaded loop, unmount
+ *   inode.c    the inode table: nodes, lookup counts, forget
+ *   ops_read.c request handlers that only read (lookup, getattr, readdir, read)
+ *   ops_write.c request handlers that change the shard (mkdir, create,
+ *              write, rename, unlink, rmdir, fsync, setattr) and commits
+ *   render.c   metadata.json and .stats (jansson)
+ *   notify.c   the watcher thread: inotify on the shard and on source
+ *              directories, resynchronisation, kernel cache invalidation
+ *
+ * Locking (outermost first):
+ *   fs_map_lock (rwlock)  read-held by every thread that calls a core
+ *                         function returning a pointer into the mapping
+ *                         (sc_lookup) or dereferences such a pointer;
+ *                         write-held only around sc_trim().  glibc rwlocks
+ *                         prefer readers, so a trim never queues readers.
+ *   fs_lock (mutex)       the inode table.  A leaf lock: nothing that can
+ *                         block on I/O or on the core is called with it held.
+ *   fs_qlock (mutex)      the queue of kernel notifications (leaf).
+ * Kernel notifications are sent only by the watcher thread, with no lock
+ * held (libfuse: a notification sent from a request handler, or while
+ * holding a lock a handler needs, can deadlock).
+ */
+#ifndef SC_FS_I_H
+#define SC_FS_I_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "scriptcache.h"
+
+/* Inode numbers never repeat within one mount, so the generation is 0. */
+#define FS_INO_ROOT   FUSE_ROOT_ID
+
+#define FS_BLOB_NAME  "blob"
+#define FS_META_NAME  "metadata.json"
+#define FS_STATS_NAME ".stats"
+
+/* Cache lifetimes handed to the kernel.  Everything the shard defines is
+ * invalidated explicitly by the watcher, so the kernel may keep it
+ * "forever"; the short one is for entries whose source directory cannot
+ * be watched (see docs/FS.md). */
+#define FS_TTL_LONG      86400.0
+#define FS_TTL_FALLBACK  0.05
+#define FS_TTL_PENDING   1.0
+
+enum fs_kind {
+	FS_ROOT = 1,
+	FS_STATS,    /* hidden control file, one node per lookup */
+	FS_DIR,      /* one entry directory (a key) */
+	FS_BLOB,     /* committed blob of one version of an entry */
+	FS_META,     /* metadata.json of one version (and status) of an entry */
+	FS_PENDING,  /* file being written through the mount, in memory */
+};
+
+/* What the shard says about one entry, as last seen. */
+struct fs_ver {
+	uint64_t v_shard_id;
+	uint64_t v_offset;
+	int      v_status;          /* 0, SC_ESTALE, SC_EWRITERGONE */
+	int      v_has_source;
+	int64_t  v_cached_sec;
+	uint32_t v_cached_nsec;
+	uint64_t v_blob_size;
+};
+
+struct fs_node {
+	uint64_t        n_ino;
+	uint64_t        n_nlookup;   /* kernel references (lookup/readdirplus/create) */
+	enum fs_kind    n_kind;
+	struct fs_node *n_inext;     /* ino hash chain */
+	struct timespec n_mtime;
+
+	/* FS_DIR */
+	char           *n_key;       /* NUL-terminated copy (keys hold no NUL) */
+	size_t          n_key_len;
+	char           *n_name;      /* encoded name; FS_PENDING: its file name */
+	struct fs_node *n_knext;     /* key hash chain */
+	int             n_in_map;    /* reachable by key */
+	int             n_in_shard;  /* the shard has an entry for the key */
+	int             n_made;      /* made by mkdir, not yet committed */
+	int             n_unwatched; /* source dir could not be watched */
+	int             n_busy;      /* an unlink is evicting it: resync keeps off */
+	struct fs_ver   n_ver;       /* valid if n_in_shard */
+	struct fs_node *n_blob;      /* current children, or NULL */
+	struct fs_node *n_meta;
+	struct fs_node *n_pending;   /* list of FS_PENDING files (n_pnext) */
+	unsigned        n_refs;      /* child nodes whose n_dir is this node */
+
+	/* files */
+	struct fs_node *n_dir;       /* owning FS_DIR (holds an n_refs) */
+	int             n_current;   /* still the dir's current child / listed */
+	struct fs_ver   f_ver;       /* FS_BLOB, FS_META */
+	const unsigned char *f_blob; /* FS_BLOB: pointer into the mapping */
+	uint64_t        f_epoch;     /* fs_epoch when f_blob was obtained */
+	char           *f_text;      /* FS_META, FS_STATS: rendered JSON */
+	size_t          f_text_len;
+
+	/* FS_PENDING */
+	struct fs_node *n_pnext;
+	unsigned char  *p_buf;
+	size_t          p_len, p_cap;
+	char           *p_exe;       /* writer's executable (fingerprint) */
+	struct timespec p_last;      /* last write/truncate (CLOCK_MONOTONIC) */
+	uint64_t        p_wgen;      /* bumped on every change */
+	uint64_t        p_cgen;      /* p_wgen at the last commit (0: never) */
+	unsigned        p_writers;   /* open for writing (commit_on_close only) */
+	int             p_busy;      /* a commit of this file is under way */
+	uint64_t        p_c_shard;   /* version made by the last commit */
+	uint64_t        p_c_off;
+};
+
+enum fs_note_kind { FS_NOTE_ENTRY, FS_NOTE_DELETE, FS_NOTE_INODE };
+
+struct fs_note {
+	enum fs_note_kind t_kind;
+	uint64_t          t_parent;  /* ENTRY/DELETE: dir; INODE: the inode */
+	uint64_t          t_child;   /* DELETE */
+	struct fs_note   *t_next;
+	char              t_name[];  /* ENTRY/DELETE */
+};
+
+struct fs_opts {
+	char    *o_shard;
+	char    *o_mountpoint;       /* absolute */
+	char    *o_tag;              /* fingerprint tag of entries written here */
+	int      o_ro;
+	int      o_commit_on_close;
+	unsigned o_idle_ms;          /* plain-cp commit delay */
+	int      o_nosync;
+};
+
+struct fs {
+	struct fs_opts   fs_o;
+	sc_cache        *fs_cache;
+	struct fuse_session *fs_se;
+	uid_t            fs_uid;
+	gid_t            fs_gid;
+	struct timespec  fs_start;
+
+	pthread_rwlock_t fs_map_lock;
+	uint64_t         fs_epoch;   /* bumped by every sc_trim (under map_lock) */
+
+	pthread_mutex_t  fs_lock;
+	struct fs_node **fs_itab;    /* ino hash */
+	size_t           fs_icap, fs_icount;
+	struct fs_node **fs_ktab;    /* key hash (FS_DIR) */
+	size_t           fs_kcap, fs_kcount;
+	uint64_t         fs_next_ino;
+	struct fs_node  *fs_root;
+	struct timespec  fs_root_mtime;
+	uint64_t         fs_npending;
+
+	/* root listing snapshot for readdir offsets (under fs_lock) */
+	struct fs_listing *fs_list;
+
+	pthread_mutex_t  fs_qlock;
+	struct fs_note  *fs_qhead, **fs_qtail;
+
+	/* watcher */
+	pthread_t        fs_watcher;
+	int              fs_watcher_up;
+	int              fs_inotify;  /* -1 if none */
+	int              fs_wake;     /* eventfd */
+	int              fs_shard_wd;
+	char            *fs_shard_base;
+	volatile int     fs_stop;
+
+	/* counters for .stats (atomics) */
+	uint64_t         st_lookups, st_reads, st_read_bytes, st_commits,
+			 st_commit_errors, st_evictions, st_notes, st_resyncs,
+			 st_trims;
+};
+
+/* inode.c */
+int  fs_table_init(struct fs *fs);
+void fs_table_free(struct fs *fs);
+struct fs_node *fs_node_get(struct fs *fs, uint64_t ino);          /* fs_lock held */
+struct fs_node *fs_node_new(struct fs *fs, enum fs_kind kind);     /* fs_lock held */
+struct fs_node *fs_dir_find(struct fs *fs, const char *key, size_t len); /* fs_lock held */
+struct fs_node *fs_dir_get(struct fs *fs, const char *key, size_t len, const char *name);
+void fs_dir_unmap(struct fs *fs, struct fs_node *d);               /* fs_lock held */
+struct fs_node *fs_child_new(struct fs *fs, struct fs_node *dir, enum fs_kind kind);
+void fs_detach_children(struct fs *fs, struct fs_node *dir);       /* fs_lock held */
+void fs_node_maybe_free(struct fs *fs, struct fs_node *n);         /* fs_lock held */
+void fs_forget_one(struct fs *fs, uint64_t ino, uint64_t nlookup);
+void fs_pending_unlink(struct fs *fs, struct fs_node *dir, struct fs_node *p); /* fs_lock held */
+struct fs_node *fs_pending_find(struct fs_node *dir, const char *name);
+
+/* ops_read.c / ops_write.c */
+extern const struct fuse_lowlevel_ops fs_ops;
+void fs_fill_attr(struct fs *fs, const struct fs_node *n, struct stat *st); /* fs_lock held */
+double fs_attr_ttl(const struct fs_node *n);
+void fs_fill_entry(struct fs *fs, struct fs_node *n, struct fuse_entry_param *ep); /* fs_lock held */
+/* Apply what the shard says (e, or NULL: no entry) to dir d; queues the
+ * kernel notifications.  fs_lock held.  Returns 1 if the version changed. */
+int  fs_apply_ver(struct fs *fs, struct fs_node *d, const sc_entry_info *e, int status);
+void fs_note_children_gone(struct fs *fs, struct fs_node *d); /* fs_lock held */
+/* Key of the top-level name (malloc'd), or NULL with *err an errno. */
+char *fs_name_to_key(struct fs *fs, const char *name, size_t *len, int *err);
+int  fs_errno(int sc_err);
+int  fs_refresh_dir(struct fs *fs, struct fs_node *d, sc_entry_info *e_out, int *found);
+void fs_ver_from_info(struct fs_ver *v, const sc_entry_info *e, int status);
+int  fs_ver_same(const struct fs_ver *a, const struct fs_ver *b);
+int  fs_commit_pending(struct fs *fs, struct fs_node *dir, struct fs_node *p,
+		       int as_blob);
+void fs_commit_idle(struct fs *fs, int all);
+void fs_ops_init_flags(struct fs *fs);
+void fs_ops_read_init(void);
+
+/* render.c */
+char *fs_render_meta(const sc_entry_info *e, int status, const char *name, size_t *len);
+char *fs_render_stats(struct fs *fs, size_t *len);
+
+/* notify.c */
+int  fs_watcher_start(struct fs *fs);
+void fs_watcher_stop(struct fs *fs);
+void fs_note(struct fs *fs, enum fs_note_kind kind, uint64_t parent,
+	     uint64_t child, const char *name);
+void fs_wake(struct fs *fs);
+/* Watch the directories of @p e's source and writer executable (inotify).
+ * Called with no lock held.  Returns 1 if watched, 0 if the fallback
+ * timeout must be used. */
+int  fs_watch_entry(struct fs *fs, const sc_entry_info *e);
+void fs_resync_dir(struct fs *fs, uint64_t ino, const char *key);
+void fs_listing_dirty(void);   /* fs_lock held */
+void fs_listing_release(struct fs *fs);
+
+static inline struct fs *fs_of(fuse_req_t req)
+{
+	return (struct fs *)fuse_req_userdata(req);
+}
+
+#define FS_COUNT(fs, field, n) __atomic_add_fetch(&(fs)->field, (n), __ATOMIC_RELAXED)
+
+#endif /* SC_FS_I_H */

@@ -1,0 +1,214 @@
+/*
+ * main.c - scriptcachefs: mount a scriptcache shard as a filesystem.
+ *
+ *   scriptcachefs [options] [shard] mountpoint
+ *
+ * See docs/FS.md for what the mount shows and how writing works.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] [shard] mountpoint\n"
+	       "\n"
+	       "Mount a scriptcache shard (default: $SCRIPTCACHE_PATH, else\n"
+	       "$XDG_CACHE_HOME/scriptcache/scripts.shard) as a filesystem.\n"
+	       "\n"
+	       "scriptcachefs options:\n"
+	       "    -o ro                  read-only mount; the shard is opened read-only\n"
+	       "    -o allow_other         let other users in (needs user_allow_other in\n"
+	       "                           /etc/fuse.conf unless run by root)\n"
+	       "    -o tag=STRING          fingerprint tag of entries written through the\n"
+	       "                           mount (default \"scriptcachefs\")\n"
+	       "    -o idle_commit_ms=N    commit a plain-written <entry>/blob after N ms\n"
+	       "                           without writes and with no writer left (default 500)\n"
+	       "    -o commit_on_close     commit <entry>/blob when its last writer closes it;\n"
+	       "                           costs an open and a close round trip on every open\n"
+	       "    -o nosync              skip fdatasync on commits\n"
+	       "\n", prog);
+}
+
+enum { KEY_RO, KEY_HELP, KEY_VERSION };
+
+static const struct fuse_opt fs_optspec[] = {
+	{ "tag=%s", offsetof(struct fs_opts, o_tag), 0 },
+	{ "idle_commit_ms=%u", offsetof(struct fs_opts, o_idle_ms), 0 },
+	{ "commit_on_close", offsetof(struct fs_opts, o_commit_on_close), 1 },
+	{ "nosync", offsetof(struct fs_opts, o_nosync), 1 },
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END
+};
+
+struct parse_state {
+	struct fs_opts *o;
+	char *pos[3];
+	int npos;
+	int help, version;
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct parse_state *ps = data;
+	(void)outargs;
+	switch (key) {
+	case KEY_RO:
+		ps->o->o_ro = 1;
+		return 1; /* also a mount option for the kernel */
+	case KEY_HELP:
+		ps->help = 1;
+		return 0;
+	case KEY_VERSION:
+		ps->version = 1;
+		return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		if (ps->npos < 3)
+			ps->pos[ps->npos] = strdup(arg);
+		ps->npos++;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts copts;
+	struct fuse_loop_config *lcfg = NULL;
+	struct parse_state ps;
+	struct fs *fs;
+	int ret = 1, err, mounted = 0, handlers = 0;
+	char *mnt_abs = NULL;
+
+	memset(&copts, 0, sizeof copts);
+	fs = calloc(1, sizeof *fs);
+	if (!fs)
+		return 1;
+	fs->fs_inotify = fs->fs_wake = -1;
+	fs->fs_qtail = &fs->fs_qhead;
+	fs->fs_o.o_idle_ms = 500;
+	memset(&ps, 0, sizeof ps);
+	ps.o = &fs->fs_o;
+	if (fuse_opt_parse(&args, &ps, fs_optspec, opt_proc) == -1)
+		goto out;
+	if (ps.help) {
+		usage(argv[0]);
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		ret = 0;
+		goto out;
+	}
+	if (ps.version) {
+		printf("scriptcachefs %s (libscriptcache %s)\n", SC_VERSION_STRING, SC_VERSION_STRING);
+		fuse_lowlevel_version();
+		ret = 0;
+		goto out;
+	}
+	if (ps.npos < 1 || ps.npos > 2) {
+		fprintf(stderr, "%s: expected [shard] mountpoint (see --help)\n", argv[0]);
+		goto out;
+	}
+	/* ps.pos owns these strings */
+	const char *mnt_arg = ps.pos[ps.npos - 1];
+	fs->fs_o.o_shard = ps.npos == 2 ? ps.pos[0] : NULL;
+	if (!fs->fs_o.o_tag)
+		fs->fs_o.o_tag = strdup("scriptcachefs");
+	if (!mnt_arg || fuse_opt_add_arg(&args, mnt_arg) != 0 ||
+	    fuse_opt_add_arg(&args, "-odefault_permissions,fsname=scriptcache,subtype=scriptcachefs") != 0)
+		goto out;
+	if (fuse_parse_cmdline(&args, &copts) != 0)
+		goto out;
+	mnt_abs = realpath(copts.mountpoint, NULL);
+	if (!mnt_abs) {
+		fprintf(stderr, "%s: %s: %s\n", argv[0], copts.mountpoint, strerror(errno));
+		goto out;
+	}
+	fs->fs_o.o_mountpoint = mnt_abs;
+
+	unsigned flags = SC_IGNORE_ENV;
+	if (fs->fs_o.o_ro)
+		flags |= SC_RDONLY | SC_NOCREATE;
+	if (fs->fs_o.o_nosync)
+		flags |= SC_NOSYNC;
+	err = sc_open(&fs->fs_cache, fs->fs_o.o_shard, NULL, flags);
+	if (err) {
+		fprintf(stderr, "%s: %s: %s\n", argv[0],
+			fs->fs_o.o_shard ? fs->fs_o.o_shard : "default shard", sc_strerror(err));
+		goto out;
+	}
+	fs->fs_uid = getuid();
+	fs->fs_gid = getgid();
+	clock_gettime(CLOCK_REALTIME, &fs->fs_root_mtime);
+	pthread_rwlock_init(&fs->fs_map_lock, NULL);
+	pthread_mutex_init(&fs->fs_lock, NULL);
+	pthread_mutex_init(&fs->fs_qlock, NULL);
+	if (fs_table_init(fs) != 0) {
+		fprintf(stderr, "%s: out of memory\n", argv[0]);
+		goto out;
+	}
+
+	fs->fs_se = fuse_session_new(&args, &fs_ops, sizeof fs_ops, fs);
+	if (!fs->fs_se)
+		goto out;
+	if (fuse_set_signal_handlers(fs->fs_se) != 0)
+		goto out;
+	handlers = 1;
+	if (fuse_session_mount(fs->fs_se, fs->fs_o.o_mountpoint) != 0)
+		goto out;
+	mounted = 1;
+	fuse_daemonize(copts.foreground);
+	/* threads do not survive the daemon's fork: start them after it */
+	err = fs_watcher_start(fs);
+	if (err) {
+		fprintf(stderr, "%s: watcher: %s\n", argv[0], strerror(-err));
+		goto out;
+	}
+	if (copts.singlethread) {
+		ret = fuse_session_loop(fs->fs_se);
+	} else {
+		lcfg = fuse_loop_cfg_create();
+		if (!lcfg)
+			goto out;
+		fuse_loop_cfg_set_clone_fd(lcfg, (unsigned)copts.clone_fd);
+		fuse_loop_cfg_set_idle_threads(lcfg, copts.max_idle_threads);
+		fuse_loop_cfg_set_max_threads(lcfg, copts.max_threads);
+		ret = fuse_session_loop_mt(fs->fs_se, lcfg);
+	}
+	ret = ret != 0;
+out:
+	fs_watcher_stop(fs);
+	/* Files written with plain cp and not yet committed are committed
+	 * now; other pending (temporary) files are dropped. */
+	if (fs->fs_itab)
+		fs_commit_idle(fs, 1);
+	if (mounted)
+		fuse_session_unmount(fs->fs_se);
+	if (handlers)
+		fuse_remove_signal_handlers(fs->fs_se);
+	if (fs->fs_se)
+		fuse_session_destroy(fs->fs_se);
+	fuse_loop_cfg_destroy(lcfg);
+	fs_listing_release(fs);
+	fs_table_free(fs);
+	sc_close(fs->fs_cache);
+	free(copts.mountpoint);
+	free(mnt_abs);
+	free(fs->fs_o.o_tag);
+	for (int i = 0; i < ps.npos && i < 3; i++)
+		free(ps.pos[i]);
+	fuse_opt_free_args(&args);
+	free(fs);
+	return ret;
+}

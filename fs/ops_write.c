@@ -1,0 +1,827 @@
+/*
+ * ops_write.c - request handlers that change the shard, and commits.
+ *
+ * Committed blobs are immutable.  New bytes come in as *pending* files,
+ * held in memory by the daemon and visible only in the mount, and reach
+ * the shard in one sc_put_ex() call ("commit") when:
+ *   - a pending file is renamed to "blob"            (atomic replace)
+ *   - a pending file is fsync'ed                     (blob = its bytes)
+ *   - a pending file created as "blob" (plain cp) is idle for idle_commit_ms
+ *     and no process has it open for writing (checked in /proc), or the
+ *     mount is unmounted, or, with -o commit_on_close, its last writer
+ *     closes it.
+ * A commit runs in the thread that asks for it with no lock held, so
+ * readers on other threads never wait for it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+#include "pathenc.h"
+
+static char *exe_of(pid_t pid)
+{
+	char link[64], buf[PATH_MAX];
+	snprintf(link, sizeof link, "/proc/%d/exe", (int)pid);
+	ssize_t n = readlink(link, buf, sizeof buf - 1);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	if (n > 10 && strcmp(buf + n - 10, " (deleted)") == 0)
+		return NULL;
+	return strdup(buf);
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void touch(struct fs_node *p)
+{
+	clock_gettime(CLOCK_MONOTONIC, &p->p_last);
+	clock_gettime(CLOCK_REALTIME, &p->n_mtime);
+	p->p_wgen++;
+}
+
+/* Drop a pending file from its directory (unlink, replace, rmdir). */
+static void pending_drop(struct fs *fs, struct fs_node *d, struct fs_node *p)
+{
+	fs_pending_unlink(fs, d, p);
+	free(p->p_buf);
+	p->p_buf = NULL;
+	p->p_len = p->p_cap = 0;
+	fs_node_maybe_free(fs, p);
+}
+
+/* After the last entry is gone, give the space back.  sc_compact() rather
+ * than sc_clear(): a compaction keeps anything another process put
+ * meanwhile, a clear would lose it. */
+static void compact_if_empty(struct fs *fs)
+{
+	sc_stats s;
+	if (sc_get_stats(fs->fs_cache, &s) == 0 && s.entries == 0 && s.dead_bytes > 0)
+		sc_compact(fs->fs_cache);
+}
+
+int fs_commit_pending(struct fs *fs, struct fs_node *d, struct fs_node *p, int as_blob)
+{
+	sc_put_opts o;
+	struct stat st;
+	sc_entry_info e;
+	char *exe;
+	int err = 0, lerr, status = 0, watched = 1, skip_put;
+
+	pthread_mutex_lock(&fs->fs_lock);
+	if (p->n_kind != FS_PENDING || !p->n_current) {
+		pthread_mutex_unlock(&fs->fs_lock);
+		return p->n_kind == FS_BLOB ? 0 : -ENOENT;
+	}
+	if (p->p_busy) {
+		pthread_mutex_unlock(&fs->fs_lock);
+		return -EBUSY;
+	}
+	/* While busy, writes and truncation fail with EBUSY, so p_buf is
+	 * stable without the lock. */
+	p->p_busy = 1;
+	uint64_t wgen = p->p_wgen;
+	skip_put = p->p_cgen == wgen;
+	uint64_t c_shard = p->p_c_shard, c_off = p->p_c_off;
+	exe = p->p_exe ? strdup(p->p_exe) : NULL;
+	pthread_mutex_unlock(&fs->fs_lock);
+
+	if (skip_put) {
+		/* fsync committed exactly these bytes; unless someone replaced
+		 * that version since, the rename has nothing to write */
+		pthread_rwlock_rdlock(&fs->fs_map_lock);
+		lerr = sc_lookup(fs->fs_cache, d->n_key, &e);
+		skip_put = lerr == 0 && e.shard_id == c_shard && e.offset == c_off;
+		pthread_rwlock_unlock(&fs->fs_map_lock);
+	}
+	if (!skip_put) {
+		memset(&o, 0, sizeof o);
+		if (stat(d->n_key, &st) == 0 && S_ISREG(st.st_mode))
+			o.source = &st;
+		else
+			o.no_source = 1;
+		o.tag = fs->fs_o.o_tag;
+		o.exe_path = exe;
+		err = sc_put_ex(fs->fs_cache, d->n_key, p->p_buf ? (const void *)p->p_buf : "",
+				p->p_len, &o);
+		if (err < 0 && err > -30900 && exe) {
+			/* the writer's executable could not be identified */
+			o.exe_path = NULL;
+			err = sc_put_ex(fs->fs_cache, d->n_key, p->p_buf ? (const void *)p->p_buf : "",
+					p->p_len, &o);
+		}
+	}
+	free(exe);
+	if (err) {
+		FS_COUNT(fs, st_commit_errors, 1);
+		pthread_mutex_lock(&fs->fs_lock);
+		p->p_busy = 0;
+		pthread_mutex_unlock(&fs->fs_lock);
+		return err;
+	}
+	if (!skip_put)
+		FS_COUNT(fs, st_commits, 1);
+
+	pthread_rwlock_rdlock(&fs->fs_map_lock);
+	lerr = sc_lookup(fs->fs_cache, d->n_key, &e);
+	if (lerr == 0) {
+		status = sc_entry_status(&e);
+		watched = fs_watch_entry(fs, &e);
+	}
+	pthread_mutex_lock(&fs->fs_lock);
+	if (lerr == 0) {
+		fs_apply_ver(fs, d, &e, status);
+		d->n_unwatched = !watched;
+	}
+	if (as_blob) {
+		struct fs_node *old = fs_pending_find(d, FS_BLOB_NAME);
+		if (old && old != p)
+			pending_drop(fs, d, old);
+		fs_pending_unlink(fs, d, p);
+		free(p->p_buf);
+		p->p_buf = NULL;
+		p->p_len = p->p_cap = 0;
+		p->n_kind = FS_BLOB;
+		if (lerr == 0) {
+			p->f_ver = d->n_ver;
+			p->f_blob = e.blob;
+			p->f_epoch = fs->fs_epoch;
+		} else {
+			p->f_epoch = UINT64_MAX; /* reads revalidate, and fail ESTALE */
+		}
+		if (lerr == 0 && status == 0 && !d->n_blob) {
+			d->n_blob = p;
+			p->n_current = 1;
+		}
+		fs_note(fs, FS_NOTE_INODE, p->n_ino, 0, NULL); /* mode is 0444 now */
+	} else {
+		p->p_cgen = wgen;
+		if (lerr == 0) {
+			p->p_c_shard = e.shard_id;
+			p->p_c_off = e.offset;
+		}
+	}
+	p->p_busy = 0;
+	fs_note(fs, FS_NOTE_INODE, d->n_ino, 0, NULL);
+	fs_note(fs, FS_NOTE_INODE, FS_INO_ROOT, 0, NULL);
+	fs_listing_dirty();
+	fs_node_maybe_free(fs, p);
+	pthread_mutex_unlock(&fs->fs_lock);
+	pthread_rwlock_unlock(&fs->fs_map_lock);
+	fs_wake(fs);
+	return 0;
+}
+
+/* ---- plain cp: commit after idle, if nobody holds the file for writing ---- */
+
+/* Nonzero if some process has @p path open for writing.  Processes whose
+ * /proc/<pid>/fd we may not read (other users) are invisible: for them only
+ * the idle delay protects a slow writer (documented in docs/FS.md). */
+static int has_writers(const char *path)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *de;
+	int found = 0;
+	if (!proc)
+		return 0;
+	while (!found && (de = readdir(proc))) {
+		char fddir[300], link[600], target[PATH_MAX];
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(fddir, sizeof fddir, "/proc/%s/fd", de->d_name);
+		DIR *fds = opendir(fddir);
+		if (!fds)
+			continue;
+		struct dirent *fe;
+		while ((fe = readdir(fds))) {
+			if (fe->d_name[0] == '.')
+				continue;
+			snprintf(link, sizeof link, "%s/%s", fddir, fe->d_name);
+			ssize_t n = readlink(link, target, sizeof target - 1);
+			if (n <= 0)
+				continue;
+			target[n] = '\0';
+			if (strcmp(target, path) != 0)
+				continue;
+			char info[600], buf[256];
+			snprintf(info, sizeof info, "/proc/%s/fdinfo/%s", de->d_name, fe->d_name);
+			FILE *f = fopen(info, "re");
+			unsigned long flags = 0;
+			if (f) {
+				while (fgets(buf, sizeof buf, f))
+					if (sscanf(buf, "flags: %lo", &flags) == 1)
+						break;
+				fclose(f);
+			}
+			if ((flags & O_ACCMODE) != O_RDONLY) {
+				found = 1;
+				break;
+			}
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+	return found;
+}
+
+struct cand {
+	struct fs_node *d, *p;
+};
+
+void fs_commit_idle(struct fs *fs, int all)
+{
+	struct cand *v = NULL;
+	size_t n = 0, cap = 0;
+	double now = mono_now(), idle = fs->fs_o.o_idle_ms / 1000.0;
+
+	pthread_mutex_lock(&fs->fs_lock);
+	if (fs->fs_npending == 0) {
+		pthread_mutex_unlock(&fs->fs_lock);
+		return;
+	}
+	for (size_t i = 0; i < fs->fs_kcap; i++) {
+		for (struct fs_node *d = fs->fs_ktab[i]; d; d = d->n_knext) {
+			for (struct fs_node *p = d->n_pending; p; p = p->n_pnext) {
+				double last = (double)p->p_last.tv_sec + p->p_last.tv_nsec / 1e9;
+				if (strcmp(p->n_name, FS_BLOB_NAME) != 0 || p->p_busy ||
+				    p->p_wgen == p->p_cgen)
+					continue;
+				if (!all && (now - last < idle || p->p_writers > 0))
+					continue;
+				if (n == cap) {
+					size_t nc = cap ? cap * 2 : 16;
+					struct cand *nv = realloc(v, nc * sizeof(*nv));
+					if (!nv)
+						goto collected;
+					v = nv;
+					cap = nc;
+				}
+				p->n_nlookup++; /* pin p, and through it d */
+				v[n].d = d;
+				v[n].p = p;
+				n++;
+			}
+		}
+	}
+collected:
+	pthread_mutex_unlock(&fs->fs_lock);
+
+	for (size_t i = 0; i < n; i++) {
+		int busy = 0;
+		if (!all) {
+			char path[PATH_MAX];
+			snprintf(path, sizeof path, "%s/%s/%s", fs->fs_o.o_mountpoint,
+				 v[i].d->n_name, FS_BLOB_NAME);
+			busy = has_writers(path);
+		}
+		if (!busy)
+			fs_commit_pending(fs, v[i].d, v[i].p, 1);
+		pthread_mutex_lock(&fs->fs_lock);
+		v[i].p->n_nlookup--;
+		fs_node_maybe_free(fs, v[i].p);
+		pthread_mutex_unlock(&fs->fs_lock);
+	}
+	free(v);
+}
+
+/* ---- handlers ---- */
+
+/* Look up an inode of the given kind under fs_lock; NULL if absent. */
+static struct fs_node *get_dir(struct fs *fs, fuse_ino_t ino)
+{
+	struct fs_node *d = fs_node_get(fs, ino);
+	return d && d->n_kind == FS_DIR ? d : NULL;
+}
+
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	if (!fs->fs_o.o_commit_on_close) {
+		/* the kernel stops sending OPEN, FLUSH and RELEASE and keeps the
+		 * page cache across opens (FUSE_CAP_NO_OPEN_SUPPORT) */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	int wr = (fi->flags & O_ACCMODE) != O_RDONLY;
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *n = fs_node_get(fs, ino);
+	int err = 0;
+	if (!n)
+		err = ENOENT;
+	else if (wr && n->n_kind != FS_PENDING)
+		err = EPERM;
+	else if (wr)
+		n->p_writers++;
+	pthread_mutex_unlock(&fs->fs_lock);
+	if (err) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) == -ENOENT && wr) {
+		/* interrupted: no RELEASE will come */
+		pthread_mutex_lock(&fs->fs_lock);
+		if (n->p_writers)
+			n->p_writers--;
+		pthread_mutex_unlock(&fs->fs_lock);
+	}
+}
+
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	int commit = 0;
+	struct fs_node *n, *d = NULL;
+	pthread_mutex_lock(&fs->fs_lock);
+	n = fs_node_get(fs, ino);
+	if (n && n->n_kind == FS_PENDING && (fi->flags & O_ACCMODE) != O_RDONLY) {
+		if (n->p_writers)
+			n->p_writers--;
+		commit = n->p_writers == 0 && n->n_current &&
+			 strcmp(n->n_name, FS_BLOB_NAME) == 0 && n->p_wgen != n->p_cgen;
+		d = n->n_dir;
+		if (commit)
+			n->n_nlookup++; /* pin */
+	}
+	pthread_mutex_unlock(&fs->fs_lock);
+	if (commit) {
+		fs_commit_pending(fs, d, n, 1); /* errors: retried by the idle path */
+		pthread_mutex_lock(&fs->fs_lock);
+		n->n_nlookup--;
+		fs_node_maybe_free(fs, n);
+		pthread_mutex_unlock(&fs->fs_lock);
+	}
+	fuse_reply_err(req, 0);
+}
+
+void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fs *fs = fs_of(req);
+	struct fuse_entry_param ep;
+	sc_entry_info e;
+	size_t klen;
+	int err = 0;
+	(void)mode;
+	if (parent != FS_INO_ROOT) {
+		fuse_reply_err(req, EPERM); /* entry directories hold files only */
+		return;
+	}
+	if (fs->fs_o.o_ro) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (sc_name_is_hashed(name)) {
+		fuse_reply_err(req, EINVAL); /* a hashed name does not say its key */
+		return;
+	}
+	char *key = fs_name_to_key(fs, name, &klen, &err);
+	if (!key) {
+		fuse_reply_err(req, err == ENOENT ? EINVAL : err);
+		return;
+	}
+	pthread_rwlock_rdlock(&fs->fs_map_lock);
+	int found = sc_lookup(fs->fs_cache, key, &e) == 0;
+	pthread_rwlock_unlock(&fs->fs_map_lock);
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *d = fs_dir_find(fs, key, klen);
+	if (found || (d && (d->n_made || d->n_in_shard))) {
+		err = EEXIST;
+	} else {
+		d = fs_dir_get(fs, key, klen, name);
+		if (!d) {
+			err = ENOMEM;
+		} else {
+			d->n_made = 1;
+			clock_gettime(CLOCK_REALTIME, &d->n_mtime);
+			d->n_nlookup++;
+			fs_fill_entry(fs, d, &ep);
+			fs_listing_dirty();
+		}
+	}
+	pthread_mutex_unlock(&fs->fs_lock);
+	free(key);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_entry(req, &ep);
+}
+
+/* Make a pending file; fs_lock held.  Returns an errno or 0. */
+static int make_pending(struct fs *fs, fuse_ino_t parent, const char *name, char *exe,
+			int writer, struct fuse_entry_param *ep)
+{
+	struct fs_node *d = get_dir(fs, parent);
+	if (!d)
+		return parent == FS_INO_ROOT ? EPERM : ENOENT;
+	if (!d->n_in_map || (!d->n_in_shard && !d->n_made))
+		return ENOENT;
+	if (strcmp(name, FS_META_NAME) == 0)
+		return d->n_in_shard ? EEXIST : EPERM;
+	if (fs_pending_find(d, name))
+		return EEXIST;
+	if (strcmp(name, FS_BLOB_NAME) == 0 && d->n_in_shard && d->n_ver.v_status == 0)
+		return EEXIST;
+	struct fs_node *p = fs_child_new(fs, d, FS_PENDING);
+	if (!p)
+		return ENOMEM;
+	p->n_name = strdup(name);
+	if (!p->n_name) {
+		p->n_current = 0;
+		fs_node_maybe_free(fs, p);
+		return ENOMEM;
+	}
+	p->p_exe = exe;
+	p->p_writers = writer;
+	touch(p);
+	p->n_pnext = d->n_pending;
+	d->n_pending = p;
+	fs->fs_npending++;
+	p->n_nlookup++;
+	fs_fill_entry(fs, p, ep);
+	return 0;
+}
+
+static int may_write_here(struct fs *fs, fuse_ino_t parent)
+{
+	if (fs->fs_o.o_ro)
+		return EROFS;
+	if (parent == FS_INO_ROOT)
+		return EPERM; /* the top level holds entry directories only */
+	return 0;
+}
+
+void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		  struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fuse_entry_param ep;
+	int err = may_write_here(fs, parent);
+	(void)mode;
+	if (err) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	char *exe = exe_of(fuse_req_ctx(req)->pid);
+	int writer = fs->fs_o.o_commit_on_close && (fi->flags & O_ACCMODE) != O_RDONLY;
+	pthread_mutex_lock(&fs->fs_lock);
+	err = make_pending(fs, parent, name, exe, writer, &ep);
+	pthread_mutex_unlock(&fs->fs_lock);
+	if (err) {
+		free(exe);
+		fuse_reply_err(req, err);
+		return;
+	}
+	fi->keep_cache = 0;
+	fuse_reply_create(req, &ep, fi);
+}
+
+void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct fs *fs = fs_of(req);
+	struct fuse_entry_param ep;
+	int err = may_write_here(fs, parent);
+	(void)rdev;
+	if (!err && !S_ISREG(mode))
+		err = EPERM;
+	if (err) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	char *exe = exe_of(fuse_req_ctx(req)->pid);
+	pthread_mutex_lock(&fs->fs_lock);
+	err = make_pending(fs, parent, name, exe, 0, &ep);
+	pthread_mutex_unlock(&fs->fs_lock);
+	if (err) {
+		free(exe);
+		fuse_reply_err(req, err);
+		return;
+	}
+	fuse_reply_entry(req, &ep);
+}
+
+static int resize(struct fs_node *p, size_t len)
+{
+	if (len > SC_MAX_BLOB)
+		return EFBIG;
+	if (len > p->p_cap) {
+		size_t nc = p->p_cap ? p->p_cap : 4096;
+		while (nc < len)
+			nc *= 2;
+		unsigned char *nb = realloc(p->p_buf, nc);
+		if (!nb)
+			return ENOMEM;
+		p->p_buf = nb;
+		p->p_cap = nc;
+	}
+	if (len > p->p_len)
+		memset(p->p_buf + p->p_len, 0, len - p->p_len);
+	p->p_len = len;
+	return 0;
+}
+
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		 struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	int err = 0;
+	(void)fi;
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *p = fs_node_get(fs, ino);
+	if (!p)
+		err = ESTALE;
+	else if (p->n_kind != FS_PENDING)
+		err = EPERM; /* committed blobs are immutable */
+	else if (p->p_busy)
+		err = EBUSY;
+	else if ((uint64_t)off + size > SC_MAX_BLOB)
+		err = EFBIG;
+	else {
+		size_t end = (size_t)off + size;
+		if (end > p->p_len)
+			err = resize(p, end);
+		if (!err) {
+			memcpy(p->p_buf + off, buf, size);
+			touch(p);
+		}
+	}
+	pthread_mutex_unlock(&fs->fs_lock);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_write(req, size);
+}
+
+void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		   struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct stat st;
+	int err = 0;
+	double ttl = 0;
+	(void)fi;
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *n = fs_node_get(fs, ino);
+	if (!n) {
+		err = ENOENT;
+	} else if (n->n_kind == FS_PENDING) {
+		if (n->p_busy)
+			err = EBUSY;
+		else if (to_set & FUSE_SET_ATTR_SIZE) {
+			err = resize(n, (size_t)attr->st_size);
+			if (!err)
+				touch(n);
+		}
+		if (!err && (to_set & FUSE_SET_ATTR_MTIME_NOW))
+			clock_gettime(CLOCK_REALTIME, &n->n_mtime);
+		else if (!err && (to_set & FUSE_SET_ATTR_MTIME))
+			n->n_mtime = attr->st_mtim;
+		/* mode and owner of a pending file are not kept: a committed
+		 * blob is always 0444, owned by the mounting user */
+	} else if (n->n_kind == FS_DIR || n->n_kind == FS_ROOT) {
+		if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE))
+			err = EPERM;
+		/* times and mode of directories: accepted, not kept (cp -r, tar) */
+	} else if (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+		/* committed blob, metadata.json, .stats: immutable; O_TRUNC
+		 * arrives here because FUSE_CAP_ATOMIC_O_TRUNC is off */
+		err = EPERM;
+	}
+	if (!err) {
+		fs_fill_attr(fs, n, &st);
+		ttl = fs_attr_ttl(n);
+	}
+	pthread_mutex_unlock(&fs->fs_lock);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_attr(req, &st, ttl);
+}
+
+void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		  const char *newname, unsigned flags)
+{
+	struct fs *fs = fs_of(req);
+	int err = 0;
+	if (flags & ~(unsigned)RENAME_NOREPLACE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (fs->fs_o.o_ro) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (parent != newparent) {
+		fuse_reply_err(req, EXDEV);
+		return;
+	}
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *d = get_dir(fs, parent);
+	struct fs_node *p = d ? fs_pending_find(d, name) : NULL;
+	if (!d)
+		err = EPERM; /* entry directories are not renamed */
+	else if (!p)
+		err = strcmp(name, FS_BLOB_NAME) == 0 || strcmp(name, FS_META_NAME) == 0 ?
+			      EPERM : ENOENT;
+	else if (strcmp(newname, FS_META_NAME) == 0)
+		err = EPERM;
+	else if (strcmp(name, newname) == 0)
+		err = -1; /* nothing to do */
+	else if (p->p_busy)
+		err = EBUSY;
+	if (err) {
+		pthread_mutex_unlock(&fs->fs_lock);
+		fuse_reply_err(req, err < 0 ? 0 : err);
+		return;
+	}
+	struct fs_node *t = fs_pending_find(d, newname);
+	if (strcmp(newname, FS_BLOB_NAME) == 0) {
+		if ((flags & RENAME_NOREPLACE) &&
+		    (t || (d->n_in_shard && d->n_ver.v_status == 0)))
+			err = EEXIST;
+		pthread_mutex_unlock(&fs->fs_lock);
+		if (!err) {
+			/* p and d stay alive: the kernel holds both */
+			int r = fs_commit_pending(fs, d, p, 1);
+			err = r ? fs_errno(r) : 0;
+		}
+		fuse_reply_err(req, err);
+		return;
+	}
+	if (t && (flags & RENAME_NOREPLACE)) {
+		err = EEXIST;
+	} else {
+		char *nn = strdup(newname);
+		if (!nn) {
+			err = ENOMEM;
+		} else {
+			if (t)
+				pending_drop(fs, d, t);
+			free(p->n_name);
+			p->n_name = nn;
+		}
+	}
+	pthread_mutex_unlock(&fs->fs_lock);
+	fuse_reply_err(req, err);
+}
+
+void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	int err = 0;
+	if (fs->fs_o.o_ro) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *d = get_dir(fs, parent);
+	if (!d) {
+		pthread_mutex_unlock(&fs->fs_lock);
+		fuse_reply_err(req, EPERM); /* .stats and friends */
+		return;
+	}
+	struct fs_node *p = fs_pending_find(d, name);
+	if (p) {
+		if (p->p_busy)
+			err = EBUSY;
+		else
+			pending_drop(fs, d, p);
+		pthread_mutex_unlock(&fs->fs_lock);
+		fuse_reply_err(req, err);
+		return;
+	}
+	pthread_mutex_unlock(&fs->fs_lock);
+	if (strcmp(name, FS_BLOB_NAME) != 0 && strcmp(name, FS_META_NAME) != 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	/*
+	 * Removing either file evicts the entry at once.  The directory and
+	 * the other file stay as they were until removed themselves (the
+	 * other file is a "ghost" of the evicted version), so that `rm -r`
+	 * finds what it listed, as on any filesystem.
+	 */
+	int is_blob = strcmp(name, FS_BLOB_NAME) == 0;
+	pthread_mutex_lock(&fs->fs_lock);
+	int in_shard = d->n_in_shard;
+	d->n_busy++; /* the watcher must not see the entry vanish and drop us */
+	pthread_mutex_unlock(&fs->fs_lock);
+	int r = in_shard ? sc_remove(fs->fs_cache, d->n_key) : SC_ENOTFOUND;
+	pthread_mutex_lock(&fs->fs_lock);
+	d->n_busy--;
+	if (r != 0 && r != SC_ENOTFOUND) {
+		pthread_mutex_unlock(&fs->fs_lock);
+		fuse_reply_err(req, fs_errno(r));
+		return;
+	}
+	d->n_made = 1;
+	if (d->n_in_shard) {
+		d->n_in_shard = 0;
+		fs_note(fs, FS_NOTE_INODE, d->n_ino, 0, NULL);
+	}
+	struct fs_node *gone = is_blob ? d->n_blob : d->n_meta;
+	if (gone) {
+		if (is_blob)
+			d->n_blob = NULL;
+		else
+			d->n_meta = NULL;
+		gone->n_current = 0;
+		fs_node_maybe_free(fs, gone);
+	}
+	fs_listing_dirty();
+	fs_note(fs, FS_NOTE_INODE, FS_INO_ROOT, 0, NULL);
+	pthread_mutex_unlock(&fs->fs_lock);
+	if (r == 0) {
+		FS_COUNT(fs, st_evictions, 1);
+		compact_if_empty(fs);
+	}
+	fs_wake(fs);
+	fuse_reply_err(req, 0);
+}
+
+void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	size_t klen;
+	int err = 0;
+	if (parent != FS_INO_ROOT) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (fs->fs_o.o_ro) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	char *key = fs_name_to_key(fs, name, &klen, &err);
+	if (!key) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	int r = sc_remove(fs->fs_cache, key);
+	if (r != 0 && r != SC_ENOTFOUND) {
+		free(key);
+		fuse_reply_err(req, fs_errno(r));
+		return;
+	}
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *d = fs_dir_find(fs, key, klen);
+	if (d) {
+		int busy = 0;
+		for (struct fs_node *p = d->n_pending; p; p = p->n_pnext)
+			busy |= p->p_busy;
+		if (busy) {
+			err = EBUSY;
+		} else {
+			while (d->n_pending)
+				pending_drop(fs, d, d->n_pending);
+			if (d->n_blob || d->n_meta)
+				fs_note_children_gone(fs, d);
+			fs_detach_children(fs, d);
+			d->n_in_shard = 0;
+			d->n_made = 0;
+			fs_dir_unmap(fs, d);
+			fs_node_maybe_free(fs, d);
+		}
+	} else if (r == SC_ENOTFOUND) {
+		err = ENOENT;
+	}
+	fs_listing_dirty();
+	pthread_mutex_unlock(&fs->fs_lock);
+	free(key);
+	if (r == 0) {
+		FS_COUNT(fs, st_evictions, 1);
+		compact_if_empty(fs);
+	}
+	fs_wake(fs);
+	fuse_reply_err(req, err);
+}
+
+void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	(void)datasync;
+	(void)fi;
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *p = fs_node_get(fs, ino);
+	int pending = p && p->n_kind == FS_PENDING;
+	struct fs_node *d = pending ? p->n_dir : NULL;
+	pthread_mutex_unlock(&fs->fs_lock);
+	if (!pending) {
+		fuse_reply_err(req, 0); /* committed data is already durable */
+		return;
+	}
+	/* the kernel holds p (and so d) while fsync runs */
+	int r = fs_commit_pending(fs, d, p, strcmp(p->n_name, FS_BLOB_NAME) == 0);
+	fuse_reply_err(req, r ? fs_errno(r) : 0);
+}
