@@ -51,8 +51,10 @@ static const struct fuse_opt fs_optspec[] = {
 	FUSE_OPT_END
 };
 
+/* fuse_opt_parse() stores the templated options at their offsets from the
+ * start of this struct: o must stay the first member. */
 struct parse_state {
-	struct fs_opts *o;
+	struct fs_opts o;
 	char *pos[3];
 	int npos;
 	int help, version;
@@ -64,7 +66,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	(void)outargs;
 	switch (key) {
 	case KEY_RO:
-		ps->o->o_ro = 1;
+		ps->o.o_ro = 1;
 		return 1; /* also a mount option for the kernel */
 	case KEY_HELP:
 		ps->help = 1;
@@ -98,11 +100,11 @@ int main(int argc, char *argv[])
 		return 1;
 	fs->fs_inotify = fs->fs_wake = -1;
 	fs->fs_qtail = &fs->fs_qhead;
-	fs->fs_o.o_idle_ms = 500;
 	memset(&ps, 0, sizeof ps);
-	ps.o = &fs->fs_o;
+	ps.o.o_idle_ms = 500;
 	if (fuse_opt_parse(&args, &ps, fs_optspec, opt_proc) == -1)
 		goto out;
+	fs->fs_o = ps.o;
 	if (ps.help) {
 		usage(argv[0]);
 		fuse_cmdline_help();
@@ -182,8 +184,11 @@ int main(int argc, char *argv[])
 		if (!lcfg)
 			goto out;
 		fuse_loop_cfg_set_clone_fd(lcfg, (unsigned)copts.clone_fd);
-		fuse_loop_cfg_set_idle_threads(lcfg, copts.max_idle_threads);
-		fuse_loop_cfg_set_max_threads(lcfg, copts.max_threads);
+		/* UINT_MAX: not given on the command line, keep libfuse's default */
+		if (copts.max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(lcfg, copts.max_idle_threads);
+		if (copts.max_threads != UINT_MAX && copts.max_threads > 0)
+			fuse_loop_cfg_set_max_threads(lcfg, copts.max_threads);
 		ret = fuse_session_loop_mt(fs->fs_se, lcfg);
 	}
 	ret = ret != 0;

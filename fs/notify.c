@@ -16,6 +16,7 @@
  * under a lock a handler needs.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -173,6 +174,16 @@ static void *watcher(void *arg)
 	if (sc_get_stats(fs->fs_cache, &s) == 0) {
 		last_gen = s.generation;
 		last_size = s.file_size;
+	}
+	if (!fs->fs_o.o_commit_on_close) {
+		/* Teach the kernel at once that OPEN and FLUSH are not
+		 * implemented, so the first file a user creates already gets
+		 * the same treatment as every later one. */
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/%s", fs->fs_o.o_mountpoint, FS_STATS_NAME);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0)
+			close(fd);
 	}
 	while (!fs->fs_stop) {
 		struct pollfd pfd[2] = {

@@ -346,7 +346,11 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_node *n, *d = NULL;
 	pthread_mutex_lock(&fs->fs_lock);
 	n = fs_node_get(fs, ino);
-	if (n && n->n_kind == FS_PENDING && (fi->flags & O_ACCMODE) != O_RDONLY) {
+	/* Without commit_on_close, RELEASE only comes for files created before
+	 * the kernel learnt that OPEN is not implemented; ignore it so that
+	 * plain cp behaves the same from the first file on. */
+	if (fs->fs_o.o_commit_on_close && n && n->n_kind == FS_PENDING &&
+	    (fi->flags & O_ACCMODE) != O_RDONLY) {
 		if (n->p_writers)
 			n->p_writers--;
 		commit = n->p_writers == 0 && n->n_current &&

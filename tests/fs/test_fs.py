@@ -1,0 +1,458 @@
+"""scriptcachefs through ordinary system calls, against the real library.
+
+Each test mounts the real daemon (conftest.mounted) and unmounts it in a
+finally block.  "The library" is the scriptcache CLI ($SCRIPTCACHE_CLI),
+which reads and writes the shard through libscriptcache.
+"""
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import cli, encode, is_mounted, mounted, unmount, wait_for
+
+IDLE_MS = 300  # -o idle_commit_ms for the plain-cp tests
+
+
+def ls_json(e):
+    return {x['key']: x for x in json.loads(cli('--shard', e.shard, 'ls', '--json').stdout)}
+
+
+# ---- the flat view ----
+
+def test_listing(env):
+    keys = [env.source('a.lua'), env.source('b.lua'), '/nowhere/c.pyc']
+    for k in keys[:2]:
+        env.put(k, b'compiled ' + k.encode())
+    env.put(keys[2], b'pyc', '--no-source')
+    with mounted(env.shard, env.mnt) as m:
+        assert sorted(os.listdir(m.path)) == sorted(encode(k) for k in keys)
+        for k in keys:
+            assert sorted(os.listdir(m.entry(k))) == ['blob', 'metadata.json']
+            st = os.stat(m.entry(k))
+            assert st.st_mode & 0o777 == 0o755 and st.st_uid == os.getuid()
+            st = os.stat(os.path.join(m.entry(k), 'blob'))
+            assert st.st_mode & 0o777 == 0o444
+        # .stats: readable, not listed
+        assert '.stats' not in os.listdir(m.path)
+        stats = json.load(open(os.path.join(m.path, '.stats')))
+        assert stats['shard_stats']['entries'] == 3
+
+
+def test_read_blob_and_metadata_byte_exact(env):
+    key = env.source('m.lua')
+    data = os.urandom(200 * 1024 + 17)
+    env.put(key, data)
+    lib_blob = env.get(key).stdout
+    assert lib_blob == data
+    info = ls_json(env)[key]
+    with mounted(env.shard, env.mnt) as m:
+        with open(os.path.join(m.entry(key), 'blob'), 'rb') as f:
+            assert f.read() == lib_blob
+        # partial reads at odd offsets
+        with open(os.path.join(m.entry(key), 'blob'), 'rb') as f:
+            f.seek(4097)
+            assert f.read(10000) == lib_blob[4097:14097]
+        meta = json.load(open(os.path.join(m.entry(key), 'metadata.json')))
+        assert meta['key'] == key and meta['name'] == encode(key)
+        assert meta['status'] == 'fresh'
+        assert meta['blob']['size'] == len(data)
+        assert meta['blob']['checksum'] == info['blob_xxh3']
+        assert meta['source']['mtime_sec'] == info['source_mtime']
+        assert meta['source']['mtime_nsec'] == info['source_mtime_nsec']
+        assert meta['source']['size'] == info['source_size']
+        assert meta['fingerprint']['exe_id'] == info['exe_id']
+        assert meta['fingerprint']['exe_path'] == info['exe_path']
+        assert meta['fingerprint']['tag'] == info['tag']
+        assert meta['offset'] == info['offset']
+        assert os.stat(os.path.join(m.entry(key), 'blob')).st_size == len(data)
+
+
+# ---- writing ----
+
+def test_write_temp_and_rename_commits(env):
+    key = env.source('new.lua')
+    data = os.urandom(70000)
+    with mounted(env.shard, env.mnt) as m:
+        d = m.entry(key)
+        os.mkdir(d)
+        tmp = os.path.join(d, '.blob.tmp')
+        with open(tmp, 'wb') as f:
+            f.write(data)
+        assert env.get(key).returncode == 1  # nothing committed yet
+        os.rename(tmp, os.path.join(d, 'blob'))
+        assert env.get(key).stdout == data
+        assert open(os.path.join(d, 'blob'), 'rb').read() == data
+        assert sorted(os.listdir(d)) == ['blob', 'metadata.json']
+        meta = json.load(open(os.path.join(d, 'metadata.json')))
+        st = os.stat(key)
+        assert meta['source']['size'] == st.st_size
+        assert meta['source']['mtime_sec'] == int(st.st_mtime)
+        assert meta['fingerprint']['tag'] == 'scriptcachefs'
+        # the writing process's executable is recorded
+        assert meta['fingerprint']['exe_path'] == os.path.realpath('/proc/self/exe')
+        # replace again: atomic, the reader sees the new bytes
+        tmp2 = os.path.join(d, 'x.tmp')
+        with open(tmp2, 'wb') as f:
+            f.write(b'v2')
+        os.replace(tmp2, os.path.join(d, 'blob'))
+        assert env.get(key).stdout == b'v2'
+        assert open(os.path.join(d, 'blob'), 'rb').read() == b'v2'
+
+
+def test_key_without_source_gets_no_source(env):
+    key = str(env.dir / 'does-not-exist.pyc')
+    with mounted(env.shard, env.mnt) as m:
+        d = m.entry(key)
+        os.mkdir(d)
+        with open(os.path.join(d, 't'), 'wb') as f:
+            f.write(b'abc')
+        os.rename(os.path.join(d, 't'), os.path.join(d, 'blob'))
+        meta = json.load(open(os.path.join(d, 'metadata.json')))
+        assert meta['source'] is None and meta['status'] == 'fresh'
+    assert ls_json(env)[key]['has_source'] is False
+
+
+def test_fsync_commits(env):
+    key = env.source('f.lua')
+    with mounted(env.shard, env.mnt) as m:
+        d = m.entry(key)
+        os.mkdir(d)
+        fd = os.open(os.path.join(d, 'tmp'), os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, b'fsynced bytes')
+            assert env.get(key).returncode == 1
+            os.fsync(fd)
+            assert env.get(key).stdout == b'fsynced bytes'
+        finally:
+            os.close(fd)
+        os.rename(os.path.join(d, 'tmp'), os.path.join(d, 'blob'))
+        assert env.get(key).stdout == b'fsynced bytes'
+
+
+def test_plain_cp_commits_when_idle_and_closed(env):
+    key = env.source('cp.lua')
+    src = env.dir / 'payload'
+    data = os.urandom(300000)
+    src.write_bytes(data)
+    with mounted(env.shard, env.mnt, '-o', 'idle_commit_ms=%d' % IDLE_MS) as m:
+        d = m.entry(key)
+        os.mkdir(d)
+        subprocess.run(['cp', str(src), os.path.join(d, 'blob')], check=True)
+        took = wait_for(lambda: env.get(key).returncode == 0, timeout=5)
+        assert took >= IDLE_MS / 1000 * 0.5
+        assert env.get(key).stdout == data
+        assert open(os.path.join(d, 'blob'), 'rb').read() == data
+        assert os.stat(os.path.join(d, 'blob')).st_mode & 0o777 == 0o444
+
+
+def test_plain_writer_still_writing_is_never_committed(env):
+    key = env.source('slow.lua')
+    with mounted(env.shard, env.mnt, '-o', 'idle_commit_ms=%d' % IDLE_MS) as m:
+        d = m.entry(key)
+        os.mkdir(d)
+        with open(os.path.join(d, 'blob'), 'wb') as f:
+            f.write(b'first half ')
+            f.flush()
+            time.sleep(IDLE_MS / 1000 * 4)  # idle, but still open for writing
+            assert env.get(key).returncode == 1, 'half-written blob committed'
+            f.write(b'second half')
+        wait_for(lambda: env.get(key).returncode == 0, timeout=5)
+        assert env.get(key).stdout == b'first half second half'
+
+
+def test_unmount_commits_plain_written_blob(env):
+    key = env.source('um.lua')
+    with mounted(env.shard, env.mnt, '-o', 'idle_commit_ms=60000') as m:
+        d = m.entry(key)
+        os.mkdir(d)
+        with open(os.path.join(d, 'blob'), 'wb') as f:
+            f.write(b'at unmount')
+        with open(os.path.join(d, 'leftover.tmp'), 'wb') as f:
+            f.write(b'dropped')
+        assert env.get(key).returncode == 1
+    assert env.get(key).stdout == b'at unmount'
+    assert len(ls_json(env)) == 1
+
+
+def test_commit_on_close_option(env):
+    key = env.source('coc.lua')
+    with mounted(env.shard, env.mnt, '-o', 'commit_on_close,idle_commit_ms=60000') as m:
+        d = m.entry(key)
+        os.mkdir(d)
+        with open(os.path.join(d, 'blob'), 'wb') as f:
+            f.write(b'closed')
+            f.flush()
+            assert env.get(key).returncode == 1
+        assert env.get(key).stdout == b'closed'  # committed by close itself
+        assert open(os.path.join(d, 'blob'), 'rb').read() == b'closed'
+        with pytest.raises(PermissionError):
+            open(os.path.join(d, 'blob'), 'ab')
+
+
+def test_in_place_writes_rejected(env):
+    key = env.source('ro.lua')
+    env.put(key, b'original')
+    with mounted(env.shard, env.mnt) as m:
+        blob = os.path.join(m.entry(key), 'blob')
+        fd = os.open(blob, os.O_WRONLY | os.O_APPEND)
+        try:
+            with pytest.raises(OSError) as ei:
+                os.write(fd, b'more')
+            assert ei.value.errno == errno.EPERM
+        finally:
+            os.close(fd)
+        with pytest.raises(OSError) as ei:
+            open(blob, 'wb')  # O_TRUNC
+        assert ei.value.errno == errno.EPERM
+        with pytest.raises(OSError) as ei:
+            os.truncate(blob, 3)
+        assert ei.value.errno == errno.EPERM
+        fd = os.open(os.path.join(m.entry(key), 'metadata.json'), os.O_WRONLY)
+        try:
+            with pytest.raises(OSError) as ei:
+                os.write(fd, b'x')
+            assert ei.value.errno == errno.EPERM
+        finally:
+            os.close(fd)
+        assert open(blob, 'rb').read() == b'original'
+        # top level holds entry directories only
+        with pytest.raises(OSError) as ei:
+            open(os.path.join(m.path, 'file'), 'wb')
+        assert ei.value.errno == errno.EPERM
+    assert env.get(key).stdout == b'original'
+
+
+# ---- removing ----
+
+def test_rm_rmdir_and_clear(env):
+    keys = [env.source('r%d.lua' % i) for i in range(5)]
+    for k in keys:
+        env.put(k, b'x' * 100)
+    with mounted(env.shard, env.mnt) as m:
+        os.unlink(os.path.join(m.entry(keys[0]), 'blob'))
+        assert env.get(keys[0]).returncode == 1
+        os.rmdir(m.entry(keys[0]))
+        assert encode(keys[0]) not in os.listdir(m.path)
+        os.rmdir(m.entry(keys[1]))  # rmdir alone evicts too
+        assert env.get(keys[1]).returncode == 1
+        shutil.rmtree(m.entry(keys[2]))  # rm -r
+        assert env.get(keys[2]).returncode == 1
+        assert sorted(os.listdir(m.path)) == sorted(encode(k) for k in keys[3:])
+        subprocess.run('rm -rf %s/*' % m.path, shell=True, check=True)
+        assert os.listdir(m.path) == []
+        assert ls_json(env) == {}
+        with pytest.raises(OSError) as ei:
+            os.unlink(os.path.join(m.path, '.stats'))
+        assert ei.value.errno == errno.EPERM
+        assert os.path.exists(os.path.join(m.path, '.stats'))
+
+
+# ---- names ----
+
+STRANGE = [
+    '/tmp/with space/and%percent.lua',
+    '/tmp/.hidden/x.lua',
+    '/tmp/ünïcödé/файл.lua',
+    '/tmp/ctl\x01\x7f/x.lua',
+    '.leading-dot',
+    '#leading-hash',
+    '/' + 'd' * 120 + '/' + '%' * 100 + '.lua',   # encodes past NAME_MAX
+    '/' + 'e' * 3000 + '.lua',                      # long key
+]
+
+
+def test_long_and_strange_names(env):
+    for i, k in enumerate(STRANGE):
+        env.put(k, b'blob %d' % i, '--no-source')
+    with mounted(env.shard, env.mnt) as m:
+        names = os.listdir(m.path)
+        assert sorted(names) == sorted(encode(k) for k in STRANGE)
+        for n in names:
+            assert len(n.encode()) <= 255 and '/' not in n and not n.startswith('.')
+        assert sum(n.startswith('#') for n in names) == 2
+        for i, k in enumerate(STRANGE):
+            d = m.entry(k)
+            assert open(os.path.join(d, 'blob'), 'rb').read() == b'blob %d' % i
+            meta = json.load(open(os.path.join(d, 'metadata.json')))
+            assert meta['key'] == k
+        # a hashed name cannot be made by mkdir (its key is unknown)
+        with pytest.raises(OSError):
+            os.mkdir(os.path.join(m.path, '#' + '0' * 32))
+        # writing a strange key through the mount
+        k = '/tmp/new key %/ü.lua'
+        os.mkdir(m.entry(k))
+        with open(os.path.join(m.entry(k), 't'), 'wb') as f:
+            f.write(b'strange')
+        os.rename(os.path.join(m.entry(k), 't'), os.path.join(m.entry(k), 'blob'))
+        assert env.get(k).stdout == b'strange'
+
+
+# ---- concurrency and coherence ----
+
+def test_concurrent_readers_and_writer(env):
+    key = env.source('c.lua')
+    versions = [bytes([i]) * (65536 + i * 1000) for i in range(12)]
+    env.put(key, versions[0])
+    errors = []
+    stop = threading.Event()
+    with mounted(env.shard, env.mnt) as m:
+        blob = os.path.join(m.entry(key), 'blob')
+
+        def reader():
+            n = 0
+            while not stop.is_set():
+                try:
+                    data = open(blob, 'rb').read()
+                except FileNotFoundError:
+                    continue  # between a version's removal and the next lookup
+                except OSError as e:
+                    if e.errno == errno.ESTALE:
+                        continue
+                    errors.append(repr(e))
+                    return
+                if data not in versions:
+                    errors.append('torn read: %d bytes, first %r' % (len(data), data[:1]))
+                    return
+                n += 1
+        threads = [threading.Thread(target=reader) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            for v in versions[1:]:
+                env.put(key, v)
+                time.sleep(0.02)
+            # and writers through the mount at the same time
+            for v in versions[:3]:
+                t = os.path.join(m.entry(key), 'w.tmp')
+                with open(t, 'wb') as f:
+                    f.write(v)
+                os.rename(t, blob)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert not errors, errors
+        wait_for(lambda: open(blob, 'rb').read() == versions[2])
+
+
+def test_coherence_with_external_put_and_rm(env):
+    key = env.source('coh.lua')
+    env.put(key, b'version one')
+    with mounted(env.shard, env.mnt) as m:
+        blob = os.path.join(m.entry(key), 'blob')
+        for _ in range(3):  # warm: page cache and dentries
+            assert open(blob, 'rb').read() == b'version one'
+        env.put(key, b'version two, longer')
+        took = wait_for(lambda: open(blob, 'rb').read() == b'version two, longer',
+                        timeout=1.0)
+        assert took < 0.3, 'new bytes took %.3f s' % took
+        meta = json.load(open(os.path.join(m.entry(key), 'metadata.json')))
+        assert meta['blob']['size'] == len(b'version two, longer')
+        # a new key appears in the listing
+        k2 = env.source('coh2.lua')
+        env.put(k2, b'two')
+        wait_for(lambda: encode(k2) in os.listdir(m.path), timeout=1.0)
+        # external rm: the entry goes away
+        cli('--shard', env.shard, 'rm', key)
+        took = wait_for(lambda: not os.path.exists(m.entry(key)), timeout=1.0)
+        assert took < 0.3
+        # and comes back with new bytes, never the old page cache
+        env.put(key, b'version three')
+        wait_for(lambda: os.path.exists(blob), timeout=1.0)
+        assert open(blob, 'rb').read() == b'version three'
+        # external clear
+        cli('--shard', env.shard, 'clear')
+        wait_for(lambda: os.listdir(m.path) == [], timeout=1.0)
+
+
+def test_stale_source_makes_blob_vanish(env):
+    key = env.source('s.lua')
+    env.put(key, b'fresh')
+    with mounted(env.shard, env.mnt) as m:
+        d = m.entry(key)
+        blob = os.path.join(d, 'blob')
+        assert open(blob, 'rb').read() == b'fresh'
+        with open(key, 'a') as f:
+            f.write('-- edited\n')
+        took = wait_for(lambda: not os.path.exists(blob), timeout=1.0)
+        assert took < 0.3, 'blob vanished after %.3f s' % took
+        with pytest.raises(FileNotFoundError):
+            open(blob, 'rb')
+        assert os.listdir(d) == ['metadata.json']
+        meta = json.load(open(os.path.join(d, 'metadata.json')))
+        assert meta['status'] == 'stale' and 'source' in meta['stale_reason']
+        # source removed: still stale, directory still there
+        os.unlink(key)
+        time.sleep(0.1)
+        assert os.listdir(d) == ['metadata.json']
+
+
+def test_daemon_killed_mount_recoverable_shard_intact(env):
+    key = env.source('k.lua')
+    env.put(key, b'survives')
+    mnt = env.mnt
+    with mounted(env.shard, mnt) as m:
+        assert open(os.path.join(m.entry(key), 'blob'), 'rb').read() == b'survives'
+        os.mkdir(m.entry(env.source('half.lua')))
+        with open(os.path.join(m.entry(str(env.src / 'half.lua')), 't'), 'wb') as f:
+            f.write(b'never committed')
+        m.proc.send_signal(signal.SIGKILL)
+        m.proc.wait()
+        with pytest.raises(OSError) as ei:
+            os.listdir(mnt)
+        assert ei.value.errno == errno.ENOTCONN
+        unmount(mnt)
+        assert not is_mounted(mnt)
+    assert cli('--shard', env.shard, 'verify').returncode == 0
+    assert env.get(key).stdout == b'survives'
+    assert list(ls_json(env)) == [key]
+    with mounted(env.shard, mnt) as m:  # and it mounts again
+        assert os.listdir(m.path) == [encode(key)]
+
+
+def test_read_only_mount(env):
+    key = env.source('ro.lua')
+    env.put(key, b'read only')
+    with mounted(env.shard, env.mnt, '-o', 'ro') as m:
+        assert open(os.path.join(m.entry(key), 'blob'), 'rb').read() == b'read only'
+        for op in (lambda: os.mkdir(m.entry('/tmp/x.lua')),
+                   lambda: os.unlink(os.path.join(m.entry(key), 'blob')),
+                   lambda: os.rmdir(m.entry(key)),
+                   lambda: open(os.path.join(m.entry(key), 'new'), 'wb')):
+            with pytest.raises(OSError) as ei:
+                op()
+            assert ei.value.errno == errno.EROFS
+        stats = json.load(open(os.path.join(m.path, '.stats')))
+        assert stats['options']['ro'] is True
+    assert env.get(key).stdout == b'read only'
+
+
+def test_default_shard_and_bad_arguments(env, tmp_path):
+    from conftest import FS
+    r = subprocess.run([FS], capture_output=True)
+    assert r.returncode != 0
+    r = subprocess.run([FS, '--help'], capture_output=True)
+    assert r.returncode == 0 and b'idle_commit_ms' in r.stdout
+    # default shard from $SCRIPTCACHE_PATH
+    os.environ['SCRIPTCACHE_PATH'] = env.shard
+    try:
+        key = env.source('d.lua')
+        env.put(key, b'default')
+        mnt = str(tmp_path / 'm2')
+        os.makedirs(mnt)
+        proc = subprocess.Popen([FS, '-f', mnt])
+        try:
+            wait_for(lambda: is_mounted(mnt), timeout=10)
+            assert os.listdir(mnt) == [encode(key)]
+        finally:
+            unmount(mnt)
+            proc.wait(timeout=10)
+    finally:
+        del os.environ['SCRIPTCACHE_PATH']
