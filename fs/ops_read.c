@@ -392,13 +392,14 @@ static void lookup_root(fuse_req_t req, struct fs *fs, const char *name)
  * Make sure the current version of @p d has blob/metadata.json nodes.
  * fs_map_lock read-held; @p e is the info fs_refresh_dir() returned.
  */
-static void ensure_children(struct fs *fs, struct fs_node *d, const sc_entry_info *e)
+static void ensure_children(struct fs *fs, struct fs_node *d, const sc_entry_info *e,
+			    int want_meta)
 {
 	char *text = NULL;
 	size_t len = 0;
 
 	pthread_mutex_lock(&fs->fs_lock);
-	int need_meta = d->n_in_shard && !d->n_meta;
+	int need_meta = want_meta && d->n_in_shard && !d->n_meta;
 	pthread_mutex_unlock(&fs->fs_lock);
 	if (need_meta)
 		text = fs_render_meta(e, d->n_ver.v_status, d->n_name, &len);
@@ -455,7 +456,7 @@ static void lookup_dir(fuse_req_t req, struct fs *fs, struct fs_node *d, const c
 	pthread_rwlock_rdlock(&fs->fs_map_lock);
 	err = fs_refresh_dir(fs, d, &e, &found);
 	if (err == 0 && found)
-		ensure_children(fs, d, &e);
+		ensure_children(fs, d, &e, !is_blob); /* a blob lookup renders no JSON */
 	pthread_mutex_lock(&fs->fs_lock);
 	n = fs_pending_find(d, name); /* a create may have raced us */
 	if (!n)
@@ -768,7 +769,7 @@ static void readdir_entry(fuse_req_t req, struct fs *fs, struct fs_node *d, size
 	pthread_rwlock_rdlock(&fs->fs_map_lock);
 	err = fs_refresh_dir(fs, d, &e, &found);
 	if (err == 0 && found)
-		ensure_children(fs, d, &e);
+		ensure_children(fs, d, &e, 1);
 	pthread_mutex_lock(&fs->fs_lock);
 	/* entries: ".", "..", metadata.json, blob (committed), pending files */
 	struct fs_node *list[4096];
@@ -938,22 +939,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	(void)fi;
 	fuse_reply_err(req, ENOSYS); /* kernel: no OPENDIR/RELEASEDIR, cached readdir */
-}
-
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_of(req);
-	(void)ino;
-	(void)fi;
-	/* In commit_on_close mode a close must reach RELEASE; flush itself
-	 * has nothing to do.  Otherwise ENOSYS turns FLUSH off for good. */
-	fuse_reply_err(req, fs->fs_o.o_commit_on_close ? 0 : ENOSYS);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -1016,7 +1008,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.open         = fs_op_open,
 	.read         = op_read,
 	.write        = fs_op_write,
-	.flush        = op_flush,
+	.flush        = fs_op_flush,
 	.release      = fs_op_release,
 	.fsync        = fs_op_fsync,
 	.opendir      = op_opendir,

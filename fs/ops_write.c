@@ -330,6 +330,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->keep_cache = 1;
+	fi->fh = wr; /* FLUSH has no open flags: remember writers here */
 	if (fuse_reply_open(req, fi) == -ENOENT && wr) {
 		/* interrupted: no RELEASE will come */
 		pthread_mutex_lock(&fs->fs_lock);
@@ -339,32 +340,64 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
-void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/*
+ * -o commit_on_close: a plainly written <entry>/blob is committed by the
+ * FLUSH of its last writer's close(2).  FLUSH, unlike RELEASE, is
+ * synchronous with close(), so when close returns the entry is in the shard
+ * (and a failed commit is close's error).  Writes through a dup()ed
+ * descriptor after that close fail with EPERM: the blob is committed.
+ */
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	int commit = 0;
 	struct fs_node *n, *d = NULL;
+	int commit = 0, err = 0;
+	if (!fs->fs_o.o_commit_on_close) {
+		fuse_reply_err(req, ENOSYS); /* the kernel stops sending FLUSH */
+		return;
+	}
 	pthread_mutex_lock(&fs->fs_lock);
 	n = fs_node_get(fs, ino);
-	/* Without commit_on_close, RELEASE only comes for files created before
-	 * the kernel learnt that OPEN is not implemented; ignore it so that
-	 * plain cp behaves the same from the first file on. */
-	if (fs->fs_o.o_commit_on_close && n && n->n_kind == FS_PENDING &&
-	    (fi->flags & O_ACCMODE) != O_RDONLY) {
-		if (n->p_writers)
-			n->p_writers--;
-		commit = n->p_writers == 0 && n->n_current &&
-			 strcmp(n->n_name, FS_BLOB_NAME) == 0 && n->p_wgen != n->p_cgen;
+	if (fi->fh == 1 && n && n->n_kind == FS_PENDING && n->n_current &&
+	    strcmp(n->n_name, FS_BLOB_NAME) == 0 && n->p_wgen != n->p_cgen) {
+		commit = 1;
 		d = n->n_dir;
-		if (commit)
-			n->n_nlookup++; /* pin */
+		n->n_nlookup++; /* pin */
 	}
 	pthread_mutex_unlock(&fs->fs_lock);
 	if (commit) {
-		fs_commit_pending(fs, d, n, 1); /* errors: retried by the idle path */
+		/* FLUSH comes for every close of a descriptor, also a forked
+		 * child's close-on-exec copy: commit only if no descriptor open
+		 * for writing is left anywhere (the closing one is already gone
+		 * from /proc when FLUSH arrives). */
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/%s/%s", fs->fs_o.o_mountpoint, d->n_name,
+			 FS_BLOB_NAME);
+		commit = !has_writers(path);
+	}
+	if (commit) {
+		int r = fs_commit_pending(fs, d, n, 1);
+		err = r ? fs_errno(r) : 0;
+	}
+	if (d) {
 		pthread_mutex_lock(&fs->fs_lock);
 		n->n_nlookup--;
 		fs_node_maybe_free(fs, n);
+		pthread_mutex_unlock(&fs->fs_lock);
+	}
+	fuse_reply_err(req, err);
+}
+
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	/* Without commit_on_close, RELEASE only comes for files created before
+	 * the kernel learnt that OPEN is not implemented: nothing to do. */
+	if (fs->fs_o.o_commit_on_close && fi->fh == 1) {
+		pthread_mutex_lock(&fs->fs_lock);
+		struct fs_node *n = fs_node_get(fs, ino);
+		if (n && n->n_kind == FS_PENDING && n->p_writers)
+			n->p_writers--;
 		pthread_mutex_unlock(&fs->fs_lock);
 	}
 	fuse_reply_err(req, 0);
@@ -488,6 +521,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		return;
 	}
 	fi->keep_cache = 0;
+	fi->fh = (uint64_t)writer;
 	fuse_reply_create(req, &ep, fi);
 }
 

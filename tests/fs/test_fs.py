@@ -189,9 +189,12 @@ def test_commit_on_close_option(env):
         with open(os.path.join(d, 'blob'), 'wb') as f:
             f.write(b'closed')
             f.flush()
+            # env.get forks: the child's close-on-exec copy of f is closed
+            # (a FLUSH), but f is still open here, so nothing is committed
             assert env.get(key).returncode == 1
-        assert env.get(key).stdout == b'closed'  # committed by close itself
-        assert open(os.path.join(d, 'blob'), 'rb').read() == b'closed'
+            f.write(b' twice')
+        assert env.get(key).stdout == b'closed twice'  # committed by close itself
+        assert open(os.path.join(d, 'blob'), 'rb').read() == b'closed twice'
         with pytest.raises(PermissionError):
             open(os.path.join(d, 'blob'), 'ab')
 
