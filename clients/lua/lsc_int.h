@@ -3,6 +3,7 @@
  *
  *   lsc_module.c  the Lua-facing side: luaopen_scriptcache, the searcher,
  *                 scriptcache.loadfile/dofile/stats
+ *   lsc_search.c  finding the module file as Lua does, keeping it open
  *   lsc_loadfile.c lsc_loadfilex(): luaL_loadfilex() served from the shard
  *   lsc_chunk.c   the Lua 5.4 binary-chunk details: dumping a function to
  *                 memory and loading a cached dump under a new chunk name
@@ -11,6 +12,7 @@
 #ifndef LSC_INT_H
 #define LSC_INT_H
 
+#include <limits.h>
 #include <stddef.h>
 
 #include <lua.h>
@@ -77,10 +79,24 @@ extern lsc_counters lsc_count;
 
 /*
  * luaL_loadfilex() with the shard in front of it: same results, same chunk
- * name, same error messages.  @p filename must not be NULL.  Serves and
- * fills the cache only for mode NULL (text or binary allowed, what require
- * and dofile use), falls back to luaL_loadfilex() on any cache problem.
+ * name, same error messages.  @p filename must not be NULL; @p fd is a
+ * descriptor open on it (taken over and closed) or -1.  Serves and fills
+ * the cache only for mode NULL (text or binary allowed, what require and
+ * dofile use); falls back to luaL_loadfilex() on any cache problem.
  */
-int lsc_loadfilex(lua_State *L, const char *filename, const char *mode);
+int lsc_loadfilex(lua_State *L, const char *filename, const char *mode, int fd);
+
+/* ---- lsc_search.c ---- */
+
+/*
+ * package.searchpath(name, path) as Lua's file searcher runs it, keeping
+ * the file found open: returns the file name (pushed on the stack) and sets
+ * *fd, or returns NULL with nothing pushed and *fd = -1.
+ */
+const char *lsc_searchpath(lua_State *L, const char *name, const char *path, int *fd);
+
+/* The canonical path of the file open on @p fd, which was opened by the
+ * name @p filename, into @p key.  Returns 0 or -1. */
+int lsc_canonical(int fd, const char *filename, char key[PATH_MAX]);
 
 #endif

@@ -1,9 +1,10 @@
 /*
  * lsc_loadfile.c - luaL_loadfilex() with the shard in front of it.
  *
- * Hit:  realpath -> sc_get (one hash probe + a stat of the source) ->
- *       lua_load of the mapped blob, mode "b", chunk name "@" + filename.
- * Miss: stat the source, *then* compile it with luaL_loadfilex() exactly as
+ * Hit:  the canonical path of the open file -> sc_get (one hash probe + a
+ *       stat of the source) -> lua_load of the mapped blob, mode "b", chunk
+ *       name "@" + filename.
+ * Miss: fstat the source, *then* compile it with luaL_loadfilex() exactly as
  *       Lua would, dump the function (debug info kept) and store the dump
  *       with the stat taken before the read, so an edit racing the compile
  *       is never cached under the edited file's identity.  A failed compile
@@ -16,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -46,7 +49,7 @@ static int named_after(lua_State *L, const char *filename)
 	return strcmp(ar.source + 1, filename) == 0;
 }
 
-int lsc_loadfilex(lua_State *L, const char *filename, const char *mode)
+int lsc_loadfilex(lua_State *L, const char *filename, const char *mode, int fd)
 {
 	char key[PATH_MAX];
 	struct stat st;
@@ -57,10 +60,12 @@ int lsc_loadfilex(lua_State *L, const char *filename, const char *mode)
 	lsc_buf dump;
 	int status, rc;
 
-	if (!mode_cacheable(mode) || !(c = lsc_cache(NULL)) || !realpath(filename, key)) {
-		lsc_count.lc_bypassed++;
-		return luaL_loadfilex(L, filename, mode);
-	}
+	if (!mode_cacheable(mode) || !(c = lsc_cache(NULL)))
+		goto bypass;
+	if (fd < 0 && (fd = open(filename, O_RDONLY | O_CLOEXEC)) < 0)
+		goto bypass; /* luaL_loadfilex says why, in its words */
+	if (lsc_canonical(fd, filename, key) != 0)
+		goto bypass;
 
 	rc = sc_get(c, key, &blob);
 	if (rc == 0) {
@@ -68,6 +73,7 @@ int lsc_loadfilex(lua_State *L, const char *filename, const char *mode)
 		status = lsc_load_blob(L, blob.data, blob.size, chunkname);
 		if (status == LUA_OK) {
 			lua_remove(L, -2); /* the chunk name */
+			close(fd);
 			lsc_count.lc_hits++;
 			return LUA_OK;
 		}
@@ -78,9 +84,13 @@ int lsc_loadfilex(lua_State *L, const char *filename, const char *mode)
 		lsc_count.lc_last_error = rc;
 	}
 
+	/* The identity of the source, taken before the compile reads it. */
+	rc = fstat(fd, &st);
+	close(fd);
+	fd = -1;
+	if (rc != 0)
+		goto bypass;
 	lsc_count.lc_misses++;
-	if (stat(key, &st) != 0)
-		return luaL_loadfilex(L, filename, mode);
 	status = luaL_loadfilex(L, filename, mode);
 	if (status != LUA_OK || !named_after(L, filename))
 		return status;
@@ -95,4 +105,10 @@ int lsc_loadfilex(lua_State *L, const char *filename, const char *mode)
 		lsc_buf_free(&dump);
 	}
 	return LUA_OK;
+
+bypass:
+	if (fd >= 0)
+		close(fd);
+	lsc_count.lc_bypassed++;
+	return luaL_loadfilex(L, filename, mode);
 }

@@ -6,7 +6,7 @@
  *
  * Loading the module puts a searcher at package.searchers[2], ahead of
  * Lua's own file searcher.  It finds the file exactly as that searcher
- * does (the original package.searchpath over package.path, read from the
+ * does (lsc_searchpath(): searchpath() over package.path, read from the
  * package table at each call) and loads it through lsc_loadfilex(), so a
  * module gets the same (modname, filename) arguments, the same chunk name
  * and the same errors as under plain Lua.  When it finds no file it
@@ -32,25 +32,21 @@
 
 static _Atomic int runtime_bad;
 
-/* Upvalues: 1 the package table, 2 the original package.searchpath. */
+/* Upvalue 1: the package table, as for Lua's own searchers. */
 static int searcher(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
-	const char *filename;
+	const char *path, *filename;
+	int fd;
 
-	(void)name;
 	if (runtime_bad || !lsc_cache(NULL))
 		return 0; /* off: Lua's own searcher does everything */
 	lua_getfield(L, lua_upvalueindex(1), "path");
-	if (!lua_isstring(L, -1))
+	if (!(path = lua_tostring(L, -1)))
 		return 0; /* let Lua's searcher raise its error */
-	lua_pushvalue(L, lua_upvalueindex(2));
-	lua_pushvalue(L, 1);
-	lua_pushvalue(L, -3);
-	lua_call(L, 2, 1);
-	if (!(filename = lua_tostring(L, -1)))
+	if (!(filename = lsc_searchpath(L, name, path, &fd)))
 		return 0; /* not found: Lua's searcher will say where it looked */
-	if (lsc_loadfilex(L, filename, NULL) != LUA_OK)
+	if (lsc_loadfilex(L, filename, NULL, fd) != LUA_OK)
 		return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s",
 				  lua_tostring(L, 1), filename, lua_tostring(L, -1));
 	lua_pushvalue(L, -2); /* the file name: 2nd argument to the module */
@@ -66,7 +62,7 @@ static int l_loadfile(lua_State *L)
 	int status;
 
 	if (fname && !runtime_bad)
-		status = lsc_loadfilex(L, fname, mode);
+		status = lsc_loadfilex(L, fname, mode, -1);
 	else
 		status = luaL_loadfilex(L, fname, mode);
 	if (status != LUA_OK) {
@@ -97,7 +93,7 @@ static int l_dofile(lua_State *L)
 
 	lua_settop(L, 1);
 	if (fname && !runtime_bad)
-		status = lsc_loadfilex(L, fname, NULL);
+		status = lsc_loadfilex(L, fname, NULL, -1);
 	else
 		status = luaL_loadfilex(L, fname, NULL);
 	if (status != LUA_OK)
@@ -158,14 +154,12 @@ static void install_searcher(lua_State *L)
 	pkg = lua_gettop(L);
 	if (!lua_istable(L, pkg) ||
 	    lua_getfield(L, pkg, "searchers") != LUA_TTABLE ||
-	    lua_getfield(L, pkg, "searchpath") != LUA_TFUNCTION ||
 	    lua_getfield(L, LUA_REGISTRYINDEX, LSC_SEARCHER_KEY) != LUA_TNIL)
 		goto out; /* no package library, or already installed */
 	lua_pop(L, 1);
 	searchers = pkg + 1;
 	lua_pushvalue(L, pkg);
-	lua_insert(L, -2);
-	lua_pushcclosure(L, searcher, 2);
+	lua_pushcclosure(L, searcher, 1);
 	lua_pushvalue(L, -1);
 	lua_setfield(L, LUA_REGISTRYINDEX, LSC_SEARCHER_KEY);
 	n = (lua_Integer)lua_rawlen(L, searchers);

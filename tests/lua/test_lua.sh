@@ -170,6 +170,8 @@ print(pcall(util.fail))
 print(util.where())
 print(require "link")
 print(require "alias")
+local viadir = require "appdir.util"
+print(viadir ~= util, viadir.double(4), debug.getinfo(viadir.double, "S").source)
 print(require("shebang").line())
 print(package.loaded["app.util"] ~= nil, package.loaded.nosuch)
 EOF
@@ -204,6 +206,7 @@ echo 'return "multi", "ignored"' >"$D/app/multi.lua"
 echo 'return debug.getinfo(1, "S").source .. " " .. select(2, ...)' >"$D/real/target.lua"
 ln -s real/target.lua "$D/link.lua"
 ln -s real/target.lua "$D/alias.lua"
+ln -s app "$D/appdir"
 cat >"$D/shebang.lua" <<'EOF'
 #!/usr/bin/env lua5.4
 local M = {}
@@ -211,9 +214,10 @@ function M.line() return debug.getinfo(1, "l").currentline end
 return M
 EOF
 fresh_shard
-# miss run: 8 files, alias is the same file as link (one key), so it hits
+# miss run: 9 loads of 7 files: alias is the same file as link, appdir/util
+# the same as app/util (one key each), so those hit
 compare "module tree" "$D" \
-	"hits=1 misses=7 stored=7 bypassed=0 *" "hits=8 misses=0 stored=0 bypassed=0 *" \
+	"hits=2 misses=7 stored=7 bypassed=0 *" "hits=9 misses=0 stored=0 bypassed=0 *" \
 	main.lua one "two words" ""
 
 # ---------------------------------------------------------------- syntax errors
@@ -318,10 +322,13 @@ mkdir -p "$D"
 cat >"$D/main.lua" <<'EOF'
 print(pcall(require, "no.such.module"))
 print(select(2, pcall(require, "")))
+print(pcall(require, "dirmod"))
 require "still.missing"
 EOF
+mkdir -p "$D/dirmod.lua"
 fresh_shard
-compare "require of a missing module" "$D" "hits=0 misses=0 stored=0 *" "hits=0 misses=0 stored=0 *" main.lua
+# dirmod.lua is a directory: found (it opens), then fails to read
+compare "require of a missing module" "$D" "hits=0 misses=1 stored=0 *" "hits=0 misses=1 stored=0 *" main.lua
 echo 'package.path = 42 print(pcall(require, "x")) package.path = nil require "x"' >"$D/badpath.lua"
 compare "package.path not a string" "$D" "hits=0 misses=0 stored=0 *" "hits=0 misses=0 stored=0 *" badpath.lua
 
@@ -372,7 +379,7 @@ fresh_shard
 CENV=(LUA_INIT='require "scriptcache"')
 CARGS=()
 compare "loaded by LUA_INIT instead of -l" "$D" \
-	"hits=1 misses=7 stored=7 *" "hits=8 misses=0 stored=0 *" main.lua x
+	"hits=2 misses=7 stored=7 *" "hits=9 misses=0 stored=0 *" main.lua x
 CENV=()
 CARGS=(-l scriptcache)
 
