@@ -90,6 +90,8 @@ struct fs_node {
 	int             n_unwatched; /* source dir could not be watched */
 	int             n_busy;      /* an unlink is evicting it: resync keeps off */
 	struct fs_ver   n_ver;       /* valid if n_in_shard */
+	const unsigned char *d_blob; /* blob of n_ver, valid while d_epoch == fs_epoch */
+	uint64_t        d_epoch;
 	struct fs_node *n_blob;      /* current children, or NULL */
 	struct fs_node *n_meta;
 	struct fs_node *n_pending;   /* list of FS_PENDING files (n_pnext) */
@@ -230,7 +232,7 @@ void fs_wake(struct fs *fs);
  * Called with no lock held.  Returns 1 if watched, 0 if the fallback
  * timeout must be used. */
 int  fs_watch_entry(struct fs *fs, const sc_entry_info *e);
-void fs_resync_dir(struct fs *fs, uint64_t ino, const char *key);
+void fs_resync_dir(struct fs *fs, uint64_t ino, const char *key, int check_status);
 void fs_listing_dirty(void);   /* fs_lock held */
 void fs_listing_release(struct fs *fs);
 

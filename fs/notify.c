@@ -131,7 +131,7 @@ struct known {
 };
 
 /* Re-read every entry directory the kernel knows. */
-static void resync(struct fs *fs)
+static void resync(struct fs *fs, int check_status)
 {
 	struct known *v;
 	size_t n = 0;
@@ -149,7 +149,7 @@ static void resync(struct fs *fs)
 	}
 	pthread_mutex_unlock(&fs->fs_lock);
 	for (size_t i = 0; i < n; i++) {
-		fs_resync_dir(fs, v[i].ino, v[i].key);
+		fs_resync_dir(fs, v[i].ino, v[i].key, check_status);
 		free(v[i].key);
 	}
 	free(v);
@@ -207,12 +207,14 @@ static void *watcher(void *arg)
 					struct inotify_event *ev = (struct inotify_event *)p;
 					if (ev->mask & IN_Q_OVERFLOW)
 						shard_dirty = src_dirty = 1;
-					else if (ev->wd == fs->fs_shard_wd) {
-						if (ev->len && strcmp(ev->name, fs->fs_shard_base) == 0)
-							shard_dirty = 1;
-						/* the shard's directory may also hold sources */
-						src_dirty = 1;
-					} else
+					else if (ev->wd == fs->fs_shard_wd && ev->len &&
+						 strcmp(ev->name, fs->fs_shard_base) == 0)
+						shard_dirty = 1;
+					else if (ev->wd == fs->fs_shard_wd && ev->len &&
+						 strncmp(ev->name, fs->fs_shard_base,
+							 strlen(fs->fs_shard_base)) == 0)
+						; /* the shard's lock and temporary files */
+					else
 						src_dirty = 1;
 					p += sizeof *ev + ev->len;
 				}
@@ -227,7 +229,7 @@ static void *watcher(void *arg)
 			last_size = s.file_size;
 		}
 		if (shard_dirty || src_dirty) {
-			resync(fs);
+			resync(fs, src_dirty);
 			if (shard_dirty) {
 				need_trim = 1;
 				pthread_mutex_lock(&fs->fs_lock);

@@ -76,6 +76,9 @@ int fs_apply_ver(struct fs *fs, struct fs_node *d, const sc_entry_info *e, int s
 	if (e) {
 		struct fs_ver v;
 		fs_ver_from_info(&v, e, status);
+		/* callers hold fs_map_lock: the pointer is good for this epoch */
+		d->d_blob = e->blob;
+		d->d_epoch = fs->fs_epoch;
 		if (d->n_in_shard && fs_ver_same(&d->n_ver, &v))
 			return 0;
 		if (d->n_in_shard && d->n_ver.v_status == INT32_MIN &&
@@ -132,15 +135,31 @@ int fs_refresh_dir(struct fs *fs, struct fs_node *d, sc_entry_info *e, int *foun
 	return 0;
 }
 
-/* Resync one known directory (watcher thread). */
-void fs_resync_dir(struct fs *fs, uint64_t ino, const char *key)
+/*
+ * Resync one known directory (watcher thread).  The source is stat()ed
+ * (sc_entry_status) only when @p check_status is set (a watched directory
+ * changed) or the version changed: a shard commit elsewhere costs one hash
+ * probe per known entry.
+ */
+void fs_resync_dir(struct fs *fs, uint64_t ino, const char *key, int check_status)
 {
 	sc_entry_info e;
 	int status = 0, changed = 0;
 	pthread_rwlock_rdlock(&fs->fs_map_lock);
 	int err = sc_lookup(fs->fs_cache, key, &e);
-	if (err == 0)
-		status = sc_entry_status(&e);
+	if (err == 0) {
+		int known = 0;
+		pthread_mutex_lock(&fs->fs_lock);
+		struct fs_node *d = fs_node_get(fs, ino);
+		if (d && d->n_kind == FS_DIR && d->n_in_shard && d->n_ver.v_status != INT32_MIN &&
+		    d->n_ver.v_shard_id == e.shard_id && d->n_ver.v_offset == e.offset) {
+			known = 1;
+			status = d->n_ver.v_status;
+		}
+		pthread_mutex_unlock(&fs->fs_lock);
+		if (!known || check_status)
+			status = sc_entry_status(&e);
+	}
 	if (err == 0 || err == SC_ENOTFOUND || err == SC_ECORRUPT) {
 		pthread_mutex_lock(&fs->fs_lock);
 		struct fs_node *d = fs_node_get(fs, ino);
@@ -454,6 +473,38 @@ static void lookup_dir(fuse_req_t req, struct fs *fs, struct fs_node *d, const c
 		return;
 	}
 	pthread_rwlock_rdlock(&fs->fs_map_lock);
+	if (is_blob) {
+		/*
+		 * Fast path: the directory's version and status were just
+		 * established (its own lookup) and are kept current by the
+		 * watcher, which watches its source: no need to probe the shard
+		 * and hash the blob a second time.
+		 */
+		pthread_mutex_lock(&fs->fs_lock);
+		if (d->n_in_shard && d->n_ver.v_status == 0 && !d->n_unwatched &&
+		    d->d_blob && d->d_epoch == fs->fs_epoch && !fs_pending_find(d, name)) {
+			if (!d->n_blob) {
+				struct fs_node *b = fs_child_new(fs, d, FS_BLOB);
+				if (b) {
+					b->f_ver = d->n_ver;
+					b->f_blob = d->d_blob;
+					b->f_epoch = d->d_epoch;
+					d->n_blob = b;
+				}
+			}
+			n = d->n_blob;
+			if (n) {
+				n->n_nlookup++;
+				fs_fill_entry(fs, n, &ep);
+			}
+		}
+		pthread_mutex_unlock(&fs->fs_lock);
+		if (n) {
+			pthread_rwlock_unlock(&fs->fs_map_lock);
+			fuse_reply_entry(req, &ep);
+			return;
+		}
+	}
 	err = fs_refresh_dir(fs, d, &e, &found);
 	if (err == 0 && found)
 		ensure_children(fs, d, &e, !is_blob); /* a blob lookup renders no JSON */
