@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Build and run the libFuzzer targets (fuzz/README.md).
+#
+#   fuzz/run.sh build                 build the fuzzers with clang
+#   fuzz/run.sh gen                   regenerate fuzz/corpus/{shard,bad,pending-write}
+#   fuzz/run.sh run TARGET [SECONDS] [libFuzzer args...]
+#                                     fuzz one target (default 60 s)
+#   fuzz/run.sh ci [SECONDS]          every target for SECONDS (default 20) each
+#   fuzz/run.sh long [SECONDS]        every target for SECONDS (default 300) each
+#
+# Targets: fuzz_shard, fuzz_shard_write, fuzz_pathenc.  Everything goes to
+# $SC_FUZZ_OUT (default /tmp/scriptcache-fuzz): binaries, the growing work
+# corpus (corpus-TARGET/), crash/timeout artifacts (artifacts/) and logs.
+# The checked-in corpus under fuzz/corpus/ is only read, as seeds.  One
+# process per target at a time (-jobs is left to the caller: pass
+# "-jobs=2 -workers=2" after SECONDS to use two cores).
+#
+# A run fails (exit 1) if libFuzzer reports a crash, a leak, a timeout or
+# an out-of-memory; the input is in artifacts/ and its name in the log.
+# Minimise it with `run TARGET 0 -minimize_crash=1 -runs=10000 FILE`,
+# give it a name that says what it is and put it in fuzz/corpus/bad/ (or
+# pending-write/ while the bug is open): tests/fuzz replays it from then on.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+out=${SC_FUZZ_OUT:-/tmp/scriptcache-fuzz}
+CC=${CC_FUZZ:-clang}
+targets=(fuzz_shard fuzz_shard_write fuzz_pathenc)
+# Steer fuzz_shard_write around the core bugs already in
+# fuzz/corpus/pending-write/ (see fuzz_shard_write.c); set to 0 once they
+# are fixed, or to check that they still reproduce.
+export SC_FUZZ_SKIP_KNOWN=${SC_FUZZ_SKIP_KNOWN:-1}
+
+build() {
+	mkdir -p "$out"
+	local flags=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+		-Wall -Wextra -I"$top/core" -I"$top/fuzz" -I"$top/cli")
+	local core=("$top"/core/*.c)
+	"$CC" "${flags[@]}" -o "$out/fuzz_shard" "$top/fuzz/fuzz_shard.c" "$top/fuzz/fuzz_common.c" \
+		"$top/fuzz/shard_fix.c" "$top/fuzz/shard_mutator.c" "${core[@]}" -lxxhash -lpthread
+	"$CC" "${flags[@]}" -o "$out/fuzz_shard_write" "$top/fuzz/fuzz_shard_write.c" "$top/fuzz/fuzz_common.c" \
+		"$top/fuzz/shard_fix.c" "$top/fuzz/shard_mutator.c" "${core[@]}" -lxxhash -lpthread
+	"$CC" "${flags[@]}" -o "$out/fuzz_pathenc" "$top/fuzz/fuzz_pathenc.c" "$top/fuzz/fuzz_common.c" \
+		"$top/cli/pathenc.c" "${core[@]}" -lxxhash -lpthread
+	echo "built ${targets[*]} in $out"
+}
+
+gen() {
+	mkdir -p "$out" "$top/fuzz/corpus"
+	# a plain build against the library sources: the seeds must be what
+	# the real library writes
+	cc -std=c11 -D_GNU_SOURCE -O1 -Wall -Wextra -I"$top/core" -I"$top/fuzz" -o "$out/gen_corpus" \
+		"$top/fuzz/gen_corpus.c" "$top/fuzz/shard_fix.c" "$top"/core/*.c -lxxhash -lpthread
+	# bad/ and pending-write/ also hold inputs found by fuzzing: overwrite, never clear
+	rm -rf "$top/fuzz/corpus/shard"
+	"$out/gen_corpus" "$top/fuzz/corpus"
+	echo "wrote $(find "$top/fuzz/corpus" -type f | wc -l) files under fuzz/corpus"
+}
+
+seeds() { # target -> seed directories
+	case $1 in
+	fuzz_pathenc) echo "$top/fuzz/corpus/pathenc" ;;
+	*) echo "$top/fuzz/corpus/shard $top/fuzz/corpus/bad $top/fuzz/corpus/pending-write" ;;
+	esac
+}
+
+run() { # target seconds [args...]
+	local t=$1 secs=${2:-60}
+	shift 2 || shift $#
+	[ -x "$out/$t" ] || build
+	mkdir -p "$out/corpus-$t" "$out/artifacts"
+	local extra=(-max_len=65536 -timeout=10 -rss_limit_mb=2048)
+	[ "$t" = fuzz_pathenc ] && extra=(-max_len=1024 -timeout=10 -dict="$top/fuzz/pathenc.dict")
+	echo "== $t for ${secs}s (SC_FUZZ_SKIP_KNOWN=$SC_FUZZ_SKIP_KNOWN)"
+	# shellcheck disable=SC2046
+	(cd "$out" && "./$t" -max_total_time="$secs" -print_final_stats=1 "${extra[@]}" \
+		-artifact_prefix="$out/artifacts/$t-" "$@" "corpus-$t" $(seeds "$t")) \
+		2>&1 | tee "$out/$t.log" | grep -E '^(#[0-9]+ +(DONE|INITED)|stat::|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written|fuzz invariant)' || true
+	if grep -qE 'ERROR: libFuzzer|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error|Test unit written' "$out/$t.log"; then
+		echo "!! $t found a problem: see $out/$t.log and $out/artifacts/"
+		return 1
+	fi
+}
+
+cmd=${1:-}
+shift || true
+case $cmd in
+build) build ;;
+gen) gen ;;
+run) run "$@" ;;
+ci | long)
+	secs=${1:-$([ "$cmd" = ci ] && echo 20 || echo 300)}
+	shift || true
+	build
+	status=0
+	for t in "${targets[@]}"; do run "$t" "$secs" "$@" || status=1; done
+	exit $status
+	;;
+*)
+	sed -n '2,24p' "$0"
+	exit 2
+	;;
+esac
