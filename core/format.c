@@ -87,7 +87,10 @@ int sc_meta_sane(const struct sc_disk_meta *m, uint64_t file_size)
 		return 0;
 	if (m->redo_slot != SC_NO_REDO && m->redo_slot >= m->index_slots)
 		return 0;
-	if (m->entries + m->tombstones > m->index_slots)
+	if (m->entries > m->index_slots || m->tombstones > m->index_slots - m->entries)
+		return 0;
+	/* A writer could not commit past this without wrapping. */
+	if (m->txnid >= UINT64_MAX - 1)
 		return 0;
 	return 1;
 }

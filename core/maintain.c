@@ -80,10 +80,13 @@ int sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 	struct live *lv = NULL;
 	unsigned char page[SC_DATA_OFF];
 	char tmp[PATH_MAX];
-	uint64_t n = 0, dropped = 0, pos, slots, total = 0, live_bytes = 0;
+	uint64_t n = 0, cap = 64, dropped = 0, pos, slots, total = 0, live_bytes = 0;
 	int fd = -1, rc;
 
-	lv = calloc(s->meta.entries + 1, sizeof(*lv));
+	/* The meta's counts are not trusted for sizing anything. */
+	if (s->meta.entries < s->meta.index_slots)
+		cap = s->meta.entries + 64;
+	lv = calloc(cap, sizeof(*lv));
 	if (!lv)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < s->meta.index_slots; i++) {
@@ -104,14 +107,14 @@ int sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 			dropped++;
 			continue;
 		}
-		if (n == s->meta.entries) { /* the meta lied about the count */
-			struct live *bigger = realloc(lv, (n * 2 + 1) * sizeof(*lv));
+		if (n == cap) {
+			struct live *bigger = realloc(lv, cap * 2 * sizeof(*lv));
 			if (!bigger) {
 				rc = -ENOMEM;
 				goto out;
 			}
 			lv = bigger;
-			memset(lv + n, 0, (n + 1) * sizeof(*lv));
+			cap *= 2;
 		}
 		lv[n++] = (struct live){ off, v.r->rec_len, hh, v.r->cached_sec, v.r->cached_nsec };
 	}

@@ -57,7 +57,7 @@ struct sc_cache {
 	struct sc_map *maps;  /* current mapping first, older ones after */
 	uint64_t file_size;
 	struct sc_disk_meta meta;
-	uint64_t seen_txn[2]; /* raw txnids of both slots when meta was read */
+	uint64_t seen_txn[4]; /* raw txnid and checksum words of both slots */
 	uint64_t shard_id;
 	int64_t next_path_check_ns;
 

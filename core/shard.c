@@ -220,10 +220,17 @@ int sc_map_file(sc_cache *c, int fd, uint64_t file_size)
 	return 0;
 }
 
-static void read_seen_txn(const unsigned char *map, uint64_t seen[2])
+/* What identifies a commit cheaply: each slot's txnid and checksum words.
+ * The checksum matters: a slot left invalid (a torn write, say) can hold the
+ * very txnid that the next commit writes there. */
+static void read_seen_txn(const unsigned char *map, uint64_t seen[4])
 {
+	const size_t sum = offsetof(struct sc_disk_meta, checksum);
+
 	seen[0] = __atomic_load_n((const uint64_t *)(map + SC_META0_OFF), __ATOMIC_ACQUIRE);
-	seen[1] = __atomic_load_n((const uint64_t *)(map + SC_META1_OFF), __ATOMIC_ACQUIRE);
+	seen[1] = __atomic_load_n((const uint64_t *)(map + SC_META0_OFF + sum), __ATOMIC_ACQUIRE);
+	seen[2] = __atomic_load_n((const uint64_t *)(map + SC_META1_OFF), __ATOMIC_ACQUIRE);
+	seen[3] = __atomic_load_n((const uint64_t *)(map + SC_META1_OFF + sum), __ATOMIC_ACQUIRE);
 }
 
 static int refresh_locked(sc_cache *c, int force_path_check);
@@ -240,7 +247,7 @@ int sc_refresh_locked(sc_cache *c, int force_path_check)
 	/* After a failure the handle may hold a new mapping with an old meta:
 	 * make sure the fast path in sc_snapshot() never trusts that pair. */
 	if (rc != 0)
-		c->seen_txn[0] = c->seen_txn[1] = UINT64_MAX;
+		memset(c->seen_txn, 0xff, sizeof(c->seen_txn));
 	return rc;
 }
 
@@ -338,12 +345,12 @@ fail:
  * two loads from the mapping. */
 int sc_snapshot(sc_cache *c, struct sc_snap *s)
 {
-	uint64_t seen[2];
+	uint64_t seen[4];
 	int rc = 0;
 
 	pthread_rwlock_rdlock(&c->rw);
 	read_seen_txn(c->maps->base, seen);
-	if (seen[0] != c->seen_txn[0] || seen[1] != c->seen_txn[1] ||
+	if (memcmp(seen, c->seen_txn, sizeof(seen)) != 0 ||
 	    sc_now_ns() >= c->next_path_check_ns) {
 		pthread_rwlock_unlock(&c->rw);
 		pthread_rwlock_wrlock(&c->rw);

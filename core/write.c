@@ -141,13 +141,22 @@ static void table_insert(struct sc_disk_slot *t, uint64_t slots, uint64_t hash, 
 	t[i].off = off;
 }
 
-/* Build a bigger index from the live slots of @p s plus one new entry. */
+/* Build a bigger index from the live slots of @p s plus one new entry.
+ * Sized by counting the slots, not by the meta's entry count: the file is
+ * untrusted, and a table with no free slot would never end an insert. */
 static int grow_table(const struct sc_snap *s, uint64_t new_hash, uint64_t new_off,
 		      struct sc_disk_slot **out, uint64_t *slots_out)
 {
-	uint64_t slots = table_slots_for(s->meta.entries + 1);
-	struct sc_disk_slot *t = calloc(slots, sizeof(*t));
+	uint64_t live = 0, slots;
+	struct sc_disk_slot *t;
 
+	for (uint64_t i = 0; i < s->meta.index_slots; i++) {
+		uint64_t h, off;
+		sc_slot_read(s, i, &h, &off);
+		live += off != SC_SLOT_EMPTY && off != SC_SLOT_TOMB;
+	}
+	slots = table_slots_for(live + 1);
+	t = calloc(slots, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < s->meta.index_slots; i++) {
