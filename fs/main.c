@@ -193,11 +193,12 @@ int main(int argc, char *argv[])
 	}
 	ret = ret != 0;
 out:
-	fs_watcher_stop(fs);
 	/* Files written with plain cp and not yet committed are committed
-	 * now; other pending (temporary) files are dropped. */
-	if (fs->fs_itab)
+	 * now; other pending (temporary) files are dropped.  Before the
+	 * watcher stops, so that it frees the notifications this queues. */
+	if (fs->fs_itab && fs->fs_cache)
 		fs_commit_idle(fs, 1);
+	fs_watcher_stop(fs);
 	if (mounted)
 		fuse_session_unmount(fs->fs_se);
 	if (handlers)

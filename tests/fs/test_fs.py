@@ -355,7 +355,7 @@ def test_coherence_with_external_put_and_rm(env):
         env.put(key, b'version two, longer')
         took = wait_for(lambda: open(blob, 'rb').read() == b'version two, longer',
                         timeout=1.0)
-        assert took < 0.3, 'new bytes took %.3f s' % took
+        assert took < 0.5, 'new bytes took %.3f s' % took
         meta = json.load(open(os.path.join(m.entry(key), 'metadata.json')))
         assert meta['blob']['size'] == len(b'version two, longer')
         # a new key appears in the listing
@@ -365,7 +365,7 @@ def test_coherence_with_external_put_and_rm(env):
         # external rm: the entry goes away
         cli('--shard', env.shard, 'rm', key)
         took = wait_for(lambda: not os.path.exists(m.entry(key)), timeout=1.0)
-        assert took < 0.3
+        assert took < 0.5
         # and comes back with new bytes, never the old page cache
         env.put(key, b'version three')
         wait_for(lambda: os.path.exists(blob), timeout=1.0)
@@ -385,7 +385,7 @@ def test_stale_source_makes_blob_vanish(env):
         with open(key, 'a') as f:
             f.write('-- edited\n')
         took = wait_for(lambda: not os.path.exists(blob), timeout=1.0)
-        assert took < 0.3, 'blob vanished after %.3f s' % took
+        assert took < 0.5, 'blob vanished after %.3f s' % took
         with pytest.raises(FileNotFoundError):
             open(blob, 'rb')
         assert os.listdir(d) == ['metadata.json']
