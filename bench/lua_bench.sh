@@ -22,11 +22,19 @@
 # Every command is started through env(1) so all pay the same exec.
 # Before timing, each variant is run once and must print the same line,
 # and the warm variant must serve every module from the shard.
+#
+# hyperfine times the variants one after the other; on a shared machine
+# the load drifts between them.  So the script then also runs them round
+# robin (one run of each per round, ROUNDS rounds, default 100; 20 with -q)
+# and prints each variant's median and its ratio to (b): drift hits every
+# variant alike there.
 set -eu
 
 runs=(--warmup 10 --min-runs 60)
+rounds=${ROUNDS:-100}
 if [ "${1:-}" = -q ]; then
 	runs=(--warmup 3 --runs 15)
+	rounds=${ROUNDS:-20}
 	shift
 fi
 BUILD=$(realpath "${1:-${MESON_BUILD_ROOT:-build}}")
@@ -115,6 +123,32 @@ hyperfine -N "${runs[@]}" \
 	"$A" "$B" "$BS" "$C" "$D" "$E"
 echo
 cat "$W/results.md"
+
+# Round robin: per variant, wall time of each run in microseconds.
+names=(A B BS C D E)
+declare -A label=([A]="(a) source" [B]="(b) luac (not stripped)" [BS]="(b-s) luac -s (stripped)"
+	[C]="(c) scriptcache warm" [D]="(d) scriptcache cold" [E]="(e) scriptcache off")
+for v in "${names[@]}"; do : >"$W/rr.$v"; done
+for ((r = 0; r < rounds; r++)); do
+	for v in "${names[@]}"; do
+		[ $v = D ] && rm -f "$W/cold.shard" "$W/cold.shard.lock"
+		t0=$EPOCHREALTIME
+		${!v} >/dev/null
+		t1=$EPOCHREALTIME
+		echo $(( ${t1/./} - ${t0/./} )) >>"$W/rr.$v"
+	done
+done
+median() { sort -n "$1" | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.2f", m / 1000 }'; }
+mb=$(median "$W/rr.B")
+echo
+echo "Round robin, $rounds rounds: median wall time (ms), and relative to (b)"
+echo
+echo "| Command | Median [ms] | vs (b) |"
+echo "|:---|---:|---:|"
+for v in "${names[@]}"; do
+	m=$(median "$W/rr.$v")
+	echo "| \`${label[$v]}\` | $m | $(awk -v m="$m" -v b="$mb" 'BEGIN { printf "%.2f", m / b }') |"
+done
 if [ -n "${LUA_BENCH_JSON:-}" ]; then
 	cp "$W/results.json" "$LUA_BENCH_JSON"
 fi

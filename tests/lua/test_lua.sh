@@ -466,6 +466,20 @@ EOF
 	hits=$(sed -n 's/^hits=\([0-9]*\) .*/\1/p' "$T/r/hit.stats")
 	[ "${hits:-0}" -ge "$nmods" ]
 	ok $? "penlight: every module served from the shard on the hit run ($hits hits, $nmods modules)"
+
+	# Several interpreters filling one fresh shard at once.
+	fresh_shard
+	for i in 1 2 3 4; do
+		run "$T/r/par$i" "$D" "$LUA" -l scriptcache main.lua &
+	done
+	wait
+	for i in 1 2 3 4; do
+		same "penlight: parallel cold start $i same as plain" "$T/r/plain" "$T/r/par$i"
+	done
+	rm -f "$T/r/hit.stats"
+	run "$T/r/hit" "$D" env SCTEST_STATS="$T/r/hit.stats" "$LUA" -l scriptcache -e "$PROBE" main.lua
+	same "penlight: after the parallel start: same as plain" "$T/r/plain" "$T/r/hit"
+	stats "penlight: after the parallel start: all hits" "$T/r/hit.stats" "hits=* misses=0 stored=0 bypassed=0 enabled=true error=nil"
 else
 	skip "penlight" "lua-penlight is not installed"
 fi
