@@ -459,3 +459,16 @@ def test_default_shard_and_bad_arguments(env, tmp_path):
             proc.wait(timeout=10)
     finally:
         del os.environ['SCRIPTCACHE_PATH']
+
+
+def test_allow_other_and_debug_options(env):
+    key = env.source('opt.lua')
+    env.put(key, b'options')
+    with mounted(env.shard, env.mnt, '-o', 'allow_other', '-d') as m:
+        with open('/proc/self/mountinfo') as f:
+            line = [l for l in f if l.split()[4] == os.path.realpath(m.path)][0]
+        assert 'allow_other' in line and 'default_permissions' in line
+        assert 'fuse.scriptcachefs' in line
+        assert open(os.path.join(m.entry(key), 'blob'), 'rb').read() == b'options'
+    err = m.proc.stderr.read().decode(errors='replace')
+    assert 'opcode: LOOKUP' in err  # -d: every request is printed
