@@ -57,8 +57,8 @@ int lsc_load_blob(lua_State *L, const void *blob, size_t size, const char *chunk
 /* ---- lsc_cache.c ---- */
 
 /* The process's shard handle, opened on first use with this module's tag.
- * NULL when the cache is unusable (the open failed, or SCRIPTCACHE=0 - then
- * *disabled is set); *open_rc then says why. */
+ * NULL when the cache is unusable: the open failed, or SCRIPTCACHE=0
+ * (then *open_rc is SC_EDISABLED); *open_rc (may be NULL) says why. */
 sc_cache *lsc_cache(int *open_rc);
 
 /* The fingerprint tag, e.g. "lua 5.4.4 luac 0x54/0 I4 i8 n8". */
