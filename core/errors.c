@@ -18,6 +18,7 @@ static const char *const sc_messages[] = {
 	[-(SC_ETOOBIG - -30900)]      = "key or blob too large",
 	[-(SC_EINSECURE - -30900)]    = "shard not owned by this user or writable by others; refusing to use it",
 	[-(SC_EWRITERGONE - -30900)]  = "the executable that wrote the entry was rebuilt or removed",
+	[-(SC_ECHANGED - -30900)]     = "the entry changed since it was looked up",
 };
 
 const char *sc_strerror(int err)

@@ -317,5 +317,6 @@ int sc_get_stats(sc_cache *c, sc_stats *out)
 	out->file_size = s.file_size;
 	out->generation = s.meta.txnid;
 	out->index_slots = s.meta.index_slots;
+	out->shard_id = s.shard_id;
 	return 0;
 }

@@ -59,7 +59,8 @@ extern "C" {
 #define SC_ETOOBIG      (-30911) /**< key or blob larger than the format allows */
 #define SC_EINSECURE    (-30912) /**< shard owned by another user, or writable by others */
 #define SC_EWRITERGONE  (-30913) /**< miss: the executable that wrote the entry was rebuilt or removed */
-#define SC_ELAST        (-30913)
+#define SC_ECHANGED     (-30914) /**< the entry is not the version the caller named */
+#define SC_ELAST        (-30914)
 /** @} */
 
 /** Largest key (canonical path) the format stores, in bytes. */
@@ -183,6 +184,15 @@ SC_API int sc_put_ex(sc_cache *c, const char *key, const void *blob, size_t len,
 /** Remove the entry for @p key.  @return 0, SC_ENOTFOUND, SC_EREADONLY, -errno. */
 SC_API int sc_remove(sc_cache *c, const char *key);
 
+/**
+ * Remove the entry for @p key only if it is still the version the caller
+ * saw: (@p shard_id, @p offset) as sc_lookup() or sc_foreach() reported it.
+ * A tool that shows entries to a person (the mount's rm) uses this so that
+ * it never evicts a version another process committed meanwhile.
+ * @return 0, SC_ENOTFOUND, SC_ECHANGED, SC_EREADONLY, -errno.
+ */
+SC_API int sc_remove_if(sc_cache *c, const char *key, uint64_t shard_id, uint64_t offset);
+
 /** Remove every entry (the shard is replaced by an empty one). */
 SC_API int sc_clear(sc_cache *c);
 
@@ -264,6 +274,7 @@ typedef struct sc_stats {
 	uint64_t file_size;
 	uint64_t generation;     /**< commit counter of the shard file */
 	uint64_t index_slots;
+	uint64_t shard_id;       /**< changes when a compaction replaces the file */
 	/* this handle, since sc_open() */
 	uint64_t hits;
 	uint64_t miss_absent;

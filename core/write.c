@@ -399,7 +399,8 @@ int sc_put(sc_cache *c, const char *key, const void *blob, size_t len)
 	return sc_put_ex(c, key, blob, len, NULL);
 }
 
-int sc_remove(sc_cache *c, const char *key)
+static int remove_key(sc_cache *c, const char *key, int check, uint64_t shard_id,
+		      uint64_t offset)
 {
 	struct sc_disk_meta m;
 	struct sc_snap s;
@@ -421,6 +422,10 @@ int sc_remove(sc_cache *c, const char *key)
 			rc = SC_ENOTFOUND;
 		goto out;
 	}
+	if (check && (s.shard_id != shard_id || (uint64_t)((const unsigned char *)v.r - s.map) != offset)) {
+		rc = SC_ECHANGED;
+		goto out;
+	}
 	m = s.meta;
 	m.entries--;
 	m.tombstones++;
@@ -437,4 +442,14 @@ int sc_remove(sc_cache *c, const char *key)
 out:
 	sc_writer_end(c);
 	return rc;
+}
+
+int sc_remove(sc_cache *c, const char *key)
+{
+	return remove_key(c, key, 0, 0, 0);
+}
+
+int sc_remove_if(sc_cache *c, const char *key, uint64_t shard_id, uint64_t offset)
+{
+	return remove_key(c, key, 1, shard_id, offset);
 }

@@ -994,6 +994,31 @@ static void test_growth(void)
 	sc_close(c);
 }
 
+/* sc_remove_if evicts only the version the caller saw. */
+static void test_remove_if(void)
+{
+	sc_cache *c = open_ok(tu_path("remove_if.shard"), TAG, 0);
+	TU_CHECK(c);
+	const char *k = make_source("remove_if.lua", "return 1\n");
+	sc_entry_info e;
+	sc_stats st;
+
+	TAP_EQ(sc_put(c, k, "v1", 2), 0, "remove_if: put v1");
+	TAP_EQ(sc_lookup(c, k, &e), 0, "remove_if: lookup v1");
+	uint64_t id1 = e.shard_id, off1 = e.offset;
+	TAP_EQ(sc_get_stats(c, &st), 0, "remove_if: stats");
+	tap_ok(st.shard_id == id1, "stats report the shard id that lookup reports");
+	TAP_EQ(sc_put(c, k, "v2", 2), 0, "remove_if: put v2 over it");
+	TAP_EQ(sc_remove_if(c, k, id1, off1), SC_ECHANGED, "remove_if of the old version: SC_ECHANGED");
+	TAP_EQ(sc_lookup(c, k, &e), 0, "v2 is still there");
+	tap_ok(e.blob_size == 2 && memcmp(e.blob, "v2", 2) == 0, "with its bytes");
+	TAP_EQ(sc_remove_if(c, k, id1 ^ 1, e.offset), SC_ECHANGED, "remove_if with another shard id: SC_ECHANGED");
+	TAP_EQ(sc_remove_if(c, k, e.shard_id, e.offset), 0, "remove_if of the current version");
+	TAP_EQ(sc_lookup(c, k, &e), SC_ENOTFOUND, "gone");
+	TAP_EQ(sc_remove_if(c, k, id1, off1), SC_ENOTFOUND, "remove_if of an absent key: SC_ENOTFOUND");
+	sc_close(c);
+}
+
 int main(void)
 {
 	tu_setup("api");
@@ -1014,5 +1039,6 @@ int main(void)
 	test_rdonly_nocreate();
 	test_pointer_lifetime();
 	test_growth();
+	test_remove_if();
 	return tap_done();
 }
