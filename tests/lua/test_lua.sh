@@ -16,6 +16,8 @@
 # a run that leaves no counters fails.
 #
 # Works in a mktemp directory, removed on exit unless SC_TEST_KEEP=1.
+# SC_LUA_PRELOAD: a library to LD_PRELOAD into every interpreter run (the
+# ASan runtime, when the module is built with -Db_sanitize=address).
 set -u
 
 LUA=${1:?usage: test_lua.sh LUA MODULE_DIR [LUAHOST]}
@@ -73,8 +75,13 @@ diag() {
 run() {
 	local out=$1 dir=$2
 	shift 2
-	(cd "$dir" && exec "$@") >"$out.out" 2>"$out.err"
+	(cd "$dir" && exec env ${SC_LUA_PRELOAD:+LD_PRELOAD="$SC_LUA_PRELOAD"} "$@") >"$out.out" 2>"$out.err"
 	echo $? >"$out.rc"
+}
+
+# lua ARGS...: the interpreter, outside run()
+lua() {
+	env ${SC_LUA_PRELOAD:+LD_PRELOAD="$SC_LUA_PRELOAD"} "$LUA" "$@"
 }
 
 # same NAME A B: A and B printed and returned the same
@@ -139,11 +146,11 @@ fresh_shard() {
 }
 
 # ---------------------------------------------------------------- sanity
-"$LUA" -e 'assert(_VERSION == "Lua 5.4")' 2>/dev/null
+lua -e 'assert(_VERSION == "Lua 5.4")' 2>/dev/null
 ok $? "the interpreter is Lua 5.4"
-(cd "$T" && "$LUA" -l scriptcache -e 'assert(package.searchers[2] ~= nil and #package.searchers == 5)') 2>&1 | diag
+(cd "$T" && lua -l scriptcache -e 'assert(package.searchers[2] ~= nil and #package.searchers == 5)') 2>&1 | diag
 ok "${PIPESTATUS[0]}" "the module loads and adds one searcher"
-(cd "$T" && "$LUA" -e 'require "scriptcache"; require "scriptcache"; package.loaded.scriptcache = nil; require "scriptcache"; assert(#package.searchers == 5)') 2>&1 | diag
+(cd "$T" && lua -e 'require "scriptcache"; require "scriptcache"; package.loaded.scriptcache = nil; require "scriptcache"; assert(#package.searchers == 5)') 2>&1 | diag
 ok "${PIPESTATUS[0]}" "loading the module again does not add a second searcher"
 
 # ---------------------------------------------------------------- module tree
@@ -417,7 +424,7 @@ compare "a shard writable by others is refused" "$D" \
 fresh_shard
 
 # ---------------------------------------------------------------- penlight
-PLDIR=$("$LUA" -e 'local p = package.searchpath("pl.utils", package.path) print(p and p:match("^(.*)/utils%.lua$") or "")')
+PLDIR=$(lua -e 'local p = package.searchpath("pl.utils", package.path) print(p and p:match("^(.*)/utils%.lua$") or "")')
 if [ -n "$PLDIR" ]; then
 	D=$T/penlight
 	mkdir -p "$D"
@@ -494,9 +501,9 @@ if [ -n "$HOST" ]; then
 		"hits=0 misses=2 stored=2 *" "hits=2 misses=0 stored=0 *" main.lua
 	compare "lua5.4 after luahost (other fingerprint)" "$D" \
 		"hits=0 misses=2 stored=2 *" "hits=2 misses=0 stored=0 *" main.lua
-	tag1=$("$LUA" -l scriptcache -e 'io.write(scriptcache.stats().tag)')
+	tag1=$(lua -l scriptcache -e 'io.write(scriptcache.stats().tag)')
 	echo 'io.write(package.loaded.scriptcache.stats().tag)' >"$T/tag.lua"
-	tag2=$("$HOST" -l scriptcache "$T/tag.lua" 2>&1)
+	tag2=$(env ${SC_LUA_PRELOAD:+LD_PRELOAD="$SC_LUA_PRELOAD"} "$HOST" -l scriptcache "$T/tag.lua" 2>&1)
 	[[ $tag2 == "$tag1 vm build-id:"* || $tag2 == "$tag1 vm stat:"* ]]
 	ok $? "luahost's tag adds the identity of the shared liblua ('$tag1' / '$tag2')"
 else
