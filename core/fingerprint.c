@@ -234,13 +234,19 @@ int sc_file_identity(const char *path, char *buf, size_t len)
 
 	if (plen >= PATH_MAX)
 		return -ENAMETOOLONG;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* The path comes from a record: never block on a FIFO, never acquire
+	 * a controlling terminal, never read anything but a regular file. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) != 0) {
 		rc = -errno;
 		close(fd);
 		return rc;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
 	}
 	pthread_mutex_lock(&id_cache_lock);
 	for (unsigned i = 0; i < ID_CACHE; i++) {
@@ -255,7 +261,7 @@ int sc_file_identity(const char *path, char *buf, size_t len)
 	}
 	pthread_mutex_unlock(&id_cache_lock);
 
-	rc = S_ISREG(st.st_mode) ? elf_build_id(fd, &st, id, sizeof(id)) : 1;
+	rc = elf_build_id(fd, &st, id, sizeof(id));
 	close(fd);
 	if (rc < 0)
 		return rc;

@@ -103,6 +103,10 @@ int sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m)
 	strncpy(m->lib_version, SC_VERSION_STRING, sizeof(m->lib_version) - 1);
 	memset(m->pad, 0, sizeof(m->pad));
 	m->checksum = sc_meta_checksum(m);
+	/* Counts in a hostile file can be off; never write a commit that
+	 * readers would refuse (they would silently keep the old state). */
+	if (!sc_meta_sane(m, m->data_end > s->file_size ? m->data_end : s->file_size))
+		return SC_ECORRUPT;
 	if (!(c->flags & SC_NOSYNC) && fdatasync(s->fd) != 0)
 		return -errno;
 	rc = sc_write_full(s->fd, m, sizeof(*m), (m->txnid & 1) ? SC_META1_OFF : SC_META0_OFF);
@@ -374,7 +378,7 @@ int sc_put_ex(sc_cache *c, const char *key, const void *blob, size_t len,
 	} else {
 		uint64_t h, o;
 		sc_slot_read(&s, slot, &h, &o);
-		if (!replace && o == SC_SLOT_TOMB)
+		if (!replace && o == SC_SLOT_TOMB && m.tombstones > 0)
 			m.tombstones--;
 		m.redo_slot = slot;
 		m.redo_hash = hash;
@@ -427,7 +431,8 @@ static int remove_key(sc_cache *c, const char *key, int check, uint64_t shard_id
 		goto out;
 	}
 	m = s.meta;
-	m.entries--;
+	if (m.entries > 0)
+		m.entries--;
 	m.tombstones++;
 	m.live_bytes -= v.r->rec_len;
 	m.dead_bytes += v.r->rec_len;

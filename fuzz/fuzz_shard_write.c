@@ -60,105 +60,6 @@ static int collect(const sc_entry_info *e, void *arg)
 	return 0;
 }
 
-/*
- * SC_FUZZ_SKIP_KNOWN=1 (fuzz/run.sh sets it for the long runs) steers
- * around the core bugs already reported in fuzz/corpus/pending-write/, so
- * that a long run keeps looking for new ones instead of stopping at the
- * first known crash.  It reads the raw image, trusting nothing.  Open:
- *  - more tombstone slots than the meta counts, or more live slots than
- *    its entries: a put or remove decrements a count below 0 and the
- *    commit is refused by readers (skip the visibility checks).
- * Fixed in core 6352cf0, kept for runs against older libraries:
- *  - live slots (neither empty nor tombstone) more than twice the meta's
- *    entries, or entries + tombstones wrapping: sc_rewrite overflows its
- *    array (skip compaction, eviction, clear);
- *  - live slots filling the table a grown index would get: grow_table
- *    never returns (skip puts);
- *  - a txnid about to wrap: a put is lost (skip the visibility checks);
- *  - a damaged meta slot already holding the next txnid: the handle does
- *    not notice its own commit (skip the visibility checks).
- */
-struct known {
-	int no_rewrite, no_put, no_visibility;
-};
-
-/* sc_meta_valid() && sc_meta_sane() && parity, as core/format.c has them */
-static int meta_usable(const struct sc_disk_meta *m, int slot, uint64_t size)
-{
-	uint64_t table;
-
-	if (m->checksum != XXH3_64bits(m, offsetof(struct sc_disk_meta, checksum)) ||
-	    (m->txnid & 1) != (uint64_t)slot)
-		return 0;
-	if (m->data_end < SC_DATA_OFF || m->data_end > size || m->data_end % SC_ALIGN)
-		return 0;
-	if (m->index_slots < SC_MIN_INDEX_SLOTS || (m->index_slots & (m->index_slots - 1)) ||
-	    m->index_slots > UINT64_MAX / 16)
-		return 0;
-	table = m->index_slots * 16;
-	if (m->index_off < SC_DATA_OFF || m->index_off % SC_ALIGN || m->index_off > m->data_end ||
-	    table > m->data_end - m->index_off)
-		return 0;
-	if (m->redo_slot != SC_NO_REDO && m->redo_slot >= m->index_slots)
-		return 0;
-	return m->entries + m->tombstones <= m->index_slots;
-}
-
-static struct known known_bugs(const uint8_t *d, size_t n)
-{
-	struct known k = { 0, 0, 0 };
-	const char *env = getenv("SC_FUZZ_SKIP_KNOWN");
-	struct sc_disk_meta mm[2];
-
-	if (!env || strcmp(env, "1") != 0)
-		return k;
-	if (n >= SC_DATA_OFF) {
-		memcpy(&mm[0], d + SC_META0_OFF, sizeof(mm[0]));
-		memcpy(&mm[1], d + SC_META1_OFF, sizeof(mm[1]));
-		for (int i = 0; i < 2; i++)
-			if (!meta_usable(&mm[i], i, n) && meta_usable(&mm[!i], !i, n) &&
-			    mm[i].txnid == mm[!i].txnid + 1)
-				k.no_visibility = 1;
-	}
-	for (int i = 0; i < 2; i++) {
-		struct sc_disk_meta m;
-		uint64_t off = i ? SC_META1_OFF : SC_META0_OFF, live = 0, grown = SC_MIN_INDEX_SLOTS;
-
-		if (n < off + sizeof(m))
-			continue;
-		memcpy(&m, d + off, sizeof(m));
-		if (m.txnid >= UINT64_MAX - 8)
-			k.no_visibility = 1;
-		if (m.entries > UINT64_MAX - m.tombstones || m.entries >= UINT64_MAX / 4) {
-			k.no_rewrite = k.no_put = 1;
-			continue;
-		}
-		if (m.index_off > n || m.index_slots > (n - m.index_off) / 16)
-			continue; /* the library refuses this meta */
-		uint64_t tombs = 0;
-		for (uint64_t s = 0; s < m.index_slots; s++) {
-			uint64_t so;
-			memcpy(&so, d + m.index_off + 16 * s + 8, 8);
-			live += so > SC_SLOT_TOMB;
-			tombs += so == SC_SLOT_TOMB;
-		}
-		if (tombs + 1 > m.tombstones || live + 1 > m.entries)
-			k.no_visibility = 1;
-		live += 1; /* the redo record may add one */
-		while (grown < (m.entries + 1) * 2)
-			grown <<= 1;
-		if (live > 2 * m.entries) {
-			k.no_rewrite = 1;
-			/* a put compacts by itself when dead bytes dominate */
-			if (m.dead_bytes > ((uint64_t)16 << 20) - 65536)
-				k.no_put = 1;
-		}
-		if (live + 1 >= grown)
-			k.no_put = 1;
-	}
-	return k;
-}
-
 static void rc_ok(const char *what, int rc)
 {
 	if (!fuzz_known_rc(rc))
@@ -189,13 +90,12 @@ static void expect_sound(sc_cache *c, const char *when)
 
 int fuzz_run(const uint8_t *data, size_t size, struct fuzz_outcome *o)
 {
-	struct known k = known_bugs(data, size);
 	struct seen s = { .n_keys = 0 };
 	sc_put_opts po = { .no_source = 1 };
 	unsigned char blob[512];
 	uint64_t h = XXH3_64bits(data, size), n = 0;
 	size_t blob_len = 1 + (size_t)(h >> 8) % sizeof(blob);
-	int limited = (h & 3) == 1 && !k.no_rewrite, put_ok = 0, rc;
+	int limited = (h & 3) == 1, put_ok = 0, rc;
 	sc_cache *c = NULL;
 
 	memset(o, 0, sizeof(*o));
@@ -212,11 +112,9 @@ int fuzz_run(const uint8_t *data, size_t size, struct fuzz_outcome *o)
 
 	rc_ok("sc_foreach", sc_foreach(c, collect, &s));
 
-	if (k.no_put)
-		goto maintenance;
 	rc = sc_put_ex(c, NEW_KEY, blob, blob_len, &po);
 	rc_ok("sc_put_ex", rc);
-	put_ok = rc == 0 && !s.new_key_present && !limited && !k.no_visibility;
+	put_ok = rc == 0 && !s.new_key_present && !limited;
 	if (put_ok)
 		expect_hit(c, NEW_KEY, blob, blob_len, "after a put of a new key");
 
@@ -225,7 +123,7 @@ int fuzz_run(const uint8_t *data, size_t size, struct fuzz_outcome *o)
 		rc_ok("sc_put_ex (replace)", rc);
 		/* with several records for the key (a hostile index), a grown
 		 * table may put another one first in the probe run */
-		if (rc == 0 && !limited && s.copies[0] == 1 && !k.no_visibility)
+		if (rc == 0 && !limited && s.copies[0] == 1)
 			expect_hit(c, s.keys[0], blob, blob_len / 2, "after replacing a key");
 	}
 	if (s.n_keys > 1) {
@@ -237,16 +135,13 @@ int fuzz_run(const uint8_t *data, size_t size, struct fuzz_outcome *o)
 		rc_ok("sc_remove", rc);
 		/* the record it removed must be gone (unless several slots or
 		 * records carry the key, as a hostile index may arrange) */
-		if (rc == 0 && had && s.copies[1] == 1 && !k.no_visibility &&
+		if (rc == 0 && had && s.copies[1] == 1 &&
 		    sc_lookup(c, s.keys[1], &after) == 0 && after.offset == at)
 			fuzz_fail("after sc_remove(\"%s\") returned 0 the record is still found",
 				  s.keys[1]);
 	}
 	rc_ok("sc_remove (absent)", sc_remove(c, "/fuzz/never-stored"));
 
-maintenance:
-	if (k.no_rewrite)
-		goto done;
 	rc = sc_compact(c);
 	rc_ok("sc_compact", rc);
 	if (rc == 0) {
@@ -261,7 +156,7 @@ maintenance:
 		if (rc == 0)
 			expect_sound(c, "after sc_evict_stale");
 	}
-	if ((h & 24) == 8 && !k.no_put) {
+	if ((h & 24) == 8) {
 		rc = sc_clear(c);
 		rc_ok("sc_clear", rc);
 		if (rc == 0) {
@@ -273,7 +168,6 @@ maintenance:
 		}
 	}
 
-done:
 	for (size_t i = 0; i < s.n_keys; i++)
 		free(s.keys[i]);
 	sc_close(c);

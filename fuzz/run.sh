@@ -25,10 +25,6 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 out=${SC_FUZZ_OUT:-/tmp/scriptcache-fuzz}
 CC=${CC_FUZZ:-clang}
 targets=(fuzz_shard fuzz_shard_write fuzz_pathenc)
-# Steer fuzz_shard_write around the core bugs already in
-# fuzz/corpus/pending-write/ (see fuzz_shard_write.c); set to 0 once they
-# are fixed, or to check that they still reproduce.
-export SC_FUZZ_SKIP_KNOWN=${SC_FUZZ_SKIP_KNOWN:-1}
 
 build() {
 	mkdir -p "$out"
@@ -71,7 +67,7 @@ run() { # target seconds [args...]
 	mkdir -p "$out/corpus-$t" "$out/artifacts"
 	local extra=(-max_len=65536 -timeout=10 -rss_limit_mb=2048)
 	[ "$t" = fuzz_pathenc ] && extra=(-max_len=1024 -timeout=10 -dict="$top/fuzz/pathenc.dict")
-	echo "== $t for ${secs}s (SC_FUZZ_SKIP_KNOWN=$SC_FUZZ_SKIP_KNOWN)"
+	echo "== $t for ${secs}s"
 	# shellcheck disable=SC2046
 	(cd "$out" && "./$t" -max_total_time="$secs" -print_final_stats=1 "${extra[@]}" \
 		-artifact_prefix="$out/artifacts/$t-" "$@" "corpus-$t" $(seeds "$t")) \
