@@ -72,12 +72,25 @@ struct opts {
 	uint64_t small_shard;  /* bytes */
 	uint64_t big_shard;    /* bytes */
 	const char *tmp_base;
+	unsigned only;         /* B_* bits to run */
 	int quick;
 	int strict;
 	int keep;
 };
 
+enum {
+	B_LOOKUP = 1 << 0,
+	B_HIT = 1 << 1,
+	B_PUT = 1 << 2,
+	B_DURABLE = 1 << 3,
+	B_FIRST = 1 << 4,
+	B_ALL = (1 << 5) - 1,
+};
+
+static const char *const g_bench_name[] = { "lookup", "hit", "put", "durable", "first" };
+
 static struct opts g_opt = {
+	.only = B_ALL,
 	.sizes = { 1000, 100000 },
 	.n_sizes = 2,
 	.blob_size = 16384,
@@ -854,7 +867,7 @@ static void bench_size(int si)
 
 	/* Lookup: index probe only. */
 	seq = random_seq(n, g_opt.lookup_ops);
-	{
+	if (g_opt.only & B_LOOKUP) {
 		struct contender cs[3] = {
 			{ g_row_label[R_LOOKUP_SC], scs_lookup, &scs, NULL, NULL, NULL },
 			{ g_row_label[R_LOOKUP_LMDB], lms_lookup, &lms, NULL, NULL, NULL },
@@ -869,7 +882,7 @@ static void bench_size(int si)
 
 	/* Validated hit. */
 	seq = random_seq(n, g_opt.hit_ops);
-	{
+	if (g_opt.only & B_HIT) {
 		struct contender cs[3] = {
 			{ g_row_label[R_HIT_SC], scs_hit, &scs, NULL, NULL, scs_verify },
 			{ g_row_label[R_HIT_FILES], fs_hit, &fst, NULL, NULL, fs_verify },
@@ -883,7 +896,7 @@ static void bench_size(int si)
 
 	/* No-sync put: replace random existing entries. */
 	seq = random_seq(n, g_opt.put_ops);
-	{
+	if (g_opt.only & B_PUT) {
 		struct contender cs[3] = {
 			{ g_row_label[R_PUT_SC], scs_put, &scs, NULL, NULL, NULL },
 			{ g_row_label[R_PUT_LMDB], lms_put, &lms, NULL, NULL, NULL },
@@ -901,7 +914,7 @@ static void bench_size(int si)
 	lmdb_check(mdb_env_set_flags(lms.env, MDB_NOSYNC, 0), "set_flags");
 	fst.sync = 1;
 	seq = random_seq(n, g_opt.durable_ops);
-	{
+	if (g_opt.only & B_DURABLE) {
 		struct contender cs[3] = {
 			{ g_row_label[R_DPUT_SC], scs_put, &scs, NULL, NULL, NULL },
 			{ g_row_label[R_DPUT_LMDB], lms_put, &lms, NULL, NULL, NULL },
@@ -1156,57 +1169,74 @@ static int report(void)
 {
 	int last = g_opt.n_sizes - 1;
 	int misses = 0, nt = 0;
-	struct target t[8];
+	unsigned on = g_opt.only;
+	struct target t[MAX_SIZES + 4];
 	const char *sz = g_opt.quick ? " (quick)" : "";
-	static char lbl[8][160];
+	static char lbl[MAX_SIZES + 4][160];
 
-	printf("\nshard after fill:");
-	for (int s = 0; s < g_opt.n_sizes; s++)
-		printf("  N=%zu: %.1f MiB, %" PRIu64 " index slots;", g_opt.sizes[s],
-		       (double)g_shard_info[s].file_size / (1 << 20), g_shard_info[s].index_slots);
-	printf("\n");
+	if (on & ~B_FIRST) {
+		printf("\nshard after fill:");
+		for (int s = 0; s < g_opt.n_sizes; s++)
+			printf("  N=%zu: %.1f MiB, %" PRIu64 " index slots;", g_opt.sizes[s],
+			       (double)g_shard_info[s].file_size / (1 << 20),
+			       g_shard_info[s].index_slots);
+		printf("\n");
+		print_table("fill: insert N new keys into an empty store, one commit each, "
+			    "no sync (info)", R_FILL_SC, 3, 0);
+	}
+	if (on & B_LOOKUP)
+		print_table("lookup: index probe only (no stat), random keys, ns/op; "
+			    "sc/x = scriptcache / row", R_LOOKUP_SC, 3, 0);
+	if (on & B_HIT)
+		print_table("validated hit: probe + source stat (+ blob checksum for scriptcache), "
+			    "ns/op", R_HIT_SC, 3, 0);
+	if (on & B_PUT)
+		print_table("put, no sync: replace random existing entries, one commit each, "
+			    "mean ns/op", R_PUT_SC, 3, 1);
+	if (on & B_DURABLE)
+		print_table("put, durable: each store's own durable commit, mean ns/op",
+			    R_DPUT_SC, 3, 1);
+	if (on & B_FIRST) {
+		printf("\nfirst hit in a fresh process: posix_spawn, then sc_open + one sc_get "
+		       "timed in the child,\n%d runs each, interleaved, warm page cache\n",
+		       g_opt.first_hit_reps);
+		for (int s = 0; s < 2; s++)
+			printf("  %-5s shard %8.1f MiB %7" PRIu64 " entries (built in %5.2f s):"
+			       "  median %7.0f ns  (p10 %.0f, p90 %.0f)\n",
+			       g_first[s].label, (double)g_first[s].file_size / (1 << 20),
+			       g_first[s].entries, g_first[s].build_s, g_first[s].p50,
+			       g_first[s].p10, g_first[s].p90);
+	}
 
-	print_table("lookup: index probe only (no stat), random keys, ns/op; sc/x = scriptcache / row",
-		    R_LOOKUP_SC, 3, 0);
-	print_table("validated hit: probe + source stat (+ blob checksum for scriptcache), ns/op",
-		    R_HIT_SC, 3, 0);
-	print_table("fill: insert N new keys into an empty store, one commit each, no sync (info)",
-		    R_FILL_SC, 3, 0);
-	print_table("put, no sync: replace random existing entries, one commit each, mean ns/op",
-		    R_PUT_SC, 3, 1);
-	print_table("put, durable: each store's own durable commit, mean ns/op",
-		    R_DPUT_SC, 3, 1);
-
-	printf("\nfirst hit in a fresh process: posix_spawn, then sc_open + one sc_get timed in "
-	       "the child,\n%d runs each, interleaved, warm page cache\n", g_opt.first_hit_reps);
-	for (int s = 0; s < 2; s++)
-		printf("  %-5s shard %8.1f MiB %7" PRIu64 " entries (built in %5.2f s):"
-		       "  median %7.0f ns  (p10 %.0f, p90 %.0f)\n",
-		       g_first[s].label, (double)g_first[s].file_size / (1 << 20), g_first[s].entries,
-		       g_first[s].build_s, g_first[s].p50, g_first[s].p10, g_first[s].p90);
-
-	snprintf(lbl[nt], sizeof lbl[nt], "lookup at N=%zu%s: sc_lookup / LMDB mdb_get (renew+reset)",
-		 g_opt.sizes[last], sz);
-	t[nt].value = g_res[R_LOOKUP_SC][last].mean / g_res[R_LOOKUP_LMDB][last].mean;
-	t[nt++].limit = 0.5;
-	for (int s = 0; s < g_opt.n_sizes; s++) {
-		snprintf(lbl[nt], sizeof lbl[nt], "validated hit at N=%zu: sc_get / file-per-entry hit",
-			 g_opt.sizes[s]);
+	if (on & B_LOOKUP) {
+		snprintf(lbl[nt], sizeof lbl[nt],
+			 "lookup at N=%zu%s: sc_lookup / LMDB mdb_get (renew+reset)",
+			 g_opt.sizes[last], sz);
+		t[nt].value = g_res[R_LOOKUP_SC][last].mean / g_res[R_LOOKUP_LMDB][last].mean;
+		t[nt++].limit = 0.5;
+	}
+	for (int s = 0; (on & B_HIT) && s < g_opt.n_sizes; s++) {
+		snprintf(lbl[nt], sizeof lbl[nt],
+			 "validated hit at N=%zu: sc_get / file-per-entry hit", g_opt.sizes[s]);
 		t[nt].value = g_res[R_HIT_SC][s].mean / g_res[R_HIT_FILES][s].mean;
 		t[nt++].limit = 0.5;
 	}
-	snprintf(lbl[nt], sizeof lbl[nt], "first hit: %.0f MiB shard / %.0f MiB shard (median)",
-		 (double)g_opt.big_shard / (1 << 20), (double)g_opt.small_shard / (1 << 20));
-	t[nt].value = g_first[1].p50 / g_first[0].p50;
-	t[nt++].limit = 1.2;
-	snprintf(lbl[nt], sizeof lbl[nt], "no-sync put at N=%zu%s: sc_put / LMDB put",
-		 g_opt.sizes[last], sz);
-	t[nt].value = g_res[R_PUT_SC][last].mean / g_res[R_PUT_LMDB][last].mean;
-	t[nt++].limit = 1.0;
-	snprintf(lbl[nt], sizeof lbl[nt], "no-sync put: sc_put at N=%zu / at N=%zu",
-		 g_opt.sizes[last], g_opt.sizes[0]);
-	t[nt].value = g_res[R_PUT_SC][last].mean / g_res[R_PUT_SC][0].mean;
-	t[nt++].limit = 2.0;
+	if (on & B_FIRST) {
+		snprintf(lbl[nt], sizeof lbl[nt], "first hit: %.0f MiB shard / %.0f MiB shard (median)",
+			 (double)g_opt.big_shard / (1 << 20), (double)g_opt.small_shard / (1 << 20));
+		t[nt].value = g_first[1].p50 / g_first[0].p50;
+		t[nt++].limit = 1.2;
+	}
+	if (on & B_PUT) {
+		snprintf(lbl[nt], sizeof lbl[nt], "no-sync put at N=%zu%s: sc_put / LMDB put",
+			 g_opt.sizes[last], sz);
+		t[nt].value = g_res[R_PUT_SC][last].mean / g_res[R_PUT_LMDB][last].mean;
+		t[nt++].limit = 1.0;
+		snprintf(lbl[nt], sizeof lbl[nt], "no-sync put: sc_put at N=%zu / at N=%zu",
+			 g_opt.sizes[last], g_opt.sizes[0]);
+		t[nt].value = g_res[R_PUT_SC][last].mean / g_res[R_PUT_SC][0].mean;
+		t[nt++].limit = 2.0;
+	}
 
 	printf("\ntargets\n");
 	for (int i = 0; i < nt; i++) {
@@ -1237,6 +1267,7 @@ static void usage(FILE *f)
 		"  --durable-ops N    durable puts per store and size (default 200)\n"
 		"  --reps N           fresh processes per shard for the first hit (default 50)\n"
 		"  --big-mib N        size of the big shard for the first hit (default 1024)\n"
+		"  --only LIST        run only these of lookup,hit,put,durable,first\n"
 		"  --tmpdir DIR       where to create the temporary directory (default /tmp)\n"
 		"  --keep             keep the temporary directory\n"
 		"  --strict           exit with status 2 if a target is missed\n",
@@ -1253,6 +1284,25 @@ static size_t parse_count(const char *s, const char *flag)
 	if (errno || end == s || *end || v == 0)
 		die("%s: bad number '%s'", flag, s);
 	return (size_t)v;
+}
+
+static void parse_only(const char *s)
+{
+	char *copy = xstrdup(s), *save = NULL, *tok;
+
+	g_opt.only = 0;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		size_t b = 0;
+
+		while (b < sizeof g_bench_name / sizeof *g_bench_name && strcmp(tok, g_bench_name[b]))
+			b++;
+		if (b == sizeof g_bench_name / sizeof *g_bench_name)
+			die("--only: unknown benchmark '%s'", tok);
+		g_opt.only |= 1u << b;
+	}
+	free(copy);
+	if (!g_opt.only)
+		die("--only: empty");
 }
 
 static void parse_sizes(const char *s)
@@ -1327,6 +1377,8 @@ static void parse_args(int argc, char **argv)
 			g_opt.first_hit_reps = (int)parse_count(v, a);
 		else if (strcmp(a, "--big-mib") == 0)
 			g_opt.big_shard = (uint64_t)parse_count(v, a) << 20;
+		else if (strcmp(a, "--only") == 0)
+			parse_only(v);
 		else if (strcmp(a, "--tmpdir") == 0)
 			g_opt.tmp_base = v;
 		else {
@@ -1371,16 +1423,21 @@ int main(int argc, char **argv)
 		if (g_opt.sizes[s] > max_n)
 			max_n = g_opt.sizes[s];
 	/* Enough sources for the largest size and for the big shard. */
-	n_src = (size_t)(g_opt.big_shard / g_opt.blob_size) + 1;
-	if (n_src < max_n)
-		n_src = max_n;
+	n_src = max_n;
+	if ((g_opt.only & B_FIRST) && g_opt.big_shard / g_opt.blob_size + 1 > n_src)
+		n_src = (size_t)(g_opt.big_shard / g_opt.blob_size) + 1;
+	if (n_src > 1000000)
+		die("%zu source files needed: lower --sizes or raise --blob-size or lower --big-mib",
+		    n_src);
 	progress("creating %zu source files in %s", n_src, g_tmpdir);
 	make_sources(n_src);
 	make_pool();
 
-	for (int s = 0; s < g_opt.n_sizes; s++)
-		bench_size(s);
-	bench_first_hit();
+	if (g_opt.only & ~B_FIRST)
+		for (int s = 0; s < g_opt.n_sizes; s++)
+			bench_size(s);
+	if (g_opt.only & B_FIRST)
+		bench_first_hit();
 
 	misses = report();
 	free_sources();
