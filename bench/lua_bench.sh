@@ -27,7 +27,8 @@
 # the load drifts between them.  So the script then also runs them round
 # robin (one run of each per round, ROUNDS rounds, default 100; 20 with -q)
 # and prints each variant's median and its ratio to (b): drift hits every
-# variant alike there.
+# variant alike there.  With perf(1) available it also records each run's
+# CPU time (task-clock), which waiting for a busy CPU does not inflate.
 set -eu
 
 runs=(--warmup 10 --min-runs 60)
@@ -128,7 +129,11 @@ cat "$W/results.md"
 names=(A B BS C D E)
 declare -A label=([A]="(a) source" [B]="(b) luac (not stripped)" [BS]="(b-s) luac -s (stripped)"
 	[C]="(c) scriptcache warm" [D]="(d) scriptcache cold" [E]="(e) scriptcache off")
-for v in "${names[@]}"; do : >"$W/rr.$v"; done
+perf=()
+if perf stat -x, -e task-clock -o "$W/perf.out" true 2>/dev/null && grep -q task-clock "$W/perf.out"; then
+	perf=(perf stat -x, -e task-clock -o "$W/perf.out")
+fi
+for v in "${names[@]}"; do : >"$W/rr.$v"; : >"$W/cpu.$v"; done
 for ((r = 0; r < rounds; r++)); do
 	for v in "${names[@]}"; do
 		[ $v = D ] && rm -f "$W/cold.shard" "$W/cold.shard.lock"
@@ -136,19 +141,40 @@ for ((r = 0; r < rounds; r++)); do
 		${!v} >/dev/null
 		t1=$EPOCHREALTIME
 		echo $(( ${t1/./} - ${t0/./} )) >>"$W/rr.$v"
+		# CPU time in a second run under perf (whose own start would
+		# blur the wall time): task-clock in ms, kept in microseconds.
+		if [ ${#perf[@]} -gt 0 ]; then
+			[ $v = D ] && rm -f "$W/cold.shard" "$W/cold.shard.lock"
+			"${perf[@]}" ${!v} >/dev/null
+			awk -F, '/task-clock/ { printf "%d\n", $1 * 1000 }' "$W/perf.out" >>"$W/cpu.$v"
+		fi
 	done
 done
 median() { sort -n "$1" | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.2f", m / 1000 }'; }
+ratio() { awk -v m="$1" -v b="$2" 'BEGIN { printf "%.2f", m / b }'; }
 mb=$(median "$W/rr.B")
 echo
-echo "Round robin, $rounds rounds: median wall time (ms), and relative to (b)"
-echo
-echo "| Command | Median [ms] | vs (b) |"
-echo "|:---|---:|---:|"
-for v in "${names[@]}"; do
-	m=$(median "$W/rr.$v")
-	echo "| \`${label[$v]}\` | $m | $(awk -v m="$m" -v b="$mb" 'BEGIN { printf "%.2f", m / b }') |"
-done
+if [ ${#perf[@]} -gt 0 ]; then
+	cb=$(median "$W/cpu.B")
+	echo "Round robin, $rounds rounds: medians of wall time and of CPU time (task-clock), and ratios to (b)"
+	echo
+	echo "| Command | Wall [ms] | vs (b) | CPU [ms] | vs (b) |"
+	echo "|:---|---:|---:|---:|---:|"
+	for v in "${names[@]}"; do
+		m=$(median "$W/rr.$v")
+		c=$(median "$W/cpu.$v")
+		echo "| \`${label[$v]}\` | $m | $(ratio "$m" "$mb") | $c | $(ratio "$c" "$cb") |"
+	done
+else
+	echo "Round robin, $rounds rounds: median wall time, and ratio to (b)"
+	echo
+	echo "| Command | Wall [ms] | vs (b) |"
+	echo "|:---|---:|---:|"
+	for v in "${names[@]}"; do
+		m=$(median "$W/rr.$v")
+		echo "| \`${label[$v]}\` | $m | $(ratio "$m" "$mb") |"
+	done
+fi
 if [ -n "${LUA_BENCH_JSON:-}" ]; then
 	cp "$W/results.json" "$LUA_BENCH_JSON"
 fi
