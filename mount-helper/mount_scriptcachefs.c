@@ -115,9 +115,9 @@ static int become_user(const char *name)
 		mh_err("setuid=%s: no such user", name);
 		return MH_EXIT_USAGE;
 	}
+	if (pw->pw_uid == geteuid() && pw->pw_uid == getuid())
+		return 0;  /* already that user */
 	if (geteuid() != 0) {
-		if (pw->pw_uid == getuid())
-			return 0;  /* already that user */
 		mh_err("setuid=%s: only root may run the daemon as another user", name);
 		return MH_EXIT_USAGE;
 	}
