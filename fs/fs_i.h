@@ -10,8 +10,13 @@
  *   render.c   metadata.json and .stats (jansson)
  *   notify.c   the watcher thread: inotify on the shard and on source
  *              directories, resynchronisation, kernel cache invalidation
+ *   tree.c     the tree view (.tree/<key path>): the index of the paths
+ *              the keys imply, and its request handlers
  *
  * Locking (outermost first):
+ *   fs_tlock (rwlock)     read-held around every put of the daemon (fs_put),
+ *                         write-held to compare the shard's generation with
+ *                         the tree index and rebuild it (tree.c).
  *   fs_map_lock (rwlock)  read-held by every thread that calls a core
  *                         function returning a pointer into the mapping
  *                         (sc_lookup) or dereferences such a pointer;
@@ -43,6 +48,7 @@
 #define FS_BLOB_NAME  "blob"
 #define FS_META_NAME  "metadata.json"
 #define FS_STATS_NAME ".stats"
+#define FS_TREE_NAME  ".tree"   /* never an encoded name: those never start with "." */
 
 /* Cache lifetimes handed to the kernel.  Everything the shard defines is
  * invalidated explicitly by the watcher, so the kernel may keep it
@@ -59,6 +65,7 @@ enum fs_kind {
 	FS_BLOB,     /* committed blob of one version of an entry */
 	FS_META,     /* metadata.json of one version (and status) of an entry */
 	FS_PENDING,  /* file being written through the mount, in memory */
+	FS_TDIR,     /* directory of the tree view (n_key: its path, "" = .tree) */
 };
 
 /* What the shard says about one entry, as last seen. */
@@ -94,7 +101,8 @@ struct fs_node {
 	uint64_t        d_epoch;
 	struct fs_node *n_blob;      /* current children, or NULL */
 	struct fs_node *n_meta;
-	struct fs_node *n_pending;   /* list of FS_PENDING files (n_pnext) */
+	struct fs_node *n_pending;   /* list of FS_PENDING files (n_pnext); also FS_TDIR */
+	uint64_t        n_tparent;   /* FS_TDIR the blob was last seen through, or 0 */
 	unsigned        n_refs;      /* child nodes whose n_dir is this node */
 
 	/* files */
@@ -161,6 +169,14 @@ struct fs {
 	struct timespec  fs_root_mtime;
 	uint64_t         fs_npending;
 
+	/* tree view (tree.c) */
+	pthread_rwlock_t fs_tlock;
+	struct fs_tidx  *fs_tidx;    /* NULL until the tree is first used */
+	uint64_t         fs_t_own;   /* own commits since the index was built */
+	struct fs_node **fs_ttab;    /* FS_TDIR nodes by path (chain: n_knext) */
+	size_t           fs_tcap;
+	struct fs_node  *fs_troot;
+
 	/* root listing snapshot for readdir offsets (under fs_lock) */
 	struct fs_listing *fs_list;
 
@@ -179,7 +195,7 @@ struct fs {
 	/* counters for .stats (atomics) */
 	uint64_t         st_lookups, st_reads, st_read_bytes, st_commits,
 			 st_commit_errors, st_evictions, st_notes, st_resyncs,
-			 st_trims;
+			 st_trims, st_tree_rebuilds;
 };
 
 /* inode.c */
@@ -196,6 +212,7 @@ void fs_node_maybe_free(struct fs *fs, struct fs_node *n);         /* fs_lock he
 void fs_forget_one(struct fs *fs, uint64_t ino, uint64_t nlookup);
 void fs_pending_unlink(struct fs *fs, struct fs_node *dir, struct fs_node *p); /* fs_lock held */
 struct fs_node *fs_pending_find(struct fs_node *dir, const char *name);
+void fs_pending_drop(struct fs *fs, struct fs_node *dir, struct fs_node *p); /* fs_lock held */
 
 /* ops_read.c / ops_write.c */
 extern const struct fuse_lowlevel_ops fs_ops;
@@ -206,6 +223,7 @@ void fs_fill_entry(struct fs *fs, struct fs_node *n, struct fuse_entry_param *ep
  * kernel notifications.  fs_lock held.  Returns 1 if the version changed. */
 int  fs_apply_ver(struct fs *fs, struct fs_node *d, const sc_entry_info *e, int status);
 void fs_note_children_gone(struct fs *fs, struct fs_node *d); /* fs_lock held */
+void fs_note_tree_gone(struct fs *fs, struct fs_node *d);     /* fs_lock held */
 /* Key of the top-level name (malloc'd), or NULL with *err an errno. */
 char *fs_name_to_key(struct fs *fs, const char *name, size_t *len, int *err);
 int  fs_errno(int sc_err);
@@ -217,6 +235,26 @@ int  fs_commit_pending(struct fs *fs, struct fs_node *dir, struct fs_node *p,
 void fs_commit_idle(struct fs *fs, int all);
 void fs_ops_init_flags(struct fs *fs);
 void fs_ops_read_init(void);
+
+/* tree.c */
+int  fs_tree_init(struct fs *fs);
+void fs_tree_free(struct fs *fs);
+void fs_tdir_unmap(struct fs *fs, struct fs_node *n);             /* fs_lock held */
+int  fs_tree_sync(struct fs *fs, int wait);
+/* sc_put_ex() for every commit of the daemon (keeps the tree index). */
+int  fs_put(struct fs *fs, const char *key, size_t klen, const void *buf, size_t len,
+	    const sc_put_opts *o);
+void fs_tree_lookup_root(fuse_req_t req, struct fs *fs);
+void fs_tree_lookup(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *name);
+void fs_tree_readdir(fuse_req_t req, struct fs *fs, struct fs_node *td, size_t size,
+		     off_t off, int plus);
+void fs_tree_mkdir(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *name);
+int  fs_tree_create(struct fs *fs, struct fs_node *td, const char *name, char *exe,
+		    struct fuse_entry_param *ep);
+void fs_tree_rename(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *name,
+		    fuse_ino_t newparent, const char *newname, unsigned flags);
+void fs_tree_unlink(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *name);
+void fs_tree_rmdir(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *name);
 
 /* render.c */
 char *fs_render_meta(const sc_entry_info *e, int status, const char *name, size_t *len);

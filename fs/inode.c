@@ -266,6 +266,11 @@ void fs_node_maybe_free(struct fs *fs, struct fs_node *n)
 			return;
 		fs_dir_unmap(fs, n);
 		break;
+	case FS_TDIR:
+		if (n->n_refs > 0 || n->n_pending || n == fs->fs_troot)
+			return;
+		fs_tdir_unmap(fs, n);
+		break;
 	case FS_BLOB:
 	case FS_META:
 	case FS_PENDING:

@@ -156,7 +156,7 @@ int main(int argc, char *argv[])
 	pthread_rwlock_init(&fs->fs_map_lock, NULL);
 	pthread_mutex_init(&fs->fs_lock, NULL);
 	pthread_mutex_init(&fs->fs_qlock, NULL);
-	if (fs_table_init(fs) != 0) {
+	if (fs_table_init(fs) != 0 || fs_tree_init(fs) != 0) {
 		fprintf(stderr, "%s: out of memory\n", argv[0]);
 		goto out;
 	}
@@ -207,6 +207,7 @@ out:
 		fuse_session_destroy(fs->fs_se);
 	fuse_loop_cfg_destroy(lcfg);
 	fs_listing_release(fs);
+	fs_tree_free(fs);
 	fs_table_free(fs);
 	sc_close(fs->fs_cache);
 	free(copts.mountpoint);

@@ -168,7 +168,7 @@ static void *watcher(void *arg)
 	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
 	uint64_t last_gen = 0, last_size = 0;
 	double last_trim = now_s(), last_idle = 0;
-	int need_trim = 0;
+	int need_trim = 0, tree_dirty = 0;
 	sc_stats s;
 
 	if (sc_get_stats(fs->fs_cache, &s) == 0) {
@@ -230,6 +230,7 @@ static void *watcher(void *arg)
 		}
 		if (shard_dirty || src_dirty) {
 			resync(fs, src_dirty);
+			tree_dirty |= shard_dirty;
 			if (shard_dirty) {
 				need_trim = 1;
 				pthread_mutex_lock(&fs->fs_lock);
@@ -238,6 +239,8 @@ static void *watcher(void *arg)
 				fs_note(fs, FS_NOTE_INODE, FS_INO_ROOT, 0, NULL);
 			}
 		}
+		if (tree_dirty && fs_tree_sync(fs, 0) != -EAGAIN)
+			tree_dirty = 0;
 		send_notes(fs);
 
 		double t = now_s();

@@ -62,6 +62,17 @@ void fs_note_children_gone(struct fs *fs, struct fs_node *d)
 	if (d->n_meta)
 		fs_note(fs, FS_NOTE_DELETE, d->n_ino, d->n_meta->n_ino, FS_META_NAME);
 	fs_note(fs, FS_NOTE_INODE, d->n_ino, 0, NULL);
+	fs_note_tree_gone(fs, d);
+}
+
+/* The blob may also be linked in the tree view (the same inode): drop that
+ * dentry too.  A DELETE names the old inode, so it cannot hit a newer file
+ * a rename has put under the same name meanwhile. */
+void fs_note_tree_gone(struct fs *fs, struct fs_node *d)
+{
+	if (d->n_blob && d->n_tparent)
+		fs_note(fs, FS_NOTE_DELETE, d->n_tparent, d->n_blob->n_ino,
+			strrchr(d->n_key, '/') + 1);
 }
 
 /*
@@ -204,6 +215,7 @@ void fs_fill_attr(struct fs *fs, const struct fs_node *n, struct stat *st)
 		st->st_mtim = fs->fs_root_mtime;
 		break;
 	case FS_DIR:
+	case FS_TDIR:
 		st->st_mode = S_IFDIR | 0555 | w;
 		st->st_nlink = 2;
 		break;
@@ -529,13 +541,22 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs *fs = fs_of(req);
 	FS_COUNT(fs, st_lookups, 1);
 	if (parent == FS_INO_ROOT) {
-		lookup_root(req, fs, name);
+		if (strcmp(name, FS_TREE_NAME) == 0)
+			fs_tree_lookup_root(req, fs);
+		else
+			lookup_root(req, fs, name);
 		return;
 	}
 	pthread_mutex_lock(&fs->fs_lock);
 	struct fs_node *d = fs_node_get(fs, parent);
 	int ok = d && d->n_kind == FS_DIR;
+	int tree = d && d->n_kind == FS_TDIR;
 	pthread_mutex_unlock(&fs->fs_lock);
+	if (tree) {
+		/* d stays alive: the kernel holds a lookup on the parent */
+		fs_tree_lookup(req, fs, d, name);
+		return;
+	}
 	if (!ok) {
 		fuse_reply_err(req, d ? ENOTDIR : ENOENT);
 		return;
@@ -883,7 +904,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
 	pthread_mutex_lock(&fs->fs_lock);
 	struct fs_node *d = fs_node_get(fs, ino);
 	int ok = d && d->n_kind == FS_DIR;
+	int tree = d && d->n_kind == FS_TDIR;
 	pthread_mutex_unlock(&fs->fs_lock);
+	if (tree) {
+		fs_tree_readdir(req, fs, d, size, off, plus);
+		return;
+	}
 	if (!ok) {
 		fuse_reply_err(req, d ? ENOTDIR : ENOENT);
 		return;

@@ -53,7 +53,7 @@ static void touch(struct fs_node *p)
 }
 
 /* Drop a pending file from its directory (unlink, replace, rmdir). */
-static void pending_drop(struct fs *fs, struct fs_node *d, struct fs_node *p)
+void fs_pending_drop(struct fs *fs, struct fs_node *d, struct fs_node *p)
 {
 	fs_pending_unlink(fs, d, p);
 	free(p->p_buf);
@@ -114,12 +114,12 @@ int fs_commit_pending(struct fs *fs, struct fs_node *d, struct fs_node *p, int a
 			o.no_source = 1;
 		o.tag = fs->fs_o.o_tag;
 		o.exe_path = exe;
-		err = sc_put_ex(fs->fs_cache, d->n_key, p->p_buf ? (const void *)p->p_buf : "",
+		err = fs_put(fs, d->n_key, d->n_key_len, p->p_buf ? (const void *)p->p_buf : "",
 				p->p_len, &o);
 		if (err < 0 && err > -30900 && exe) {
 			/* the writer's executable could not be identified */
 			o.exe_path = NULL;
-			err = sc_put_ex(fs->fs_cache, d->n_key, p->p_buf ? (const void *)p->p_buf : "",
+			err = fs_put(fs, d->n_key, d->n_key_len, p->p_buf ? (const void *)p->p_buf : "",
 					p->p_len, &o);
 		}
 	}
@@ -148,7 +148,7 @@ int fs_commit_pending(struct fs *fs, struct fs_node *d, struct fs_node *p, int a
 	if (as_blob) {
 		struct fs_node *old = fs_pending_find(d, FS_BLOB_NAME);
 		if (old && old != p)
-			pending_drop(fs, d, old);
+			fs_pending_drop(fs, d, old);
 		fs_pending_unlink(fs, d, p);
 		free(p->p_buf);
 		p->p_buf = NULL;
@@ -298,6 +298,18 @@ collected:
 
 /* ---- handlers ---- */
 
+/* The tree directory @p parent, or NULL if it is not one.  The kernel holds
+ * a reference on a parent while a request on it runs. */
+static struct fs_node *tree_parent(struct fs *fs, fuse_ino_t parent)
+{
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *td = fs_node_get(fs, parent);
+	if (td && td->n_kind != FS_TDIR)
+		td = NULL;
+	pthread_mutex_unlock(&fs->fs_lock);
+	return td;
+}
+
 /* Look up an inode of the given kind under fs_lock; NULL if absent. */
 static struct fs_node *get_dir(struct fs *fs, fuse_ino_t ino)
 {
@@ -359,6 +371,7 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_lock(&fs->fs_lock);
 	n = fs_node_get(fs, ino);
 	if (fi->fh == 1 && n && n->n_kind == FS_PENDING && n->n_current &&
+	    n->n_dir->n_kind == FS_DIR &&
 	    strcmp(n->n_name, FS_BLOB_NAME) == 0 && n->p_wgen != n->p_cgen) {
 		commit = 1;
 		d = n->n_dir;
@@ -411,12 +424,20 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	size_t klen;
 	int err = 0;
 	(void)mode;
-	if (parent != FS_INO_ROOT) {
-		fuse_reply_err(req, EPERM); /* entry directories hold files only */
-		return;
-	}
 	if (fs->fs_o.o_ro) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (parent != FS_INO_ROOT) {
+		struct fs_node *td = tree_parent(fs, parent);
+		if (td)
+			fs_tree_mkdir(req, fs, td, name); /* the kernel holds td */
+		else
+			fuse_reply_err(req, EPERM); /* entry directories hold files only */
+		return;
+	}
+	if (strcmp(name, FS_TREE_NAME) == 0) {
+		fuse_reply_err(req, EEXIST);
 		return;
 	}
 	if (sc_name_is_hashed(name)) {
@@ -511,6 +532,19 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		return;
 	}
 	char *exe = exe_of(fuse_req_ctx(req)->pid);
+	struct fs_node *td = tree_parent(fs, parent);
+	if (td) {
+		/* tree files commit on rename only: no writer count */
+		err = fs_tree_create(fs, td, name, exe, &ep);
+		if (err) {
+			fuse_reply_err(req, err);
+			return;
+		}
+		fi->keep_cache = 0;
+		fi->fh = 0;
+		fuse_reply_create(req, &ep, fi);
+		return;
+	}
 	int writer = fs->fs_o.o_commit_on_close && (fi->flags & O_ACCMODE) != O_RDONLY;
 	pthread_mutex_lock(&fs->fs_lock);
 	err = make_pending(fs, parent, name, exe, writer, &ep);
@@ -538,6 +572,15 @@ void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 		return;
 	}
 	char *exe = exe_of(fuse_req_ctx(req)->pid);
+	struct fs_node *td = tree_parent(fs, parent);
+	if (td) {
+		err = fs_tree_create(fs, td, name, exe, &ep);
+		if (err)
+			fuse_reply_err(req, err);
+		else
+			fuse_reply_entry(req, &ep);
+		return;
+	}
 	pthread_mutex_lock(&fs->fs_lock);
 	err = make_pending(fs, parent, name, exe, 0, &ep);
 	pthread_mutex_unlock(&fs->fs_lock);
@@ -660,6 +703,11 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	struct fs_node *td = tree_parent(fs, parent);
+	if (td) {
+		fs_tree_rename(req, fs, td, name, newparent, newname, flags);
+		return;
+	}
 	if (parent != newparent) {
 		fuse_reply_err(req, EXDEV);
 		return;
@@ -705,7 +753,7 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 			err = ENOMEM;
 		} else {
 			if (t)
-				pending_drop(fs, d, t);
+				fs_pending_drop(fs, d, t);
 			free(p->n_name);
 			p->n_name = nn;
 		}
@@ -722,6 +770,11 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	struct fs_node *td = tree_parent(fs, parent);
+	if (td) {
+		fs_tree_unlink(req, fs, td, name);
+		return;
+	}
 	pthread_mutex_lock(&fs->fs_lock);
 	struct fs_node *d = get_dir(fs, parent);
 	if (!d) {
@@ -734,7 +787,7 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (p->p_busy)
 			err = EBUSY;
 		else
-			pending_drop(fs, d, p);
+			fs_pending_drop(fs, d, p);
 		pthread_mutex_unlock(&fs->fs_lock);
 		fuse_reply_err(req, err);
 		return;
@@ -753,11 +806,20 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int is_blob = strcmp(name, FS_BLOB_NAME) == 0;
 	pthread_mutex_lock(&fs->fs_lock);
 	int in_shard = d->n_in_shard;
+	uint64_t v_shard = d->n_ver.v_shard_id, v_off = d->n_ver.v_offset;
 	d->n_busy++; /* the watcher must not see the entry vanish and drop us */
 	pthread_mutex_unlock(&fs->fs_lock);
-	int r = in_shard ? sc_remove(fs->fs_cache, d->n_key) : SC_ENOTFOUND;
+	/* Evict the version the user was shown, never one another process
+	 * committed since (that one is shown after the next resync). */
+	int r = in_shard ? sc_remove_if(fs->fs_cache, d->n_key, v_shard, v_off) : SC_ENOTFOUND;
 	pthread_mutex_lock(&fs->fs_lock);
 	d->n_busy--;
+	if (r == SC_ECHANGED) {
+		pthread_mutex_unlock(&fs->fs_lock);
+		fs_wake(fs);
+		fuse_reply_err(req, 0); /* that version is gone already */
+		return;
+	}
 	if (r != 0 && r != SC_ENOTFOUND) {
 		pthread_mutex_unlock(&fs->fs_lock);
 		fuse_reply_err(req, fs_errno(r));
@@ -768,6 +830,7 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		d->n_in_shard = 0;
 		fs_note(fs, FS_NOTE_INODE, d->n_ino, 0, NULL);
 	}
+	fs_note_tree_gone(fs, d);
 	struct fs_node *gone = is_blob ? d->n_blob : d->n_meta;
 	if (gone) {
 		if (is_blob)
@@ -793,12 +856,20 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs *fs = fs_of(req);
 	size_t klen;
 	int err = 0;
-	if (parent != FS_INO_ROOT) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
 	if (fs->fs_o.o_ro) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (parent != FS_INO_ROOT) {
+		struct fs_node *td = tree_parent(fs, parent);
+		if (td)
+			fs_tree_rmdir(req, fs, td, name);
+		else
+			fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (strcmp(name, FS_TREE_NAME) == 0) {
+		fuse_reply_err(req, EPERM);
 		return;
 	}
 	char *key = fs_name_to_key(fs, name, &klen, &err);
@@ -822,7 +893,7 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 			err = EBUSY;
 		} else {
 			while (d->n_pending)
-				pending_drop(fs, d, d->n_pending);
+				fs_pending_drop(fs, d, d->n_pending);
 			if (d->n_blob || d->n_meta)
 				fs_note_children_gone(fs, d);
 			fs_detach_children(fs, d);
@@ -855,8 +926,10 @@ void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_
 	int pending = p && p->n_kind == FS_PENDING;
 	struct fs_node *d = pending ? p->n_dir : NULL;
 	pthread_mutex_unlock(&fs->fs_lock);
-	if (!pending) {
-		fuse_reply_err(req, 0); /* committed data is already durable */
+	if (!pending || d->n_kind != FS_DIR) {
+		/* committed data is already durable; a file of the tree view is
+		 * committed by its rename only (it may be a temporary file) */
+		fuse_reply_err(req, 0);
 		return;
 	}
 	/* the kernel holds p (and so d) while fsync runs */

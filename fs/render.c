@@ -179,6 +179,7 @@ char *fs_render_stats(struct fs *fs, size_t *len)
 	json_object_set_new(me, "notifications", LOAD(st_notes));
 	json_object_set_new(me, "resyncs", LOAD(st_resyncs));
 	json_object_set_new(me, "trims", LOAD(st_trims));
+	json_object_set_new(me, "tree_rebuilds", LOAD(st_tree_rebuilds));
 	pthread_mutex_lock(&fs->fs_lock);
 	json_object_set_new(me, "inodes", json_integer((json_int_t)fs->fs_icount));
 	json_object_set_new(me, "pending_files", json_integer((json_int_t)fs->fs_npending));
