@@ -54,6 +54,24 @@ def mount_options(path):
     return opts.split(',')
 
 
+def umount_busy_retry(argv, timeout=5):
+    """Run an unmount command, again while it fails: the daemon opens its
+    own mount once just after mounting (fs/notify.c primes the kernel), and
+    an unmount at that instant gets EBUSY."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = subprocess.run(argv, capture_output=True, text=True)
+        if r.returncode == 0 or time.monotonic() > deadline:
+            return r
+        time.sleep(0.05)
+
+
+# The same, for the sh scripts run in a namespace: umount_retry CMD...
+SH_UMOUNT_RETRY = r'''
+umount_retry() { i=0; until "$@"; do i=$((i+1)); [ $i -ge 100 ] && return 1; sleep 0.05; done; }
+'''
+
+
 def unmount(path):
     """Unmount everything stacked on path; lazily if busy."""
     for _ in range(8):
@@ -144,7 +162,7 @@ def in_namespace(script, fuse_mode='666', **extra_env):
     """Run a sh script in a private mount namespace (see NS_PRELUDE)."""
     e = env(NS_TMP=tempfile.gettempdir(), NS_FUSE_MODE=fuse_mode, **extra_env)
     return subprocess.run(['unshare', '-m', '--propagation', 'private',
-                           'sh', '-c', NS_PRELUDE + script],
+                           'sh', '-c', NS_PRELUDE + SH_UMOUNT_RETRY + script],
                           capture_output=True, text=True, env=e, timeout=60)
 
 

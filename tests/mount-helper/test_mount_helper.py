@@ -11,7 +11,8 @@ import time
 import pytest
 
 from conftest import (FS, HELPER, NOBODY, cli, helper, in_namespace,
-                      mount_options, mount_type, sbin_links, unmount,
+                      mount_options, mount_type, sbin_links, umount_busy_retry,
+                      unmount,
                       wait_mounted)
 
 
@@ -167,7 +168,7 @@ def test_mount_t_scriptcachefs(tmp):
                            capture_output=True, text=True, env=dict(os.environ, SCRIPTCACHEFS=FS))
         assert r.returncode == 0, r.stderr
         assert mount_type(d) == 'fuse.scriptcachefs'
-        assert subprocess.run(['umount', d]).returncode == 0
+        assert umount_busy_retry(['umount', d]).returncode == 0
         assert mount_type(d) is None
         # the fuse.TYPE spelling finds mount.fuse.scriptcachefs (the link)
         r = subprocess.run(['mount', '-v', '-t', 'fuse.scriptcachefs', shard, d,
@@ -176,7 +177,7 @@ def test_mount_t_scriptcachefs(tmp):
         assert r.returncode == 0, r.stderr
         assert 'running: %s %s %s -o ro' % (FS, shard, d) in r.stderr
         assert 'ro' in mount_options(d)
-        assert subprocess.run(['umount', d]).returncode == 0
+        assert umount_busy_retry(['umount', d]).returncode == 0
         # an fstab line (an fstab file of our own: /etc/fstab is the host's)
         fstab = tmp.file('fstab', ('%s %s scriptcachefs noauto,nofail,x-a=b,tag=f 0 0\n'
                                    % (shard, d)).encode(), 0o644)
@@ -185,7 +186,7 @@ def test_mount_t_scriptcachefs(tmp):
         assert r.returncode == 0, r.stderr
         assert mount_type(d) == 'fuse.scriptcachefs'
         assert '"tag": "f"' in open(os.path.join(d, '.stats')).read()
-        assert subprocess.run(['umount', d]).returncode == 0
+        assert umount_busy_retry(['umount', d]).returncode == 0
 
 
 def test_user_mount_from_fstab_as_nobody(tmp):
@@ -201,7 +202,7 @@ def test_user_mount_from_fstab_as_nobody(tmp):
 runuser -u nobody -- mount -T "$FSTAB" "$DIR" || exit 10
 grep -q " $DIR [^ ]* [^-]*- fuse.scriptcachefs " /proc/self/mountinfo || exit 11
 runuser -u nobody -- ls -a "$DIR" >/dev/null || { umount "$DIR"; exit 12; }
-runuser -u nobody -- umount "$DIR" || { umount -l "$DIR"; exit 13; }
+umount_retry runuser -u nobody -- umount "$DIR" || { umount -l "$DIR"; exit 13; }
 grep -q " $DIR " /proc/self/mountinfo && exit 14
 exit 0
 ''', FSTAB=fstab, DIR=d)
@@ -218,7 +219,7 @@ def test_setuid_mounts_as_that_user(tmp):
     r = in_namespace('''
 "$HELPER" "$SHARD" "$DIR" -o setuid=nobody,nofail || exit 10
 grep " $DIR " /proc/self/mountinfo | grep -q "user_id=65534" || { umount "$DIR"; exit 11; }
-umount "$DIR" || exit 12
+umount_retry umount "$DIR" || exit 12
 ''', HELPER=HELPER, SHARD=cache + '/s.shard', DIR=d)
     assert r.returncode == 0, (r.returncode, r.stderr)
     assert os.stat(cache + '/s.shard').st_uid == NOBODY
