@@ -1,0 +1,420 @@
+"""Unmodified CPython 3.11 keeps its bytecode in the shard (issue 6).
+
+Python is pointed at the mount's tree view with PYTHONPYCACHEPREFIX=<mount>/.tree
+and runs real workloads; every mount is real (conftest.mounted) and is
+unmounted in a finally block.  The interpreter is /usr/bin/python3 (the
+system CPython 3.11), and PYTHONDONTWRITEBYTECODE, which these machines
+set, is removed from its environment: otherwise Python writes nothing.
+"""
+import errno
+import json
+import marshal
+import os
+import pathlib
+import subprocess
+import time
+
+import pytest
+
+from conftest import cli, encode, mounted, wait_for
+
+PY = '/usr/bin/python3'
+MAGIC = None  # importlib.util.MAGIC_NUMBER of PY, filled on first use
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+MODULES = [l.strip() for l in (ROOT / 'bench' / 'py_bench_modules.txt').read_text().splitlines()
+           if l.strip() and not l.startswith('#')]
+
+# Prints, as JSON: a digest of what the imports computed, and for every
+# module loaded from a .py source, its source path and cached (.pyc) path.
+REPORT = r'''
+import json, sys
+mods = {}
+for name, m in list(sys.modules.items()):
+    spec = getattr(m, '__spec__', None)
+    if spec and spec.origin and spec.origin.endswith('.py') and spec.cached:
+        mods[name] = [spec.origin, spec.cached]
+print(json.dumps({'result': RESULT, 'modules': mods}, sort_keys=True))
+'''
+
+
+def py_env(prefix, extra=None):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('PYTHONDONTWRITEBYTECODE', 'PYTHONPYCACHEPREFIX', 'PYTHONHOME',
+                        'PYTHONPATH', 'PYTHONSTARTUP', 'PYTHONNOUSERSITE')}
+    if prefix is not None:
+        env['PYTHONPYCACHEPREFIX'] = prefix
+    env.update(extra or {})
+    return env
+
+
+def program(imports, result):
+    return 'import %s\nRESULT = %s\n%s' % (', '.join(imports), result, REPORT)
+
+
+def start_py(prefix, imports, result='None', verbose=False, path=None):
+    args = [PY] + (['-v'] if verbose else []) + ['-c', program(imports, result)]
+    return subprocess.Popen(args, env=py_env(prefix, {'PYTHONPATH': path} if path else None),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(p):
+    out, err = p.communicate(timeout=120)
+    err = err.decode(errors='replace')
+    assert p.returncode == 0, err[-3000:]
+    return json.loads(out), err
+
+
+def run_py(prefix, imports, result='None', verbose=False, path=None):
+    return finish(start_py(prefix, imports, result, verbose, path))
+
+
+def quiet(err):
+    """stderr of a non-verbose run must be empty: no warning, no traceback."""
+    assert err == '', err[-3000:]
+
+
+def matches(err, prefix):
+    """Number of modules python -v says it loaded from a .pyc under prefix."""
+    return sum(1 for l in err.splitlines() if l.startswith('# ' + prefix) and ' matches ' in l)
+
+
+def shard_entries(shard):
+    return {x['key']: x for x in json.loads(cli('--shard', shard, 'ls', '--json').stdout)}
+
+
+def stats(m):
+    with open(os.path.join(m.path, '.stats')) as f:
+        return json.load(f)
+
+
+def generation(m):
+    return stats(m)['shard_stats']['generation']
+
+
+def check_pyc(blob, source):
+    """The blob is a whole, valid .pyc of source: header and code object."""
+    global MAGIC
+    if MAGIC is None:
+        MAGIC = subprocess.run([PY, '-c', 'import importlib.util,sys;'
+                                'sys.stdout.buffer.write(importlib.util.MAGIC_NUMBER)'],
+                               capture_output=True, check=True).stdout
+    st = os.stat(source)
+    assert blob[:4] == MAGIC, source
+    assert int.from_bytes(blob[4:8], 'little') == 0, source  # timestamp-based
+    assert int.from_bytes(blob[8:12], 'little') == int(st.st_mtime) & 0xFFFFFFFF, source
+    assert int.from_bytes(blob[12:16], 'little') == st.st_size & 0xFFFFFFFF, source
+    code = marshal.loads(blob[16:])
+    assert code.co_filename == source
+
+
+def check_modules(m, report, prefix):
+    """Every module Python loaded from source has its .pyc in the shard,
+    keyed by its path under the prefix; also in the flat view, with blob and
+    metadata.json, stored with no source."""
+    entries = shard_entries(m.shard)
+    keys = {}
+    for name, (origin, cached) in report['modules'].items():
+        assert cached.startswith(prefix + '/'), (name, cached)
+        key = cached[len(prefix):]
+        assert key in entries, (name, key)
+        keys[key] = origin
+    # nothing else was committed: no temporary file, ever
+    assert set(entries) == set(keys), set(entries) ^ set(keys)
+    for key, origin in keys.items():
+        flat = m.entry(key)
+        assert sorted(os.listdir(flat)) == ['blob', 'metadata.json']
+        with open(os.path.join(flat, 'blob'), 'rb') as f:
+            blob = f.read()
+        check_pyc(blob, origin)
+        with open(os.path.join(m.path, '.tree' + key), 'rb') as f:
+            assert f.read() == blob
+        meta = json.load(open(os.path.join(flat, 'metadata.json')))
+        assert meta['key'] == key and meta['status'] == 'fresh' and meta['source'] is None
+    return keys
+
+
+# ---- the protocol, with plain system calls ----
+
+def test_tree_view_protocol(env):
+    with mounted(env.shard, env.mnt, '-o', 'nosync') as m:
+        tree = os.path.join(m.path, '.tree')
+        assert os.path.isdir(tree)
+        assert '.tree' not in os.listdir(m.path)  # hidden, like .stats
+        d = os.path.join(tree, 'srv', 'app')
+        with pytest.raises(FileNotFoundError):
+            os.stat(d)
+        os.makedirs(d)                       # mkdir on demand, each level
+        with pytest.raises(FileExistsError):
+            os.mkdir(d)
+        assert os.listdir(os.path.join(tree, 'srv')) == ['app']
+        final = os.path.join(d, 'mod.cpython-311.pyc')
+        tmp = final + '.140234'
+        data = os.urandom(5000)
+        fd = os.open(tmp, os.O_EXCL | os.O_CREAT | os.O_WRONLY, 0o644)
+        os.write(fd, data[:3000])
+        os.write(fd, data[3000:])
+        os.close(fd)
+        with pytest.raises(FileExistsError):
+            os.open(tmp, os.O_EXCL | os.O_CREAT | os.O_WRONLY)
+        assert os.listdir(d) == [os.path.basename(tmp)]
+        assert shard_entries(env.shard) == {}       # the temp is never an entry
+        os.replace(tmp, final)                      # the rename commits
+        entries = shard_entries(env.shard)
+        assert list(entries) == ['/srv/app/mod.cpython-311.pyc']
+        assert env.get('/srv/app/mod.cpython-311.pyc').stdout == data
+        assert os.listdir(d) == ['mod.cpython-311.pyc']
+        with open(final, 'rb') as f:
+            assert f.read() == data
+        assert os.stat(final).st_mode & 0o777 == 0o444
+        # same entry in the flat view, with no source
+        flat = m.entry('/srv/app/mod.cpython-311.pyc')
+        assert os.path.exists(os.path.join(flat, 'blob'))
+        meta = json.load(open(os.path.join(flat, 'metadata.json')))
+        assert meta['source'] is None and meta['status'] == 'fresh'
+        assert meta['fingerprint']['tag'] == 'scriptcachefs'
+        assert meta['fingerprint']['exe_path'] == os.path.realpath(PY)
+        # O_EXCL on an existing name
+        with pytest.raises(FileExistsError):
+            os.open(final, os.O_EXCL | os.O_CREAT | os.O_WRONLY)
+        # a temp that is unlinked (Python's error path) leaves nothing
+        fd = os.open(tmp, os.O_EXCL | os.O_CREAT | os.O_WRONLY)
+        os.write(fd, b'junk')
+        os.close(fd)
+        os.unlink(tmp)
+        assert os.listdir(d) == ['mod.cpython-311.pyc']
+        # a second version replaces the first one atomically
+        data2 = os.urandom(7000)
+        with open(tmp, 'xb') as f:
+            f.write(data2)
+        os.replace(tmp, final)
+        with open(final, 'rb') as f:
+            assert f.read() == data2
+        with open(os.path.join(flat, 'blob'), 'rb') as f:
+            assert f.read() == data2
+        # errors: renames leave the directory, missing names, dirs as files
+        with open(tmp, 'xb') as f:
+            f.write(b'x')
+        with pytest.raises(OSError) as ei:
+            os.rename(tmp, os.path.join(tree, 'srv', 'x.pyc'))
+        assert ei.value.errno == errno.EXDEV
+        os.unlink(tmp)
+        with pytest.raises(FileNotFoundError):
+            open(os.path.join(d, 'missing.pyc'), 'rb')
+        with pytest.raises(IsADirectoryError):
+            open(os.path.join(tree, 'srv'), 'rb')
+        # an empty directory made by mkdir lives in memory only
+        os.mkdir(os.path.join(tree, 'empty'))
+        assert 'empty' in os.listdir(tree)
+        os.rmdir(os.path.join(tree, 'empty'))
+        assert 'empty' not in os.listdir(tree)
+        os.mkdir(os.path.join(tree, 'empty2'))
+        with open(os.path.join(tree, 'empty2', 't.1'), 'xb') as f:
+            f.write(b'never renamed')
+    with mounted(env.shard, env.mnt) as m:
+        tree = os.path.join(m.path, '.tree')
+        assert sorted(os.listdir(tree)) == ['srv']   # empty2 and its temp are gone
+        assert list(shard_entries(env.shard)) == ['/srv/app/mod.cpython-311.pyc']
+        # rm in the tree evicts the entry
+        os.unlink(os.path.join(tree, 'srv', 'app', 'mod.cpython-311.pyc'))
+        assert shard_entries(env.shard) == {}
+        wait_for(lambda: not os.path.exists(os.path.join(tree, 'srv')), timeout=2)
+    cli('--shard', env.shard, 'verify')
+
+
+def test_tree_coherent_with_other_writers(env):
+    """Entries put and removed by other processes appear in and vanish from
+    the tree, also after their bytes were read (warm page cache)."""
+    with mounted(env.shard, env.mnt) as m:
+        tree = os.path.join(m.path, '.tree')
+        os.listdir(tree)  # the index exists from now on
+        env.put('/opt/x/a.pyc', b'one', '--no-source')
+        p = os.path.join(tree, 'opt', 'x', 'a.pyc')
+        wait_for(lambda: os.path.exists(p), timeout=2)
+        assert open(p, 'rb').read() == b'one'
+        env.put('/opt/x/a.pyc', b'two!', '--no-source')
+        wait_for(lambda: open(p, 'rb').read() == b'two!', timeout=2)
+        cli('--shard', env.shard, 'rm', '/opt/x/a.pyc')
+        wait_for(lambda: not os.path.exists(p), timeout=2)
+        wait_for(lambda: os.listdir(tree) == [], timeout=2)
+        # the flat view's rm reaches the tree too
+        env.put('/opt/y.pyc', b'y', '--no-source')
+        q = os.path.join(tree, 'opt', 'y.pyc')
+        wait_for(lambda: os.path.exists(q), timeout=2)
+        assert open(q, 'rb').read() == b'y'
+        os.unlink(os.path.join(m.entry('/opt/y.pyc'), 'blob'))
+        wait_for(lambda: not os.path.exists(q), timeout=2)
+
+
+# ---- real workloads ----
+
+def test_stdlib_imports_populate_then_read(env):
+    prefix_of = lambda m: os.path.join(m.path, '.tree')
+    with mounted(env.shard, env.mnt, '-o', 'nosync') as m:
+        prefix = prefix_of(m)
+        first, err = run_py(prefix, MODULES, verbose=True)
+        assert 'could not create' not in err
+        keys = check_modules(m, first, prefix)
+        assert len(keys) >= 150, len(keys)
+        assert matches(err, prefix) == 0        # nothing was there to read
+        gen, commits = generation(m), stats(m)['daemon']['commits']
+        assert commits == len(keys)
+        # second run, same mount: every module from the shard, nothing written
+        second, err = run_py(prefix, MODULES, verbose=True)
+        assert second == first
+        assert matches(err, prefix) == len(keys)
+        assert generation(m) == gen and stats(m)['daemon']['commits'] == commits
+        out, err = run_py(prefix, MODULES)
+        quiet(err)
+        assert out == first
+    cli('--shard', env.shard, 'verify')
+    # a new mount: the bytes now come from the shard, not the page cache
+    with mounted(env.shard, env.mnt) as m:
+        prefix = prefix_of(m)
+        third, err = run_py(prefix, MODULES, verbose=True)
+        assert third == first
+        assert matches(err, prefix) == len(keys)
+        st = stats(m)
+        assert st['shard_stats']['generation'] == gen and st['daemon']['commits'] == 0
+        assert st['daemon']['reads'] >= len(keys)
+
+
+def make_pkg(root):
+    files = {
+        'pkg/__init__.py': 'VERSION = 1\n',
+        'pkg/a.py': 'def f():\n    return "a1"\n',
+        'pkg/sub/__init__.py': '',
+        'pkg/sub/b.py': 'from pkg.a import f\ndef g():\n    return f() + "-b1"\n',
+    }
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return {rel: str(root / rel) for rel in files}
+
+
+def edit(path, text):
+    """Rewrite a source so that Python must see it changed: new size and an
+    mtime at least 2 s away from the old one (the .pyc keeps seconds)."""
+    old = os.stat(path).st_mtime
+    with open(path, 'w') as f:
+        f.write(text)
+    os.utime(path, (old + 5, old + 5))
+
+
+def test_package_with_edits(env):
+    src = make_pkg(env.src)
+    imports = ['json', 'pkg.a', 'pkg.sub.b']
+    result = 'pkg.sub.b.g() + str(pkg.VERSION)'
+    with mounted(env.shard, env.mnt, '-o', 'nosync') as m:
+        prefix = os.path.join(m.path, '.tree')
+        path = str(env.src)
+        first, err = run_py(prefix, imports, result, path=path)
+        quiet(err)
+        assert first['result'] == 'a1-b11'
+        keys = check_modules(m, first, prefix)
+        pkg_keys = {k for k, o in keys.items() if o.startswith(path)}
+        assert len(pkg_keys) == 4
+        src_tree = os.path.join(prefix, path.lstrip('/'))
+        assert sorted(os.listdir(os.path.join(src_tree, 'pkg'))) == [
+            '__init__.cpython-311.pyc', 'a.cpython-311.pyc', 'sub']
+        before = shard_entries(env.shard)
+        gen = generation(m)
+        again, err = run_py(prefix, imports, result, path=path)
+        quiet(err)
+        assert again == first and generation(m) == gen
+        # edit one source: that .pyc alone is rewritten, the entry replaced
+        edit(src['pkg/a.py'], 'def f():\n    return "a2, edited"\n')
+        third, err = run_py(prefix, imports, result, path=path)
+        quiet(err)
+        assert third['result'] == 'a2, edited-b11'
+        assert generation(m) == gen + 1
+        after = shard_entries(env.shard)
+        assert set(after) == set(before)
+        a_key = first['modules']['pkg.a'][1][len(prefix):]
+        for k in after:
+            same = (after[k]['offset'], after[k]['blob_xxh3']) == \
+                   (before[k]['offset'], before[k]['blob_xxh3'])
+            assert same == (k != a_key), k
+        check_modules(m, third, prefix)  # the new blob matches the new source
+        fourth, err = run_py(prefix, imports, result, path=path)
+        quiet(err)
+        assert fourth == third and generation(m) == gen + 1
+        # a new module in the package, and a new subpackage
+        (env.src / 'pkg' / 'c.py').write_text('C = 3\n')
+        (env.src / 'pkg' / 'deep' / 'er').mkdir(parents=True)
+        (env.src / 'pkg' / 'deep' / '__init__.py').write_text('')
+        (env.src / 'pkg' / 'deep' / 'er' / '__init__.py').write_text('E = 5\n')
+        fifth, err = run_py(prefix, imports + ['pkg.c', 'pkg.deep.er'],
+                            result + ' + str(pkg.c.C + pkg.deep.er.E)', path=path)
+        quiet(err)
+        assert fifth['result'] == 'a2, edited-b118'
+        assert generation(m) == gen + 4
+        check_modules(m, fifth, prefix)
+    cli('--shard', env.shard, 'verify')
+
+
+def test_two_pythons_at_once(env):
+    make_pkg(env.src)
+    imports = MODULES + ['pkg.a', 'pkg.sub.b']
+    path = str(env.src)
+    with mounted(env.shard, env.mnt, '-o', 'nosync') as m:
+        prefix = os.path.join(m.path, '.tree')
+        for round_ in range(2):
+            procs = [start_py(prefix, imports, 'pkg.sub.b.g()', path=path) for _ in range(2)]
+            outs = [finish(p) for p in procs]
+            for out, err in outs:
+                quiet(err)
+            assert outs[0][0] == outs[1][0]
+            cli('--shard', env.shard, 'verify')
+            # every entry is a whole .pyc of its source (no torn entry);
+            # a module may be missing if both processes drew the same
+            # temporary name (Python then skips writing it, by design)
+            entries = shard_entries(env.shard)
+            origin = {c[len(prefix):]: o for o, c in outs[0][0]['modules'].values()}
+            assert set(entries) <= set(origin)
+            assert len(entries) >= len(origin) - 5
+            for key in entries:
+                with open(os.path.join(m.entry(key), 'blob'), 'rb') as f:
+                    check_pyc(f.read(), origin[key])
+            # a later run completes the cache and reads what is there
+            out, err = run_py(prefix, imports, 'pkg.sub.b.g()', path=path)
+            quiet(err)
+            assert out == outs[0][0]
+            check_modules(m, out, prefix)
+            cli('--shard', env.shard, 'clear')
+            wait_for(lambda: os.listdir(prefix) == [], timeout=2)
+
+
+def test_read_only_mount_falls_back_silently(env):
+    src = make_pkg(env.src)
+    path = str(env.src)
+    imports = ['json', 'email.message', 'pkg.a', 'pkg.sub.b']
+    result = 'pkg.sub.b.g()'
+    # reference: no prefix at all, no bytecode written
+    ref, err = run_py(None, imports, result, path=path,)
+    with mounted(env.shard, env.mnt, '-o', 'nosync') as m:
+        prefix = os.path.join(m.path, '.tree')
+        out, err = run_py(prefix, ['json', 'pkg.a'], 'pkg.a.f()', path=path)
+        quiet(err)
+        n = len(shard_entries(env.shard))
+        assert n > 5
+    edit(src['pkg/a.py'], 'def f():\n    return "a1"  # edited\n')
+    with mounted(env.shard, env.mnt, '-o', 'ro') as m:
+        prefix = os.path.join(m.path, '.tree')
+        gen = generation(m)
+        # stale pkg/a, cached json, uncached email and pkg.sub: Python tries
+        # to write, gets EROFS, and says nothing
+        for _ in range(2):
+            out, err = run_py(prefix, imports, result, path=path)
+            quiet(err)
+            assert out['result'] == ref['result']
+            assert sorted(out['modules']) == sorted(ref['modules'])
+        out, err = run_py(prefix, imports, result, path=path, verbose=True)
+        assert 'could not create' in err            # it did try
+        assert matches(err, prefix) >= n - 1        # and read what is cached
+        assert generation(m) == gen
+        with pytest.raises(OSError) as ei:
+            os.mkdir(os.path.join(prefix, 'x'))
+        assert ei.value.errno == errno.EROFS
+    assert len(shard_entries(env.shard)) == n
+    cli('--shard', env.shard, 'verify')
