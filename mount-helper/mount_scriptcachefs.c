@@ -93,9 +93,15 @@ static int find_daemon(char *buf, size_t len)
 		*slash = '\0';
 		static const char *const rel[] = { "scriptcachefs", "../bin/scriptcachefs" };
 		for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-			int m = snprintf(buf, len, "%s/%s", self, rel[i]);
-			if (m > 0 && (size_t)m < len && executable(buf))
-				return 0;
+			char cand[PATH_MAX], *real;
+			int m = snprintf(cand, sizeof cand, "%s/%s", self, rel[i]);
+			if (m > 0 && (size_t)m < sizeof cand && executable(cand) &&
+			    (real = realpath(cand, NULL)) != NULL) {
+				m = snprintf(buf, len, "%s", real);
+				free(real);
+				if (m > 0 && (size_t)m < len)
+					return 0;
+			}
 		}
 	}
 	mh_err("scriptcachefs not found (not at %s, nor next to this helper); "
