@@ -1,10 +1,11 @@
 #!/bin/bash
 # test_lua.sh - scriptcache.so under the real lua5.4, speaking TAP.
 #
-# usage: test_lua.sh LUA MODULE_DIR [LUAHOST]
+# usage: test_lua.sh LUA MODULE_DIR [LUAHOST [CLI]]
 #   LUA         the interpreter (lua5.4)
 #   MODULE_DIR  directory holding the built scriptcache.so
-#   LUAHOST     optional second Lua build (tests/lua/luahost.c)
+#   LUAHOST     optional second Lua build (tests/lua/luahost.c), or ""
+#   CLI         optional scriptcache CLI, to plant bad blobs
 #
 # Every program runs three times in the same directory with the same
 # environment: plain `lua5.4 ARGS`, then `lua5.4 -l scriptcache ARGS` twice
@@ -23,10 +24,12 @@ set -u
 LUA=${1:?usage: test_lua.sh LUA MODULE_DIR [LUAHOST]}
 MODDIR=${2:?usage: test_lua.sh LUA MODULE_DIR [LUAHOST]}
 HOST=${3:-}
+CLI=${4:-}
 # Every run happens in its own directory: make the paths absolute.
 [[ $LUA == */* ]] && LUA=$(realpath "$LUA")
 MODDIR=$(realpath "$MODDIR") || exit 1
 [ -n "$HOST" ] && { HOST=$(realpath "$HOST") || exit 1; }
+[ -n "$CLI" ] && { CLI=$(realpath "$CLI") || exit 1; }
 
 T=$(mktemp -d /tmp/sc-lua-test.XXXXXX) || exit 1
 trap '[ -n "${SC_TEST_KEEP:-}" ] && echo "# kept $T" || rm -rf "$T"' EXIT
@@ -508,6 +511,32 @@ if [ -n "$HOST" ]; then
 	ok $? "luahost's tag adds the identity of the shared liblua ('$tag1' / '$tag2')"
 else
 	skip "another Lua build" "luahost not built"
+fi
+
+# ---------------------------------------------------------------- bad blobs
+# Entries that pass the shard's checks (right key, tag and writer) but are
+# not bytecode this Lua can load: the module must compile from source and
+# replace them, and the program must not notice.
+if [ -n "$CLI" ]; then
+	D=$T/badblob
+	mkdir -p "$D"
+	echo 'print(require("victim")(20))' >"$D/main.lua"
+	echo 'return function(x) return x + 1 end' >"$D/victim.lua"
+	tag=$(lua -l scriptcache -e 'io.write(scriptcache.stats().tag)')
+	key=$(realpath "$D/victim.lua")
+	luac5.4 -o "$T/good.luac" "$D/victim.lua"
+	head -c 200 /dev/urandom >"$T/garbage"
+	head -c 40 "$T/good.luac" >"$T/truncated"
+	for bad in garbage truncated; do
+		fresh_shard
+		"$CLI" --shard "$SCRIPTCACHE_PATH" put --tag "$tag" --exe "$(realpath "$LUA")" "$key" "$T/$bad" 2>&1 | diag
+		# the miss run's error proves the blob was served and refused
+		compare "a $bad blob under the right fingerprint" "$D" \
+			"hits=0 misses=1 stored=1 bypassed=0 enabled=true error=*corrupt*" \
+			"hits=1 misses=0 stored=0 bypassed=0 enabled=true error=nil" main.lua
+	done
+else
+	skip "bad blobs" "no scriptcache CLI given"
 fi
 
 echo "1..$n"
