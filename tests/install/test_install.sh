@@ -5,7 +5,7 @@
 # warnings, the user unit passes `systemd-analyze verify`, and a program
 # outside the tree builds against the installed library through pkg-config.
 #
-# Environment (tests/install/meson.build): BUILD_ROOT, SOURCE_DIR, PREFIX,
+# Environment (tests/install/meson.build): BUILD_ROOT, SOURCE_DIR, SANITIZE, PREFIX,
 # BINDIR, SBINDIR, LIBDIR, INCLUDEDIR, MANDIR, UNITDIR (absolute), MESON.
 # Needs root for the mount; fails (never skips) without it.
 set -u
@@ -121,8 +121,11 @@ export PKG_CONFIG_PATH=$D$LIBDIR/pkgconfig PKG_CONFIG_SYSROOT_DIR=$D
 flags=$(pkg-config --cflags --libs scriptcache 2>&1)
 check "pkg-config --cflags --libs scriptcache: $flags" \
 	grep -q -- "-I$D$INCLUDEDIR" <<<"$flags"
+# A library built with sanitizers needs their runtime first in the program.
+san=
+[ "${SANITIZE:-none}" != none ] && san=-fsanitize=$SANITIZE
 check "build external.c against the installed library" \
-	cc -Wall -Wextra -Werror -o "$T/external" "$SOURCE_DIR/external.c" $flags
+	cc -Wall -Wextra -Werror $san -o "$T/external" "$SOURCE_DIR/external.c" $flags
 echo 'print("hi")' > "$T/app.lua"
 out=$("$T/external" "$T/ext.shard" "$T/app.lua" 2>&1)
 check "external program: put/get through the installed library ($out)" \
