@@ -7,8 +7,8 @@
 #              cli/scriptcache (default: $MESON_BUILD_ROOT, else ./build)
 #   -q         quick: fewer runs (what `meson test --benchmark` uses)
 #
-# The command: /usr/bin/python3 -c 'import <56 standard-library modules>'
-# (bench/py_bench_modules.txt; about 200 .pyc files).  Variants, in one
+# The command: /usr/bin/python3 -c 'import <71 standard-library modules>'
+# (bench/py_bench_modules.txt; 202 .pyc files with their dependencies).  Variants, in one
 # hyperfine run:
 #   (a) no cache      PYTHONDONTWRITEBYTECODE=1 and PYTHONPYCACHEPREFIX on an
 #                     empty read-only directory: every module is compiled

@@ -723,6 +723,11 @@ int fs_tree_create(struct fs *fs, struct fs_node *td, const char *name, char *ex
 	fs->fs_npending++;
 	p->n_nlookup++;
 	fs_fill_entry(fs, p, ep);
+	/* The name keeps this inode until the kernel itself unlinks or
+	 * renames it (rename moves this dentry to the final name, which
+	 * then names the committed blob): a long entry timeout saves a
+	 * LOOKUP per .pyc on the first warm run.  Attributes stay short. */
+	ep->entry_timeout = FS_TTL_LONG;
 	fs_note(fs, FS_NOTE_INODE, td->n_ino, 0, NULL);
 	pthread_mutex_unlock(&fs->fs_lock);
 	return 0;
