@@ -795,7 +795,8 @@ struct first_hit {
 	const char *label;
 	uint64_t file_size, entries;
 	double build_s;
-	double p10, p50, p90;
+	double p10, p50, p90;  /* child total: sc_open + sc_get */
+	double open50, get50;  /* medians of the two parts */
 };
 static struct first_hit g_first[2];
 
@@ -941,28 +942,31 @@ static void bench_size(int si)
 /* Child mode: open the shard, one validated hit, print the elapsed ns. */
 static int child_first_hit(const char *shard, const char *key)
 {
-	int64_t t0, t1;
+	int64_t t0, t1, t2;
 	sc_cache *c = NULL;
 	sc_blob b;
 	int rc;
 
 	t0 = now_ns();
 	rc = sc_open(&c, shard, TAG, SC_IGNORE_ENV);
+	t1 = now_ns();
 	if (rc == 0)
 		rc = sc_get(c, key, &b);
-	t1 = now_ns();
+	t2 = now_ns();
 	if (rc != 0) {
 		fprintf(stderr, "sc_bench child: %s: %s\n", key, sc_strerror(rc));
 		sc_close(c);
 		return 1;
 	}
 	g_sink += *(const unsigned char *)b.data;
-	printf("%" PRId64 "\n", t1 - t0);
+	/* total, then its two parts */
+	printf("%" PRId64 " %" PRId64 " %" PRId64 "\n", t2 - t0, t1 - t0, t2 - t1);
 	sc_close(c);
 	return 0;
 }
 
-static double spawn_first_hit(const char *self, const char *shard, const char *key)
+/* Run one child; its total, sc_open and sc_get times go to out[0..2]. */
+static void spawn_first_hit(const char *self, const char *shard, const char *key, double out[3])
 {
 	char *argv[] = { (char *)self, "--child-first-hit", (char *)shard, (char *)key, NULL };
 	posix_spawn_file_actions_t fa;
@@ -996,7 +1000,8 @@ static double spawn_first_hit(const char *self, const char *shard, const char *k
 			die("waitpid: %s", strerror(errno));
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got == 0)
 		die("first-hit child failed on %s", shard);
-	return strtod(buf, NULL);
+	if (sscanf(buf, "%lf %lf %lf", &out[0], &out[1], &out[2]) != 3)
+		die("first-hit child printed '%s'", buf);
 }
 
 /* Build a shard of about @p bytes; return the number of entries. */
@@ -1038,7 +1043,7 @@ static void bench_first_hit(void)
 	char self[PATH_MAX], shard[2][PATH_MAX];
 	size_t n[2];
 	int reps = g_opt.first_hit_reps;
-	double *t[2];
+	double *t[2][3], one[3];
 	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
 
 	if (len < 0)
@@ -1051,20 +1056,31 @@ static void bench_first_hit(void)
 	n[0] = build_shard(shard[0], g_opt.small_shard, &g_first[0]);
 	n[1] = build_shard(shard[1], g_opt.big_shard, &g_first[1]);
 	for (int s = 0; s < 2; s++)
-		t[s] = xmalloc((size_t)reps * sizeof *t[s]);
+		for (int k = 0; k < 3; k++)
+			t[s][k] = xmalloc((size_t)reps * sizeof *t[s][k]);
 	/* Warm-up: one child per shard (faults in the binary and libraries). */
 	for (int s = 0; s < 2; s++)
-		spawn_first_hit(self, shard[s], g_keys[0]);
+		spawn_first_hit(self, shard[s], g_keys[0], one);
 	for (int r = 0; r < reps; r++)
-		for (int s = 0; s < 2; s++)
-			t[s][r] = spawn_first_hit(self, shard[s], g_keys[rng_next() % n[s]]);
+		for (int s = 0; s < 2; s++) {
+			spawn_first_hit(self, shard[s], g_keys[rng_next() % n[s]], one);
+			for (int k = 0; k < 3; k++)
+				t[s][k][r] = one[k];
+		}
 	for (int s = 0; s < 2; s++) {
-		g_first[s].p10 = percentile(t[s], (size_t)reps, 0.1);
-		g_first[s].p50 = percentile(t[s], (size_t)reps, 0.5);
-		g_first[s].p90 = percentile(t[s], (size_t)reps, 0.9);
-		progress("first hit, %s shard: median %.0f ns", g_first[s].label, g_first[s].p50);
-		free(t[s]);
-		unlink(shard[s]);
+		struct first_hit *f = &g_first[s];
+
+		f->p10 = percentile(t[s][0], (size_t)reps, 0.1);
+		f->p50 = percentile(t[s][0], (size_t)reps, 0.5);
+		f->p90 = percentile(t[s][0], (size_t)reps, 0.9);
+		f->open50 = percentile(t[s][1], (size_t)reps, 0.5);
+		f->get50 = percentile(t[s][2], (size_t)reps, 0.5);
+		progress("first hit, %s shard: median %.0f ns (sc_open %.0f, sc_get %.0f)", f->label,
+			 f->p50, f->open50, f->get50);
+		for (int k = 0; k < 3; k++)
+			free(t[s][k]);
+		if (!g_opt.keep)
+			unlink(shard[s]);
 	}
 }
 
@@ -1152,6 +1168,14 @@ static void print_machine(int argc, char **argv)
 	printf("\nmachine:  %ld CPUs online, %s, %.1f GiB RAM, %s %s %s\n",
 	       sysconf(_SC_NPROCESSORS_ONLN), cpu, (double)mem_kb / (1024.0 * 1024.0),
 	       u.sysname, u.release, u.machine);
+	if ((f = fopen("/proc/loadavg", "r")) != NULL) {
+		if (fgets(line, sizeof line, f)) {
+			line[strcspn(line, "\n")] = '\0';
+			printf("load:     %s (/proc/loadavg at start; other work on the machine adds noise)\n",
+			       line);
+		}
+		fclose(f);
+	}
 	printf("versions: scriptcache %s, LMDB %d.%d.%d\n", SC_VERSION_STRING, major, minor, patch);
 	printf("temp dir: %s (%s), all files warm in the page cache\n", g_tmpdir,
 	       fs_name(g_tmpdir));
@@ -1201,11 +1225,12 @@ static int report(void)
 		       "timed in the child,\n%d runs each, interleaved, warm page cache\n",
 		       g_opt.first_hit_reps);
 		for (int s = 0; s < 2; s++)
-			printf("  %-5s shard %8.1f MiB %7" PRIu64 " entries (built in %5.2f s):"
-			       "  median %7.0f ns  (p10 %.0f, p90 %.0f)\n",
+			printf("  %-5s shard %7.1f MiB %6" PRIu64 " entries (built in %5.2f s):"
+			       " median %8.0f ns (p10 %.0f, p90 %.0f);"
+			       " medians of the parts: sc_open %.0f, sc_get %.0f\n",
 			       g_first[s].label, (double)g_first[s].file_size / (1 << 20),
 			       g_first[s].entries, g_first[s].build_s, g_first[s].p50,
-			       g_first[s].p10, g_first[s].p90);
+			       g_first[s].p10, g_first[s].p90, g_first[s].open50, g_first[s].get50);
 	}
 
 	if (on & B_LOOKUP) {
