@@ -188,6 +188,7 @@ struct fs {
 	int              fs_watcher_up;
 	int              fs_inotify;  /* -1 if none */
 	int              fs_wake;     /* eventfd */
+	int              fs_ready;    /* pipe to the waiting parent, or -1 */
 	int              fs_shard_wd;
 	char            *fs_shard_base;
 	volatile int     fs_stop;
@@ -262,6 +263,8 @@ char *fs_render_stats(struct fs *fs, size_t *len);
 
 /* notify.c */
 int  fs_watcher_start(struct fs *fs);
+void fs_daemonize(struct fs *fs, int foreground);
+void fs_report_ready(struct fs *fs, int ok);
 void fs_watcher_stop(struct fs *fs);
 void fs_note(struct fs *fs, enum fs_note_kind kind, uint64_t parent,
 	     uint64_t child, const char *name);

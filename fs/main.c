@@ -170,11 +170,12 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(fs->fs_se, fs->fs_o.o_mountpoint) != 0)
 		goto out;
 	mounted = 1;
-	fuse_daemonize(copts.foreground);
+	fs_daemonize(fs, copts.foreground);
 	/* threads do not survive the daemon's fork: start them after it */
 	err = fs_watcher_start(fs);
 	if (err) {
 		fprintf(stderr, "%s: watcher: %s\n", argv[0], strerror(-err));
+		fs_report_ready(fs, 0);
 		goto out;
 	}
 	if (copts.singlethread) {
