@@ -184,6 +184,20 @@ static int count_miss(sc_cache *c, int rc)
 	return rc;
 }
 
+/* The common start of a lookup: argument checks, snapshot, probe. */
+static int find_key(sc_cache *c, const char *key, struct sc_snap *s, struct sc_rec_view *v,
+		    size_t *key_len)
+{
+	if (!c || !key)
+		return -EINVAL;
+	if (c->disabled)
+		return SC_EDISABLED;
+	*key_len = strlen(key);
+	if (*key_len == 0 || *key_len > SC_MAX_KEY)
+		return SC_ENOTFOUND;
+	return snap_probe(c, key, *key_len, s, NULL, v);
+}
+
 /* Lookup with an explicit tag (NULL: judge from the writer's view). */
 int sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len, sc_blob *out)
 {
@@ -193,14 +207,11 @@ int sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len,
 	size_t key_len;
 	int rc;
 
-	if (!c || !key || !out)
+	if (!out)
 		return -EINVAL;
-	if (c->disabled)
-		return SC_EDISABLED;
-	key_len = strlen(key);
-	if (key_len == 0 || key_len > SC_MAX_KEY)
-		return count_miss(c, SC_ENOTFOUND);
-	rc = snap_probe(c, key, key_len, &s, NULL, &v);
+	rc = find_key(c, key, &s, &v, &key_len);
+	if (rc == -EINVAL || rc == SC_EDISABLED)
+		return rc;
 	if (rc != 0)
 		return count_miss(c, rc);
 	r = v.r;
@@ -237,23 +248,16 @@ int sc_lookup(sc_cache *c, const char *key, sc_entry_info *out)
 {
 	struct sc_snap s;
 	struct sc_rec_view v;
-	uint64_t slot, h, off;
 	size_t key_len;
 	int rc;
 
-	if (!c || !key || !out)
+	if (!out)
 		return -EINVAL;
-	if (c->disabled)
-		return SC_EDISABLED;
-	key_len = strlen(key);
-	if (key_len == 0 || key_len > SC_MAX_KEY)
-		return SC_ENOTFOUND;
-	if ((rc = snap_probe(c, key, key_len, &s, &slot, &v)) != 0)
+	if ((rc = find_key(c, key, &s, &v, &key_len)) != 0)
 		return rc;
 	if (XXH3_64bits(v.blob, v.r->blob_len) != v.r->blob_checksum)
 		return SC_ECORRUPT;
-	sc_slot_read(&s, slot, &h, &off);
-	sc_fill_info(&s, off, &v, out);
+	sc_fill_info(&s, (uint64_t)((const unsigned char *)v.r - s.map), &v, out);
 	return 0;
 }
 

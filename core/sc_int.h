@@ -71,6 +71,7 @@ struct sc_cache {
 
 /* shard.c */
 int  sc_snapshot(sc_cache *c, struct sc_snap *s);   /* takes and drops rw */
+void sc_snap_fill_locked(sc_cache *c, struct sc_snap *s); /* rw held */
 int  sc_refresh_locked(sc_cache *c, int force_path_check); /* rw held exclusively */
 int  sc_reopen_locked(sc_cache *c);                 /* rw held exclusively */
 int  sc_create_shard(const char *path);

@@ -360,14 +360,19 @@ int sc_snapshot(sc_cache *c, struct sc_snap *s)
 			return rc;
 		}
 	}
+	sc_snap_fill_locked(c, s);
+	pthread_rwlock_unlock(&c->rw);
+	return rc;
+}
+
+void sc_snap_fill_locked(sc_cache *c, struct sc_snap *s)
+{
 	s->map = c->maps->base;
 	s->map_len = c->maps->len;
 	s->file_size = c->file_size;
 	s->meta = c->meta;
 	s->shard_id = c->shard_id;
 	s->fd = c->fd;
-	pthread_rwlock_unlock(&c->rw);
-	return rc;
 }
 
 /* Canonical form of a shard path that may not exist yet: realpath of the

@@ -30,16 +30,6 @@
 
 #define AUTO_COMPACT_MIN_DEAD ((uint64_t)16 << 20)
 
-static void fill_snap_locked(sc_cache *c, struct sc_snap *s)
-{
-	s->map = c->maps->base;
-	s->map_len = c->maps->len;
-	s->file_size = c->file_size;
-	s->meta = c->meta;
-	s->shard_id = c->shard_id;
-	s->fd = c->fd;
-}
-
 static int apply_redo(const struct sc_snap *s)
 {
 	struct sc_disk_slot want, have;
@@ -74,7 +64,7 @@ int sc_writer_begin(sc_cache *c, struct sc_snap *s)
 	pthread_rwlock_wrlock(&c->rw);
 	rc = sc_refresh_locked(c, 1);
 	if (rc == 0)
-		fill_snap_locked(c, s);
+		sc_snap_fill_locked(c, s);
 	pthread_rwlock_unlock(&c->rw);
 	if (rc == 0 && !c->cleaned_temps) {
 		sc_clean_temps(c->path);
@@ -203,7 +193,7 @@ static int after_commit(sc_cache *c, const struct sc_disk_meta *m)
 	pthread_rwlock_wrlock(&c->rw);
 	rc = sc_refresh_locked(c, 0);
 	if (rc == 0)
-		fill_snap_locked(c, &s);
+		sc_snap_fill_locked(c, &s);
 	pthread_rwlock_unlock(&c->rw);
 	if (rc != 0)
 		return rc;
