@@ -74,8 +74,9 @@ static inline void tt_unmount(void)
 	}
 }
 
-/* Start the daemon in the foreground on @p shard; 0 once the mount answers. */
-static inline int tt_fs_start(const char *shard)
+/* Start the daemon in the foreground on @p shard, with "-o @p opt" if not
+ * NULL; 0 once the mount answers, -1 if it exited or did not mount in 10 s. */
+static inline int tt_fs_start_opt(const char *shard, const char *opt)
 {
 	pid_t pid = fork();
 	if (pid < 0)
@@ -84,8 +85,12 @@ static inline int tt_fs_start(const char *shard)
 		int fd = open("/dev/null", O_WRONLY);
 		if (fd >= 0 && !getenv("SC_TORTURE_FS_LOG"))
 			dup2(fd, 1), dup2(fd, 2);
-		execl(tt_fs_prog, tt_fs_prog, "-f", "-o", "tag=" TT_TAG, shard, tt_mnt,
-		      (char *)NULL);
+		if (opt)
+			execl(tt_fs_prog, tt_fs_prog, "-f", "-o", "tag=" TT_TAG, "-o", opt,
+			      shard, tt_mnt, (char *)NULL);
+		else
+			execl(tt_fs_prog, tt_fs_prog, "-f", "-o", "tag=" TT_TAG, shard, tt_mnt,
+			      (char *)NULL);
 		_exit(127);
 	}
 	tt_fs_pid = pid;
@@ -105,6 +110,11 @@ static inline int tt_fs_start(const char *shard)
 	}
 	fprintf(stderr, "scriptcachefs did not mount %s within 10 s\n", tt_mnt);
 	return -1;
+}
+
+static inline int tt_fs_start(const char *shard)
+{
+	return tt_fs_start_opt(shard, NULL);
 }
 
 /* Reap the daemon (killed or unmounted); SIGKILL it after 10 s. */
