@@ -129,11 +129,13 @@ struct sc_rec_view {
 	const struct sc_disk_record *r;
 	const char *key, *tag, *exe_id, *exe_path;
 	const unsigned char *blob;
+	int verified;             /* both checksums already checked by this process */
 };
-/* Validate the record at @p off (bounds, magic, lengths, header checksum);
- * does not hash the blob.  Returns 0 or SC_ECORRUPT. */
+/* Validate the record at @p off (bounds, magic, lengths, and unless
+ * @p verified the header checksum); never hashes the blob.
+ * Returns 0 or SC_ECORRUPT. */
 int sc_record_view(const unsigned char *map, uint64_t data_end, uint64_t off,
-		   struct sc_rec_view *v);
+		   int verified, struct sc_rec_view *v);
 uint64_t sc_record_checksum(const struct sc_disk_record *r, const char *strings,
 			    size_t strings_len);
 

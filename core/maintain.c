@@ -97,7 +97,7 @@ int sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 		if (off == SC_SLOT_EMPTY || off == SC_SLOT_TOMB)
 			continue;
 		/* Never carry a damaged record into the new file. */
-		if (sc_record_view(s->map, s->meta.data_end, off, &v) != 0 ||
+		if (sc_record_view(s->map, s->meta.data_end, off, 0, &v) != 0 ||
 		    sc_key_hash(v.key, v.r->key_len) != hh ||
 		    XXH3_64bits(v.blob, v.r->blob_len) != v.r->blob_checksum) {
 			dropped++;
@@ -352,7 +352,7 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 			continue;
 		}
 		checked++;
-		if (sc_record_view(s.map, s.meta.data_end, off, &rv) != 0) {
+		if (sc_record_view(s.map, s.meta.data_end, off, 0, &rv) != 0) {
 			problem(&v, off, "record (index slot %llu at %llu): bad header or checksum",
 				(unsigned long long)i, (unsigned long long)at);
 			continue;

@@ -19,6 +19,49 @@
 
 #include "sc_int.h"
 
+#define VSET_PROBES 32
+
+static uint64_t vset_pos(uint64_t off)
+{
+	return (off >> 6) * 0x9e3779b97f4a7c15ull;
+}
+
+int sc_vset_has(const struct sc_vset *vs, uint64_t off)
+{
+	uint64_t mask, i;
+
+	if (!vs)
+		return 0;
+	mask = vs->cap - 1;
+	i = vset_pos(off) & mask;
+	for (int n = 0; n < VSET_PROBES; n++, i = (i + 1) & mask) {
+		uint64_t v = __atomic_load_n(&vs->slot[i], __ATOMIC_ACQUIRE);
+		if (v == off)
+			return 1;
+		if (v == 0)
+			return 0;
+	}
+	return 0;
+}
+
+void sc_vset_add(struct sc_vset *vs, uint64_t off)
+{
+	uint64_t mask, i;
+
+	if (!vs)
+		return;
+	mask = vs->cap - 1;
+	i = vset_pos(off) & mask;
+	for (int n = 0; n < VSET_PROBES; n++, i = (i + 1) & mask) {
+		uint64_t expected = 0;
+		if (__atomic_compare_exchange_n(&vs->slot[i], &expected, off, 0,
+						__ATOMIC_RELEASE, __ATOMIC_ACQUIRE) ||
+		    expected == off)
+			return;
+	}
+	/* Crowded: the record is simply checked again next time. */
+}
+
 uint64_t sc_key_hash(const char *key, size_t len)
 {
 	return XXH3_64bits(key, len);
@@ -59,7 +102,7 @@ int sc_probe(const struct sc_snap *s, const char *key, size_t key_len, uint64_t 
 			newer = 1;
 			continue;
 		}
-		if (sc_record_view(s->map, s->meta.data_end, off, v) != 0) {
+		if (sc_record_view(s->map, s->meta.data_end, off, sc_vset_has(s->vset, off), v) != 0) {
 			corrupt = 1;
 			continue;
 		}
@@ -229,8 +272,11 @@ int sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len,
 		if ((rc = sc_entry_status(&e)) != 0)
 			return count_miss(c, rc);
 	}
-	if (XXH3_64bits(v.blob, r->blob_len) != r->blob_checksum)
-		return count_miss(c, SC_ECORRUPT);
+	if (!v.verified) {
+		if (XXH3_64bits(v.blob, r->blob_len) != r->blob_checksum)
+			return count_miss(c, SC_ECORRUPT);
+		sc_vset_add(s.vset, (uint64_t)((const unsigned char *)r - s.map));
+	}
 	out->data = v.blob;
 	out->size = (size_t)r->blob_len;
 	atomic_fetch_add_explicit(&c->n_hits, 1, memory_order_relaxed);
@@ -253,11 +299,17 @@ int sc_lookup(sc_cache *c, const char *key, sc_entry_info *out)
 
 	if (!out)
 		return -EINVAL;
+	uint64_t off;
+
 	if ((rc = find_key(c, key, &s, &v, &key_len)) != 0)
 		return rc;
-	if (XXH3_64bits(v.blob, v.r->blob_len) != v.r->blob_checksum)
-		return SC_ECORRUPT;
-	sc_fill_info(&s, (uint64_t)((const unsigned char *)v.r - s.map), &v, out);
+	off = (uint64_t)((const unsigned char *)v.r - s.map);
+	if (!v.verified) {
+		if (XXH3_64bits(v.blob, v.r->blob_len) != v.r->blob_checksum)
+			return SC_ECORRUPT;
+		sc_vset_add(s.vset, off);
+	}
+	sc_fill_info(&s, off, &v, out);
 	return 0;
 }
 
@@ -282,7 +334,7 @@ int sc_foreach(sc_cache *c, sc_foreach_fn fn, void *arg)
 			continue;
 		if (off >= s.meta.data_end && off < s.map_len)
 			continue; /* committed after our snapshot */
-		if (sc_record_view(s.map, s.meta.data_end, off, &v) != 0 ||
+		if (sc_record_view(s.map, s.meta.data_end, off, 0, &v) != 0 ||
 		    sc_key_hash(v.key, v.r->key_len) != h) {
 			atomic_fetch_add_explicit(&c->n_corrupt, 1, memory_order_relaxed);
 			continue;

@@ -31,6 +31,23 @@ struct sc_map {
 	struct sc_map *next;
 };
 
+/*
+ * The records this handle has checked (header and blob checksums).  A
+ * committed record never changes, so one check per process is enough: a
+ * repeat hit costs a probe here instead of hashing the blob.  Insert-only
+ * and lock-free (records are added with compare-and-swap), one set per
+ * shard file; a set that is replaced stays allocated until sc_close(),
+ * because lookups use it without holding c->rw.
+ */
+struct sc_vset {
+	uint64_t shard_id;
+	uint64_t cap;             /* power of two */
+	struct sc_vset *next;     /* older sets */
+	uint64_t slot[];          /* record offsets; 0 = empty */
+};
+int  sc_vset_has(const struct sc_vset *vs, uint64_t off);
+void sc_vset_add(struct sc_vset *vs, uint64_t off);
+
 /* One consistent view of the shard: what a lookup or a writer works on. */
 struct sc_snap {
 	const unsigned char *map;
@@ -39,6 +56,7 @@ struct sc_snap {
 	struct sc_disk_meta meta;
 	uint64_t shard_id;
 	int fd;
+	struct sc_vset *vset;
 };
 
 struct sc_cache {
@@ -59,6 +77,7 @@ struct sc_cache {
 	struct sc_disk_meta meta;
 	uint64_t seen_txn[4]; /* raw txnid and checksum words of both slots */
 	uint64_t shard_id;
+	struct sc_vset *vset; /* current set first, older ones after */
 	int64_t next_path_check_ns;
 
 	pthread_mutex_t wmutex;

@@ -16,7 +16,9 @@
  *  - A handle (sc_cache) may be used from several threads at once.
  *  - The mapped file is treated as hostile input: every offset and length is
  *    bounds-checked and every entry checksummed before it is handed out.  A
- *    damaged entry is a miss (SC_ECORRUPT), never a crash.  One thing a
+ *    damaged entry is a miss (SC_ECORRUPT), never a crash.  Committed
+ *    records never change, so each handle checksums a record once and
+ *    remembers it: a repeat hit does not hash the blob again.  One thing a
  *    library using mmap cannot defend against is another process truncating
  *    the shard in place (the kernel then raises SIGBUS, as it would for LMDB
  *    or SQLite in mmap mode); scriptcache's own writers never shrink a live

@@ -235,6 +235,30 @@ static void read_seen_txn(const unsigned char *map, uint64_t seen[4])
 
 static int refresh_locked(sc_cache *c, int force_path_check);
 
+#define VSET_MIN     4096u
+#define VSET_MAX     ((uint64_t)1 << 21) /* 16 MiB: 1M records at half load */
+
+/* Give the handle a verified-record set for the current file, with room
+ * for its entries (rw held exclusively).  A replaced set is kept. */
+static int vset_fit(sc_cache *c)
+{
+	uint64_t want = VSET_MIN;
+	struct sc_vset *vs = c->vset;
+
+	while (want < c->meta.entries * 2 && want < VSET_MAX)
+		want <<= 1;
+	if (vs && vs->shard_id == c->shard_id && vs->cap >= want / 2)
+		return 0;
+	vs = calloc(1, sizeof(*vs) + want * sizeof(vs->slot[0]));
+	if (!vs)
+		return 0; /* lookups then check every record every time */
+	vs->shard_id = c->shard_id;
+	vs->cap = want;
+	vs->next = c->vset;
+	c->vset = vs;
+	return 0;
+}
+
 /*
  * Bring the handle up to date with the file (rw held exclusively): pick the
  * newest valid meta, grow the mapping if the data outgrew it, and follow a
@@ -294,7 +318,7 @@ again:
 		goto again;
 	}
 	c->meta = m;
-	return 0;
+	return vset_fit(c);
 }
 
 /* Open the path again after the file was replaced (rw held exclusively). */
@@ -373,6 +397,7 @@ void sc_snap_fill_locked(sc_cache *c, struct sc_snap *s)
 	s->meta = c->meta;
 	s->shard_id = c->shard_id;
 	s->fd = c->fd;
+	s->vset = c->vset && c->vset->shard_id == c->shard_id ? c->vset : NULL;
 }
 
 /* Canonical form of a shard path that may not exist yet: realpath of the
@@ -542,6 +567,15 @@ void sc_trim(sc_cache *c)
 			old = n;
 		}
 	}
+	if (c->vset) {
+		struct sc_vset *v = c->vset->next;
+		c->vset->next = NULL;
+		while (v) {
+			struct sc_vset *n = v->next;
+			free(v);
+			v = n;
+		}
+	}
 	pthread_rwlock_unlock(&c->rw);
 	pthread_mutex_unlock(&c->wmutex);
 }
@@ -555,6 +589,11 @@ void sc_close(sc_cache *c)
 		munmap(c->maps->base, c->maps->len);
 		free(c->maps);
 		c->maps = n;
+	}
+	while (c->vset) {
+		struct sc_vset *n = c->vset->next;
+		free(c->vset);
+		c->vset = n;
 	}
 	if (c->fd >= 0)
 		close(c->fd);
