@@ -10,7 +10,9 @@
 #ifndef SC_TORTURE_COMMON_H
 #define SC_TORTURE_COMMON_H
 
+#include <dirent.h>
 #include <poll.h>
+#include <sys/prctl.h>
 
 #include "testutil.h"
 
@@ -74,8 +76,36 @@ static inline void tt_unmount(void)
 	}
 }
 
-/* Start the daemon in the foreground on @p shard, with "-o @p opt" if not
- * NULL; 0 once the mount answers, -1 if it exited or did not mount in 10 s. */
+/* The daemon's pid: the scriptcachefs process that was reparented to us
+ * (we are its subreaper, tt_guard()) and is not yet known. */
+static inline pid_t tt_find_daemon(void)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return 0;
+	struct dirent *de;
+	pid_t found = 0;
+	while (!found && (de = readdir(d))) {
+		char path[300], comm[64];
+		int ppid;
+		snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fscanf(f, "%*d (%63[^)]) %*c %d", comm, &ppid) == 2 && ppid == getpid() &&
+		    !strcmp(comm, "scriptcachefs"))
+			found = (pid_t)atoi(de->d_name);
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+/* Start the daemon on @p shard, with "-o @p opt" if not NULL, the way a
+ * user does: in the background, the command returning once the daemon is
+ * fully up (fs/notify.c: after its own first open of .stats; starting
+ * writers before that can deadlock a killed daemon, /tmp/core-bugs.md).
+ * @return 0 once the mount answers, -1 if it did not mount. */
 static inline int tt_fs_start_opt(const char *shard, const char *opt)
 {
 	pid_t pid = fork();
@@ -86,30 +116,29 @@ static inline int tt_fs_start_opt(const char *shard, const char *opt)
 		if (fd >= 0 && !getenv("SC_TORTURE_FS_LOG"))
 			dup2(fd, 1), dup2(fd, 2);
 		if (opt)
-			execl(tt_fs_prog, tt_fs_prog, "-f", "-o", "tag=" TT_TAG, "-o", opt,
+			execl(tt_fs_prog, tt_fs_prog, "-o", "tag=" TT_TAG, "-o", opt,
 			      shard, tt_mnt, (char *)NULL);
 		else
-			execl(tt_fs_prog, tt_fs_prog, "-f", "-o", "tag=" TT_TAG, shard, tt_mnt,
+			execl(tt_fs_prog, tt_fs_prog, "-o", "tag=" TT_TAG, shard, tt_mnt,
 			      (char *)NULL);
 		_exit(127);
 	}
-	tt_fs_pid = pid;
-	char stats[PATH_MAX + 16];
-	snprintf(stats, sizeof stats, "%s/.stats", tt_mnt);
-	for (int i = 0; i < 1000; i++) {
-		int st;
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			tt_fs_pid = 0;
-			fprintf(stderr, "scriptcachefs exited (status %d) before mounting\n", st);
-			return -1;
-		}
-		struct stat sb;
-		if (tt_is_mounted(tt_mnt) && stat(stats, &sb) == 0)
-			return 0;
-		usleep(10000);
+	int st = tu_wait(pid);
+	if (st != 0) {
+		fprintf(stderr, "scriptcachefs exited with status %d before mounting\n", st);
+		return -1;
 	}
-	fprintf(stderr, "scriptcachefs did not mount %s within 10 s\n", tt_mnt);
-	return -1;
+	char stats[PATH_MAX + 16];
+	struct stat sb;
+	snprintf(stats, sizeof stats, "%s/.stats", tt_mnt);
+	tt_fs_pid = tt_find_daemon();
+	if (!tt_fs_pid || !tt_is_mounted(tt_mnt) || stat(stats, &sb) != 0) {
+		fprintf(stderr, "scriptcachefs returned 0 but %s does not answer\n", tt_mnt);
+		if (tt_fs_pid)
+			kill(tt_fs_pid, SIGKILL);
+		return -1;
+	}
+	return 0;
 }
 
 static inline int tt_fs_start(const char *shard)
@@ -117,24 +146,28 @@ static inline int tt_fs_start(const char *shard)
 	return tt_fs_start_opt(shard, NULL);
 }
 
-/* Reap the daemon (killed or unmounted); SIGKILL it after 10 s. */
+/* Reap the daemon (killed or unmounted); SIGKILL it after 10 s.
+ * @return its status as tu_wait() gives it, or -1 if it would not end
+ * (a thread stuck in the kernel keeps a killed process from exiting). */
 static inline int tt_fs_reap(void)
 {
 	int st = 0;
-	if (!tt_fs_pid)
+	pid_t pid = tt_fs_pid;
+	if (!pid)
 		return 0;
-	for (int i = 0; i < 1000; i++) {
-		pid_t r = waitpid(tt_fs_pid, &st, WNOHANG);
-		if (r == tt_fs_pid || (r < 0 && errno == ECHILD))
-			break;
-		if (i == 999) {
-			kill(tt_fs_pid, SIGKILL);
-			waitpid(tt_fs_pid, &st, 0);
-		}
+	tt_fs_pid = 0;
+	for (int i = 0; i < 1500; i++) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		if (r < 0 && errno == ECHILD)
+			return 0;
+		if (i == 1000)
+			kill(pid, SIGKILL);
 		usleep(10000);
 	}
-	tt_fs_pid = 0;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	fprintf(stderr, "scriptcachefs (pid %d) does not exit\n", (int)pid);
+	return -1;
 }
 
 /* Orderly stop: unmount (the daemon then exits), reap, and make sure. */
@@ -175,6 +208,8 @@ static inline void tt_guard(void)
 {
 	tt_owner = getpid();
 	atexit(tt_atexit);
+	/* the daemon forks into the background: it becomes our child again */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	signal(SIGTERM, tt_on_signal);
 	signal(SIGINT, tt_on_signal);
 	signal(SIGHUP, tt_on_signal);

@@ -93,6 +93,49 @@ static int mount_writer(int ackfd, int round, enum mode mode)
 	}
 }
 
+/* Reads through the mount while the daemon is killed: the last round's
+ * entry must read whole until the mount dies (ENOTCONN / ECONNABORTED);
+ * a read served from the page cache after the death is fine. */
+static int mount_reader(int ackfd, int round)
+{
+	char key[64], name[128], path[PATH_MAX + 160];
+	unsigned char buf[512];
+	double first_enoent = 0;
+	snprintf(key, sizeof key, "/t/r%d/after", round - 1);
+	tt_encode(name, sizeof name, key);
+	snprintf(path, sizeof path, "%s/%s/blob", tt_mnt, name);
+	for (;;) {
+		/* a warm blob is read from the page cache with no request at
+		 * all; statfs always reaches the daemon */
+		struct statfs sf;
+		if (statfs(tt_mnt, &sf) != 0)
+			return errno == ENOTCONN || errno == ECONNABORTED ? 0 : 32;
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf);
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		if (n < 0 && (e == ENOTCONN || e == ECONNABORTED))
+			return 0;
+		/* a commit by another process shows in the mount within the
+		 * watcher's resync (docs/FS.md, "Coherence"), not at once */
+		if (n < 0 && e == ENOENT && round > 0) {
+			if (!first_enoent)
+				first_enoent = tu_now();
+			if (tu_now() - first_enoent < 1.0)
+				continue;
+		}
+		if (n < 0 && round > 0) {
+			/* the entry exists: any other error is wrong */
+			tt_ack(ackfd, "E mount reader: %s: %s\n", fd < 0 ? "open" : "read",
+			       strerror(e));
+			return 30;
+		}
+		if (n >= 0 && round > 0 && tu_blob_check(buf, (size_t)n, key) != round - 1)
+			return 31;
+	}
+}
+
 /* ---- the model ------------------------------------------------------------- */
 
 enum { S_PRESENT = 1, S_ABSENT, S_MAYBE };
@@ -306,13 +349,15 @@ static void sleep_draining(int fd, struct buf *b, unsigned us)
 struct writer_arg {
 	int ackfd, rdfd, round;
 	enum mode mode;
-	int mount;
+	int mount; /* 0 library writer, 1 mount writer, 2 mount reader */
 };
 
 static int writer_main(void *p)
 {
 	struct writer_arg *a = p;
 	close(a->rdfd);
+	if (a->mount == 2)
+		return mount_reader(a->ackfd, a->round);
 	return a->mount ? mount_writer(a->ackfd, a->round, a->mode)
 			: lib_writer(a->ackfd, a->round, a->mode);
 }
@@ -373,6 +418,8 @@ int tt_crash(const struct tt_opts *o)
 		struct writer_arg ma = { pfd[1], pfd[0], round, mode, 1 };
 		pid_t lp = use_lib ? tu_spawn(writer_main, &la) : 0;
 		pid_t mp = use_mount ? tu_spawn(writer_main, &ma) : 0;
+		struct writer_arg ra = { pfd[1], pfd[0], round, mode, 2 };
+		pid_t rp = mode == M_DAEMON ? tu_spawn(writer_main, &ra) : 0;
 		close(pfd[1]);
 		struct buf log = { 0 };
 		sleep_draining(pfd[0], &log, delay);
@@ -384,6 +431,12 @@ int tt_crash(const struct tt_opts *o)
 			int st = tt_fs_reap();
 			if (alive && st == 128 + SIGKILL)
 				kills++, daemon_kills++;
+			if (st == -1) {
+				/* its clients can never finish: give up on them */
+				tap_ok(0, "round %d: the killed daemon never exited (hung mount)", round);
+				tt_unmount();
+				return tap_done();
+			}
 			/* the writers go on a moment against the dead mount */
 			sleep_draining(pfd[0], &log, (unsigned)rand() % 3000);
 		}
@@ -401,6 +454,21 @@ int tt_crash(const struct tt_opts *o)
 			mount_kills += kills - before;
 			if (st != 128 + SIGKILL && !(mode == M_DAEMON && st == 0)) {
 				tap_diag("  mount writer ended by itself: status %d", st);
+				problems++;
+			}
+		}
+		if (rp) {
+			/* it stops by itself once the mount is dead */
+			int st = 0;
+			for (int i = 0; i < 500 && waitpid(rp, &st, WNOHANG) == 0; i++)
+				usleep(10000);
+			if (kill(rp, 0) == 0) {
+				kill(rp, SIGKILL);
+				waitpid(rp, &st, 0);
+				tap_diag("  mount reader did not see the mount die");
+				problems++;
+			} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+				tap_diag("  mount reader failed: status %d", st);
 				problems++;
 			}
 		}
