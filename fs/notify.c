@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fs_i.h"
@@ -181,9 +182,24 @@ static void *watcher(void *arg)
 		 * the same treatment as every later one. */
 		char path[PATH_MAX];
 		snprintf(path, sizeof path, "%s/%s", fs->fs_o.o_mountpoint, FS_STATS_NAME);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0)
-			close(fd);
+		/* From a child process, never from a thread of ours: a thread
+		 * blocked in a request to its own mount keeps a SIGKILLed
+		 * daemon from ever exiting (the request can only be answered
+		 * by the process that is dying).  A child that holds no
+		 * descriptor of the session just gets ENOTCONN. */
+		pid_t pid = fork();
+		if (pid == 0) {
+			/* Not even the /dev/fuse descriptor: while the child
+			 * holds it, a dead daemon's connection never aborts. */
+			close_range(3, ~0u, 0);
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd >= 0)
+				close(fd);
+			_exit(0);
+		}
+		if (pid > 0)
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
 	}
 	/* Only now may the command that mounted us return: an unmount
 	 * issued right after it must not find our open file busy. */

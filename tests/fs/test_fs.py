@@ -472,3 +472,67 @@ def test_allow_other_and_debug_options(env):
         assert open(os.path.join(m.entry(key), 'blob'), 'rb').read() == b'options'
     err = m.proc.stderr.read().decode(errors='replace')
     assert 'opcode: LOOKUP' in err  # -d: every request is printed
+
+
+def _abort_connection(mnt):
+    """Abort a hung FUSE connection (fusectl), so the test never hangs."""
+    dev = None
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == os.path.realpath(mnt):
+                dev = fields[2].split(':')[1]
+    if dev is None:
+        return
+    ctl = '/sys/fs/fuse/connections'
+    made = False
+    if not os.path.exists(os.path.join(ctl, dev)):
+        subprocess.run(['mount', '-t', 'fusectl', 'none', ctl], capture_output=True)
+        made = True
+    try:
+        with open(os.path.join(ctl, dev, 'abort'), 'w') as f:
+            f.write('1')
+    finally:
+        if made:
+            subprocess.run(['umount', ctl], capture_output=True)
+
+
+def test_sigkill_right_after_mount_never_hangs(env):
+    """Killed in its first milliseconds, while its own first request to the
+    mount may be in flight behind a client's mkdir, the daemon still exits
+    and the mount point can be cleaned up.  (A daemon thread blocked in a
+    request to its own mount kept a SIGKILLed daemon alive forever.)"""
+    from conftest import FS
+    rounds = int(os.environ.get('SC_TEST_KILL_ROUNDS', '40'))
+    for i in range(rounds):
+        mnt = str(env.dir / ('k%d' % i))
+        os.makedirs(mnt)
+        proc = subprocess.Popen([FS, '-f', env.shard, mnt],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while not is_mounted(mnt) and proc.poll() is None:
+                pass
+            assert proc.poll() is None, 'scriptcachefs exited before mounting'
+
+            def mkdirs():
+                for j in range(20):
+                    try:
+                        os.mkdir(os.path.join(mnt, 'd%d' % j))
+                    except OSError:
+                        return
+            t = threading.Thread(target=mkdirs, daemon=True)
+            t.start()
+            time.sleep((i % 5) * 0.0002)
+            proc.kill()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                _abort_connection(mnt)
+                proc.wait(timeout=10)
+                pytest.fail('round %d: the SIGKILLed daemon did not exit' % i)
+            t.join(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            unmount(mnt)
+            assert not is_mounted(mnt)
