@@ -150,6 +150,17 @@ int main(int argc, char *argv[])
 			fs->fs_o.o_shard ? fs->fs_o.o_shard : "default shard", sc_strerror(err));
 		goto out;
 	}
+	{
+		/* The daemon would have to answer its own requests to reach a
+		 * shard below its mount point, before it answers any: a hang. */
+		const char *sp = sc_path(fs->fs_cache);
+		size_t ml = strlen(mnt_abs);
+		if (strncmp(sp, mnt_abs, ml) == 0 && (sp[ml] == '/' || ml == 1)) {
+			fprintf(stderr, "%s: the shard %s is inside the mount point %s; "
+				"keep it elsewhere\n", argv[0], sp, mnt_abs);
+			goto out;
+		}
+	}
 	fs->fs_uid = getuid();
 	fs->fs_gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs->fs_root_mtime);

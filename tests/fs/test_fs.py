@@ -460,6 +460,52 @@ def test_default_shard_and_bad_arguments(env, tmp_path):
     finally:
         del os.environ['SCRIPTCACHE_PATH']
 
+    # a shard below its own mount point: refused at once, not a hang
+    inner = str(tmp_path / 'm3')
+    os.makedirs(inner)
+    r = subprocess.run([FS, '-f', os.path.join(inner, 's.shard'), inner],
+                       capture_output=True, timeout=20)
+    assert r.returncode != 0 and b'inside the mount point' in r.stderr
+    assert not is_mounted(inner)
+
+
+def test_hostile_names_get_precise_errors_and_change_nothing(env):
+    key = env.source('h.lua')
+    env.put(key, b'kept')
+    with mounted(env.shard, env.mnt) as m:
+        before = cli('--shard', env.shard, 'stats', '--json').stdout
+        cases = {
+            '%ZZ': errno.EINVAL,             # not a percent-escape
+            '%2': errno.EINVAL,              # cut short
+            '%41bc': errno.EINVAL,           # escape of a byte that needs none
+            '%2Fa%00b': errno.EINVAL,        # NUL
+            'x' * 256: errno.ENAMETOOLONG,   # over NAME_MAX
+        }
+        for name, want in cases.items():
+            with pytest.raises(OSError) as ei:
+                os.mkdir(os.path.join(m.path, name))
+            assert ei.value.errno == want, (name, ei.value)
+        # names that decode to relative or dot-dot paths are not keys
+        for name in ('relative.lua', '%2E%2E', 'a%2F..%2Fb', '%2Ftmp%2F..%2Fetc',
+                     '%2Ftmp%2F.%2Fx', '%2Ftmp%2F%2Fx', '%2Ftmp%2F'):
+            with pytest.raises(OSError) as ei:
+                os.mkdir(os.path.join(m.path, name))
+            assert ei.value.errno == errno.EINVAL, (name, ei.value)
+        # a blob over the format's limit (SC_MAX_BLOB, 1 GiB): EFBIG at the
+        # write that crosses it, nothing committed
+        d = m.entry(env.source('big.lua'))
+        os.mkdir(d)
+        fd = os.open(os.path.join(d, 't'), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        try:
+            with pytest.raises(OSError) as ei:
+                os.pwrite(fd, b'x', 1 << 30)
+            assert ei.value.errno == errno.EFBIG
+        finally:
+            os.close(fd)
+        after = cli('--shard', env.shard, 'stats', '--json').stdout
+        assert json.loads(after)['entries'] == json.loads(before)['entries'] == 1
+        assert env.get(key).stdout == b'kept'
+
 
 def test_allow_other_and_debug_options(env):
     key = env.source('opt.lua')
