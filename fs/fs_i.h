@@ -239,6 +239,10 @@ void fs_ops_read_init(void);
 
 /* tree.c */
 int  fs_tree_init(struct fs *fs);
+/* Nonzero if @p key is a clean absolute path ("/" then components that are
+ * not empty, "." or ".." and fit in NAME_MAX): the only keys the tree view
+ * shows and the only keys that may be made through the mount. */
+int  fs_key_is_path(const char *key, size_t len);
 void fs_tree_free(struct fs *fs);
 void fs_tdir_unmap(struct fs *fs, struct fs_node *n);             /* fs_lock held */
 int  fs_tree_sync(struct fs *fs, int wait);

@@ -311,27 +311,6 @@ static struct fs_node *tree_parent(struct fs *fs, fuse_ino_t parent)
 }
 
 /* Look up an inode of the given kind under fs_lock; NULL if absent. */
-/* Keys made through the mount are canonical absolute paths, as the
- * library's clients make them: no relative path, no empty, "." or ".."
- * component.  (Keys put through the library may be anything; they are
- * still listed and read.) */
-static int key_is_clean_path(const char *key, size_t len)
-{
-	if (len == 0 || key[0] != '/')
-		return 0;
-	for (size_t i = 0; i < len;) {
-		size_t j = i + 1;
-		while (j < len && key[j] != '/')
-			j++;
-		size_t n = j - i - 1; /* component between key[i] == '/' and j */
-		if (n == 0 || (n == 1 && key[i + 1] == '.') ||
-		    (n == 2 && key[i + 1] == '.' && key[i + 2] == '.'))
-			return 0;
-		i = j;
-	}
-	return 1;
-}
-
 static struct fs_node *get_dir(struct fs *fs, fuse_ino_t ino)
 {
 	struct fs_node *d = fs_node_get(fs, ino);
@@ -470,7 +449,7 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 		fuse_reply_err(req, err == ENOENT ? EINVAL : err);
 		return;
 	}
-	if (!key_is_clean_path(key, klen)) {
+	if (!fs_key_is_path(key, klen)) {
 		free(key);
 		fuse_reply_err(req, EINVAL);
 		return;

@@ -151,10 +151,8 @@ static void tidx_free(struct fs_tidx *t)
 	free(t);
 }
 
-/* Nonzero if @p key has the form of a tree path: "/" then components that
- * are not empty, ".", ".." and fit in NAME_MAX.  Other keys are only in the
- * flat view. */
-static int tree_key_ok(const char *key, size_t len)
+/* Other keys are only in the flat view. */
+int fs_key_is_path(const char *key, size_t len)
 {
 	if (len < 2 || key[0] != '/' || key[len - 1] == '/')
 		return 0;
@@ -223,7 +221,7 @@ struct build {
 static int build_cb(const sc_entry_info *e, void *arg)
 {
 	struct build *b = arg;
-	if (!tree_key_ok(e->key, e->key_len))
+	if (!fs_key_is_path(e->key, e->key_len))
 		return 0;
 	if (tidx_insert(b->t, e->key, e->key_len, 1, NULL, NULL) < 0) {
 		b->err = -ENOMEM;
@@ -406,7 +404,7 @@ int fs_put(struct fs *fs, const char *key, size_t klen, const void *buf, size_t 
 	if (err == 0) {
 		pthread_mutex_lock(&fs->fs_lock);
 		__atomic_add_fetch(&fs->fs_t_own, 1, __ATOMIC_RELAXED);
-		if (fs->fs_tidx && tree_key_ok(key, klen)) {
+		if (fs->fs_tidx && fs_key_is_path(key, klen)) {
 			const char *nd = NULL;
 			size_t ndl = 0;
 			if (tidx_insert(fs->fs_tidx, key, klen, 1, &nd, &ndl) < 0) {
@@ -647,7 +645,7 @@ void fs_tree_mkdir(fuse_req_t req, struct fs *fs, struct fs_node *td, const char
 	size_t klen;
 	sc_entry_info e;
 	int err = child_path(td, name, key, &klen);
-	if (!err && !tree_key_ok(key, klen))
+	if (!err && !fs_key_is_path(key, klen))
 		err = EINVAL;
 	if (!err && (err = -tree_ready(fs)) != 0)
 		err = fs_errno(-err);
