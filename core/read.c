@@ -29,14 +29,18 @@ static uint64_t vset_pos(uint64_t off)
 int sc_vset_has(const struct sc_vset *vs, uint64_t off)
 {
 	uint64_t mask, i;
+	uint32_t want = (uint32_t)(off / SC_ALIGN);
 
-	if (!vs)
+	/* Offsets are SC_ALIGN-aligned, so off / SC_ALIGN is exact; 32 bits
+	 * of it keep the set small enough to stay in cache (shards past
+	 * 256 GiB are simply checked every time). */
+	if (!vs || off / SC_ALIGN > UINT32_MAX)
 		return 0;
 	mask = vs->cap - 1;
 	i = vset_pos(off) & mask;
 	for (int n = 0; n < VSET_PROBES; n++, i = (i + 1) & mask) {
-		uint64_t v = __atomic_load_n(&vs->slot[i], __ATOMIC_ACQUIRE);
-		if (v == off)
+		uint32_t v = __atomic_load_n(&vs->slot[i], __ATOMIC_ACQUIRE);
+		if (v == want)
 			return 1;
 		if (v == 0)
 			return 0;
@@ -47,16 +51,17 @@ int sc_vset_has(const struct sc_vset *vs, uint64_t off)
 void sc_vset_add(struct sc_vset *vs, uint64_t off)
 {
 	uint64_t mask, i;
+	uint32_t val = (uint32_t)(off / SC_ALIGN);
 
-	if (!vs)
+	if (!vs || off / SC_ALIGN > UINT32_MAX)
 		return;
 	mask = vs->cap - 1;
 	i = vset_pos(off) & mask;
 	for (int n = 0; n < VSET_PROBES; n++, i = (i + 1) & mask) {
-		uint64_t expected = 0;
-		if (__atomic_compare_exchange_n(&vs->slot[i], &expected, off, 0,
+		uint32_t expected = 0;
+		if (__atomic_compare_exchange_n(&vs->slot[i], &expected, val, 0,
 						__ATOMIC_RELEASE, __ATOMIC_ACQUIRE) ||
-		    expected == off)
+		    expected == val)
 			return;
 	}
 	/* Crowded: the record is simply checked again next time. */

@@ -43,7 +43,7 @@ struct sc_vset {
 	uint64_t shard_id;
 	uint64_t cap;             /* power of two */
 	struct sc_vset *next;     /* older sets */
-	uint64_t slot[];          /* record offsets; 0 = empty */
+	uint32_t slot[];          /* record offset / SC_ALIGN; 0 = empty */
 };
 int  sc_vset_has(const struct sc_vset *vs, uint64_t off);
 void sc_vset_add(struct sc_vset *vs, uint64_t off);

@@ -236,7 +236,7 @@ static void read_seen_txn(const unsigned char *map, uint64_t seen[4])
 static int refresh_locked(sc_cache *c, int force_path_check);
 
 #define VSET_MIN     4096u
-#define VSET_MAX     ((uint64_t)1 << 21) /* 16 MiB: 1M records at half load */
+#define VSET_MAX     ((uint64_t)1 << 21) /* 8 MiB: 1M records at half load */
 
 /* Give the handle a verified-record set for the current file, with room
  * for its entries (rw held exclusively).  A replaced set is kept. */
