@@ -146,8 +146,10 @@ int main(int argc, char *argv[])
 		flags |= SC_NOSYNC;
 	err = sc_open(&fs->fs_cache, fs->fs_o.o_shard, NULL, flags);
 	if (err) {
-		fprintf(stderr, "%s: %s: %s\n", argv[0],
-			fs->fs_o.o_shard ? fs->fs_o.o_shard : "default shard", sc_strerror(err));
+		int rdonly_hint = !fs->fs_o.o_ro && (err == -EACCES || err == -EROFS || err == -EPERM);
+		fprintf(stderr, "%s: %s: %s%s\n", argv[0],
+			fs->fs_o.o_shard ? fs->fs_o.o_shard : "default shard", sc_strerror(err),
+			rdonly_hint ? " (to serve a shard you cannot write, mount with -o ro)" : "");
 		goto out;
 	}
 	{
