@@ -110,6 +110,31 @@ static int mount_blob_ok(const char *key)
 	return n > 0 && tu_blob_check(buf, (size_t)n, key) == 1;
 }
 
+/* Run scriptcachefs on @p shard (no -o ro) and keep the first line it
+ * writes to stderr; @return its exit status. */
+static int fs_refused(const char *shard, char *err, size_t len)
+{
+	int p[2];
+	TU_CHECK(pipe(p) == 0);
+	pid_t pid = fork();
+	TU_CHECK(pid >= 0);
+	if (pid == 0) {
+		dup2(p[1], 2);
+		close(p[0]);
+		execl(tt_fs_prog, tt_fs_prog, "-o", "tag=" TT_TAG, shard, tt_mnt, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	size_t n = 0;
+	ssize_t r;
+	while (n + 1 < len && (r = read(p[0], err + n, len - 1 - n)) > 0)
+		n += (size_t)r;
+	close(p[0]);
+	err[n] = '\0';
+	err[strcspn(err, "\n")] = '\0';
+	return tu_wait(pid);
+}
+
 static int as_nobody(void)
 {
 	unsigned char *buf = malloc(70000);
@@ -157,8 +182,12 @@ static int as_nobody(void)
 	}
 	tap_ok(intact(ro_shard), "the read-only shard is intact, nothing new in the directory");
 
-	tap_ok(tt_fs_start(ro_shard) != 0 && !tt_is_mounted(tt_mnt),
-	       "scriptcachefs without -o ro refuses a shard it cannot write");
+	char err[1024];
+	int st = fs_refused(ro_shard, err, sizeof err);
+	tap_ok(st != 0 && !tt_is_mounted(tt_mnt),
+	       "scriptcachefs without -o ro refuses a shard it cannot write (status %d)", st);
+	tap_ok(strstr(err, "Permission denied") && strstr(err, "mount with -o ro"),
+	       "and says why and what to do: %s", err);
 	tt_fs_stop();
 	if (tap_ok(tt_fs_start_opt(ro_shard, "ro") == 0, "scriptcachefs -o ro mounts it")) {
 		key_of(key, sizeof key, 4);
