@@ -7,13 +7,17 @@
 #                                     fuzz one target (default 60 s)
 #   fuzz/run.sh ci [SECONDS]          every target for SECONDS (default 20) each
 #   fuzz/run.sh long [SECONDS]        every target for SECONDS (default 300) each
+#   fuzz/run.sh par TARGET SECONDS [N] [libFuzzer args...]
+#                                     N processes (default: one per core) on
+#                                     one target, sharing its work corpus;
+#                                     prints the executions they made in all
 #
 # Targets: fuzz_shard, fuzz_shard_write, fuzz_pathenc.  Everything goes to
 # $SC_FUZZ_OUT (default /tmp/scriptcache-fuzz): binaries, the growing work
 # corpus (corpus-TARGET/), crash/timeout artifacts (artifacts/) and logs.
 # The checked-in corpus under fuzz/corpus/ is only read, as seeds.  One
 # process per target at a time (-jobs is left to the caller: pass
-# "-jobs=2 -workers=2" after SECONDS to use two cores).
+# "-jobs=2 -workers=2" after SECONDS to use two cores, or use par).
 #
 # A run fails (exit 1) if libFuzzer reports a crash, a leak, a timeout or
 # an out-of-memory; the input is in artifacts/ and its name in the log.
@@ -78,12 +82,47 @@ run() { # target seconds [args...]
 	fi
 }
 
+# Several libFuzzer processes on one target: they share corpus-TARGET/ (each
+# reloads what the others add, libFuzzer's -reload) and log to
+# TARGET.N.log.  Fails if any of them found a problem.
+par() { # target seconds [n] [args...]
+	local t=$1 secs=$2 n=${3:-$(nproc)}
+	shift 3 || shift $#
+	[ -x "$out/$t" ] || build
+	mkdir -p "$out/corpus-$t" "$out/artifacts"
+	local extra=(-max_len=65536 -timeout=10 -rss_limit_mb=2048)
+	[ "$t" = fuzz_pathenc ] && extra=(-max_len=1024 -timeout=10 -dict="$top/fuzz/pathenc.dict")
+	echo "== $t: $n processes for ${secs}s"
+	local pids=() i
+	for ((i = 1; i <= n; i++)); do
+		# shellcheck disable=SC2046
+		(cd "$out" && exec "./$t" -max_total_time="$secs" -print_final_stats=1 "${extra[@]}" \
+			-artifact_prefix="$out/artifacts/$t-" "$@" "corpus-$t" $(seeds "$t")) \
+			>"$out/$t.$i.log" 2>&1 &
+		pids+=($!)
+	done
+	wait "${pids[@]}" || true
+	local total=0 bad=0 runs
+	for ((i = 1; i <= n; i++)); do
+		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.$i.log")
+		echo "   process $i: ${runs:-?} executions ($out/$t.$i.log)"
+		total=$((total + ${runs:-0}))
+		if [ -z "$runs" ] || grep -qE 'ERROR: libFuzzer|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error|Test unit written' "$out/$t.$i.log"; then
+			echo "!! $t process $i found a problem or did not finish: see $out/$t.$i.log and $out/artifacts/"
+			bad=1
+		fi
+	done
+	echo "== $t: $total executions in all, $([ $bad = 0 ] && echo "0 findings" || echo "FINDINGS")"
+	return $bad
+}
+
 cmd=${1:-}
 shift || true
 case $cmd in
 build) build ;;
 gen) gen ;;
 run) run "$@" ;;
+par) par "$@" ;;
 ci | long)
 	secs=${1:-$([ "$cmd" = ci ] && echo 20 || echo 300)}
 	shift || true
@@ -93,7 +132,7 @@ ci | long)
 	exit $status
 	;;
 *)
-	sed -n '2,24p' "$0"
+	sed -n '2,/^set /{/^set /d;p;}' "$0"
 	exit 2
 	;;
 esac
