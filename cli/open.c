@@ -99,7 +99,16 @@ int cli_open(struct cli *cli, enum cli_open_mode mode)
 		return CLI_NO_SHARD;
 	if (rc < 0) {
 		cli->open_err = rc;
-		cli_err(rc, "cannot open shard %s", cli->path);
+		if (rc == SC_ECORRUPT || rc == SC_ETRUNCATED)
+			/* The header or both metas: nothing in the file is
+			 * usable and no command can repair it in place.  It is
+			 * never deleted behind the user's back: the damage may
+			 * deserve a look first.  Still one line. */
+			cli_msg("cannot open shard %s: %s; nothing in it can be served, "
+				"remove it to start afresh (rm %s)",
+				cli->path, sc_strerror(rc), cli->path);
+		else
+			cli_err(rc, "cannot open shard %s", cli->path);
 		return cli_exit_code(rc);
 	}
 	return CLI_OK;

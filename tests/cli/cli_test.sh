@@ -293,6 +293,22 @@ run --shard "$T/junk" ls
 check "ls of a file that is not a shard: exit 2" is_rc 2
 check "... one-line error" err_one_line
 check "... saying it is not a shard" err_has "not a scriptcache shard"
+# both meta slots (offsets 512 and 1024, docs/FORMAT.md) zeroed: the file
+# is ours but nothing in it is usable, and no command can repair it
+BAD3=$T/bad3.shard
+run --shard "$BAD3" put "$SRC/one.lua" "$SRC/one.lua"
+dd if=/dev/zero of="$BAD3" bs=512 seek=1 count=2 conv=notrunc status=none
+for cmd in ls clear; do
+	run --shard "$BAD3" $cmd
+	check "$cmd of a shard whose metas are both damaged: exit 1" is_rc 1
+	check "... one-line error" err_one_line
+	check "... saying how to start afresh" err_has "corrupt; nothing in it can be served, remove it to start afresh (rm $BAD3)"
+done
+check "... and the file is left alone" test -s "$BAD3"
+rm -f "$BAD3"
+run --shard "$BAD3" put "$SRC/one.lua" "$SRC/one.lua"
+check "after rm, put starts a new shard" is_rc 0
+
 head -c 100 "$T/junk" >"$T/short"
 chmod 600 "$T/short"
 run --shard "$T/short" verify
