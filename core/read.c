@@ -102,8 +102,12 @@ int sc_probe(const struct sc_snap *s, const char *key, size_t key_len, uint64_t 
 			break;
 		if (off == SC_SLOT_TOMB || h != hash)
 			continue;
-		if (off >= s->meta.data_end && off < s->map_len) {
-			/* Updated in place by a commit newer than our snapshot. */
+		if (off >= s->meta.data_end) {
+			/* Updated in place by a commit newer than our snapshot,
+			 * whose record may lie past our mapping too (the file
+			 * grew beyond its headroom meanwhile): look again with
+			 * a fresh snapshot.  A slot that still points past the
+			 * data after that is damage, and a miss. */
 			newer = 1;
 			continue;
 		}
@@ -337,8 +341,8 @@ int sc_foreach(sc_cache *c, sc_foreach_fn fn, void *arg)
 		sc_slot_read(&s, i, &h, &off);
 		if (off == SC_SLOT_EMPTY || off == SC_SLOT_TOMB)
 			continue;
-		if (off >= s.meta.data_end && off < s.map_len)
-			continue; /* committed after our snapshot */
+		if (off >= s.meta.data_end)
+			continue; /* committed after our snapshot, or damage */
 		if (sc_record_view(s.map, s.meta.data_end, off, 0, &v) != 0 ||
 		    sc_key_hash(v.key, v.r->key_len) != h) {
 			atomic_fetch_add_explicit(&c->n_corrupt, 1, memory_order_relaxed);
