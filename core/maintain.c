@@ -309,20 +309,30 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 	struct sc_disk_meta m[2];
 	struct sc_snap s;
 	uint64_t entries = 0, tombs = 0, live = 0, checked = 0;
-	int rc, locked = 0;
+	int rc, locked = 0, shared_fd = -1;
 
 	if (!c)
 		return -EINVAL;
 	if (c->disabled)
 		return SC_EDISABLED;
-	/* Hold the writer lock when we can, so counts are not compared
-	 * against a commit that is half way through. */
+	/* Keep commits out while we look: they change index slots in place,
+	 * so a scan beside them finds slots that point past its snapshot,
+	 * slots half rewritten, and counts that do not add up.  A read-write
+	 * handle takes the writer lock; a read-only one holds it shared if
+	 * it may open the lock file (its own shard).  Otherwise (someone
+	 * else's shard, say a root-owned system cache) it verifies without,
+	 * and a commit landing meanwhile can show up as a problem. */
 	if (!(c->flags & SC_RDONLY)) {
 		if ((rc = sc_writer_begin(c, &s)) != 0)
 			return rc;
 		locked = 1;
-	} else if ((rc = sc_snapshot(c, &s)) != 0) {
-		return rc;
+	} else {
+		shared_fd = sc_lock_shared(c);
+		if ((rc = sc_snapshot(c, &s)) != 0) {
+			if (shared_fd >= 0)
+				close(shared_fd);
+			return rc;
+		}
 	}
 
 	memcpy(&h, s.map, sizeof(h));
@@ -375,6 +385,8 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 			(unsigned long long)tombs, (unsigned long long)live);
 	if (locked)
 		sc_writer_end(c);
+	if (shared_fd >= 0)
+		close(shared_fd);
 	if (n_checked)
 		*n_checked = checked;
 	return v.bad ? SC_ECORRUPT : 0;

@@ -96,6 +96,7 @@ int  sc_reopen_locked(sc_cache *c);                 /* rw held exclusively */
 int  sc_create_shard(const char *path);
 int  sc_lock_writer(sc_cache *c);
 void sc_unlock_writer(sc_cache *c);
+int  sc_lock_shared(const sc_cache *c);    /* fd holding it, or -errno */
 int  sc_open_shard_fd(const char *path, unsigned flags, int *fd_out);
 int  sc_map_file(sc_cache *c, int fd, uint64_t file_size);
 int64_t sc_now_ns(void);

@@ -298,7 +298,10 @@ typedef void (*sc_verify_fn)(void *arg, uint64_t offset, const char *problem);
 /**
  * Walk the whole shard: header, both meta pages, the index, every record
  * and blob checksum.  @p fn (may be NULL) hears each problem, with the file
- * offset where it was found.
+ * offset where it was found.  Commits are kept out while it runs (they
+ * wait for it): a read-write handle takes the writer lock, a read-only one
+ * holds it shared when it can open `<shard>.lock` (otherwise, on someone
+ * else's shard, a commit landing meanwhile can be reported as a problem).
  * @param[out] n_checked  records checked (may be NULL).
  * @return 0 if the shard is sound, SC_ECORRUPT if anything was wrong, -errno.
  */

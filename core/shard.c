@@ -461,6 +461,28 @@ void sc_unlock_writer(sc_cache *c)
 	flock_retry(c->lock_fd, LOCK_UN);
 }
 
+/* The writer lock held shared, which keeps commits out: <shard>.lock
+ * opened read-only, if it exists and is a regular file (O_NONBLOCK: a FIFO
+ * there must not block the open).  Closing the descriptor releases it.
+ * @return the descriptor, or -errno. */
+int sc_lock_shared(const sc_cache *c)
+{
+	struct stat st;
+	int fd = robust_open(c->lock_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0), rc;
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		rc = -EINVAL;
+	else
+		rc = flock_retry(fd, LOCK_SH);
+	if (rc != 0) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
 int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 {
 	char def[PATH_MAX];
