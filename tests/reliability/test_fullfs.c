@@ -19,11 +19,10 @@
  * with the process whatever happens).  Not being able to set this up is a
  * failure, not a skip.
  */
-#include <dirent.h>
 #include <sched.h>
 #include <sys/mount.h>
 
-#include "common.h"
+#include "placecheck.h"
 
 #define NOLD 20
 
@@ -34,62 +33,12 @@ static void key_of(char *buf, size_t len, int i)
 	snprintf(buf, len, "/full/k%d", i);
 }
 
-/* Only the shard, its lock and the filler may be in the tmpfs. */
-static int strays(void)
-{
-	DIR *d = opendir(full);
-	TU_CHECK(d);
-	struct dirent *de;
-	int n = 0;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-		    strcmp(de->d_name, "s.shard") && strcmp(de->d_name, "s.shard.lock") &&
-		    strcmp(de->d_name, "filler")) {
-			tap_diag("  stray file %s", de->d_name);
-			n++;
-		}
-	closedir(d);
-	return n;
-}
-
-/* The shard at @p path verifies and holds every old entry; no temp file. */
+/* After each refused write: intact, and only the shard, its lock and the
+ * filler in the tmpfs. */
 static int intact(const char *path)
 {
-	sc_cache *c = NULL;
-	int rc = sc_open(&c, path, TT_TAG, SC_RDONLY), bad = 0;
-	if (rc) {
-		tap_diag("  sc_open: %s", sc_strerror(rc));
-		return 0;
-	}
-	if ((rc = sc_verify(c, NULL, NULL, NULL)) != 0) {
-		tap_diag("  sc_verify: %s", sc_strerror(rc));
-		bad++;
-	}
-	for (int i = 0; i < NOLD; i++) {
-		char key[64];
-		sc_blob b;
-		key_of(key, sizeof key, i);
-		if ((rc = sc_get(c, key, &b)) != 0 || tu_blob_check(b.data, b.size, key) != 1) {
-			if (bad++ < 3)
-				tap_diag("  %s: %s", key, rc ? sc_strerror(rc) : "wrong bytes");
-		}
-	}
-	sc_close(c);
-	return bad == 0 && strays() == 0;
-}
-
-static int mount_blob_ok(const char *key)
-{
-	char name[256], path[PATH_MAX + 300];
-	unsigned char buf[16384];
-	tt_encode(name, sizeof name, key);
-	snprintf(path, sizeof path, "%s/%s/blob", tt_mnt, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf);
-	close(fd);
-	return n > 0 && tu_blob_check(buf, (size_t)n, key) == 1;
+	static const char *const allowed[] = { "s.shard", "s.shard.lock", "filler", NULL };
+	return pc_intact(path, "/full", NOLD, full, allowed);
 }
 
 int main(void)
@@ -159,7 +108,7 @@ int main(void)
 		key_of(key, sizeof key, 5);
 		e = tt_mount_put(key, buf, tu_blob_make(buf, key, 2, 60000), 2);
 		TAP_EQ(e, ENOSPC, "replacing an entry through the mount: ENOSPC (%s)", strerror(e));
-		tap_ok(mount_blob_ok(key), "the mount still serves the old version");
+		tap_ok(pc_mount_blob_ok(key), "the mount still serves the old version");
 		tt_fs_stop();
 		TAP_EQ(tt_is_mounted(tt_mnt), 0, "unmounted");
 	}
@@ -196,7 +145,7 @@ int main(void)
 			sc_close(c);
 		}
 		if (tap_ok(tt_fs_start_opt(roshard, "ro") == 0, "scriptcachefs -o ro mounts it")) {
-			tap_ok(mount_blob_ok(key), "the read-only mount serves the blob");
+			tap_ok(pc_mount_blob_ok(key), "the read-only mount serves the blob");
 			key_of(key, sizeof key, 3000);
 			int e = tt_mount_put(key, buf, tu_blob_make(buf, key, 1, 100), 3);
 			TAP_EQ(e, EROFS, "writing through it: EROFS (%s)", strerror(e));

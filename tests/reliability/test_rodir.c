@@ -20,14 +20,13 @@
  * may open, waits, and unmounts if the child left a mount behind; the
  * child prints the rest of the TAP stream.
  */
-#include <dirent.h>
 #include <grp.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 
-#include "common.h"
+#include "placecheck.h"
 
 #define NOLD 20
 #define NOBODY 65534
@@ -39,48 +38,13 @@ static void key_of(char *buf, size_t len, int i)
 	snprintf(buf, len, "/rodir/k%d", i);
 }
 
-/* Only the two shards and their locks may be in the directory. */
-static int strays(void)
-{
-	DIR *d = opendir(dir);
-	TU_CHECK(d);
-	struct dirent *de;
-	int n = 0;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-		    strcmp(de->d_name, "ro.shard") && strcmp(de->d_name, "ro.shard.lock") &&
-		    strcmp(de->d_name, "rw.shard") && strcmp(de->d_name, "rw.shard.lock")) {
-			tap_diag("  stray file %s", de->d_name);
-			n++;
-		}
-	closedir(d);
-	return n;
-}
-
-/* The shard verifies and serves every old entry; no stray file. */
+/* After each refused write: intact, and only the two shards and their
+ * locks in the directory. */
 static int intact(const char *path)
 {
-	sc_cache *c = NULL;
-	int rc = sc_open(&c, path, TT_TAG, SC_RDONLY), bad = 0;
-	if (rc) {
-		tap_diag("  sc_open: %s", sc_strerror(rc));
-		return 0;
-	}
-	if ((rc = sc_verify(c, NULL, NULL, NULL)) != 0) {
-		tap_diag("  sc_verify: %s", sc_strerror(rc));
-		bad++;
-	}
-	for (int i = 0; i < NOLD; i++) {
-		char key[64];
-		sc_blob b;
-		key_of(key, sizeof key, i);
-		if ((rc = sc_get(c, key, &b)) != 0 || tu_blob_check(b.data, b.size, key) != 1) {
-			if (bad++ < 3)
-				tap_diag("  %s: %s", key, rc ? sc_strerror(rc) : "wrong bytes");
-		}
-	}
-	sc_close(c);
-	return bad == 0 && strays() == 0;
+	static const char *const allowed[] = { "ro.shard", "ro.shard.lock", "rw.shard",
+					       "rw.shard.lock", NULL };
+	return pc_intact(path, "/rodir", NOLD, dir, allowed);
 }
 
 static void fill(const char *path, unsigned char *buf)
@@ -94,20 +58,6 @@ static void fill(const char *path, unsigned char *buf)
 		TU_CHECK(sc_put_ex(c, key, buf, tu_blob_make(buf, key, 1, 4000 + 100 * i), &po) == 0);
 	}
 	sc_close(c);
-}
-
-static int mount_blob_ok(const char *key)
-{
-	char name[256], path[PATH_MAX + 300];
-	unsigned char buf[16384];
-	tt_encode(name, sizeof name, key);
-	snprintf(path, sizeof path, "%s/%s/blob", tt_mnt, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf);
-	close(fd);
-	return n > 0 && tu_blob_check(buf, (size_t)n, key) == 1;
 }
 
 /* Run scriptcachefs on @p shard (no -o ro) and keep the first line it
@@ -191,7 +141,7 @@ static int as_nobody(void)
 	tt_fs_stop();
 	if (tap_ok(tt_fs_start_opt(ro_shard, "ro") == 0, "scriptcachefs -o ro mounts it")) {
 		key_of(key, sizeof key, 4);
-		tap_ok(mount_blob_ok(key), "the read-only mount serves the blob");
+		tap_ok(pc_mount_blob_ok(key), "the read-only mount serves the blob");
 		key_of(key, sizeof key, 3000);
 		int e = tt_mount_put(key, buf, tu_blob_make(buf, key, 1, 100), 3);
 		TAP_EQ(e, EROFS, "writing through it: EROFS (%s)", strerror(e));
