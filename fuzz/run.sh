@@ -64,19 +64,29 @@ seeds() { # target -> seed directories
 	esac
 }
 
+limits() { # target -> its libFuzzer options, in the array extra
+	case $1 in
+	fuzz_pathenc) extra=(-max_len=1024 -timeout=10 -dict="$top/fuzz/pathenc.dict") ;;
+	*) extra=(-max_len=65536 -timeout=10 -rss_limit_mb=2048) ;;
+	esac
+}
+
+# What in a log means libFuzzer or a sanitizer found something.
+problem_re='ERROR: libFuzzer|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error|Test unit written'
+
 run() { # target seconds [args...]
 	local t=$1 secs=${2:-60}
 	shift 2 || shift $#
 	[ -x "$out/$t" ] || build
 	mkdir -p "$out/corpus-$t" "$out/artifacts"
-	local extra=(-max_len=65536 -timeout=10 -rss_limit_mb=2048)
-	[ "$t" = fuzz_pathenc ] && extra=(-max_len=1024 -timeout=10 -dict="$top/fuzz/pathenc.dict")
+	local extra
+	limits "$t"
 	echo "== $t for ${secs}s"
 	# shellcheck disable=SC2046
 	(cd "$out" && "./$t" -max_total_time="$secs" -print_final_stats=1 "${extra[@]}" \
 		-artifact_prefix="$out/artifacts/$t-" "$@" "corpus-$t" $(seeds "$t")) \
 		2>&1 | tee "$out/$t.log" | grep -E '^(#[0-9]+ +(DONE|INITED)|stat::|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written|fuzz invariant)' || true
-	if grep -qE 'ERROR: libFuzzer|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error|Test unit written' "$out/$t.log"; then
+	if grep -qE "$problem_re" "$out/$t.log"; then
 		echo "!! $t found a problem: see $out/$t.log and $out/artifacts/"
 		return 1
 	fi
@@ -90,8 +100,8 @@ par() { # target seconds [n] [args...]
 	shift 3 || shift $#
 	[ -x "$out/$t" ] || build
 	mkdir -p "$out/corpus-$t" "$out/artifacts"
-	local extra=(-max_len=65536 -timeout=10 -rss_limit_mb=2048)
-	[ "$t" = fuzz_pathenc ] && extra=(-max_len=1024 -timeout=10 -dict="$top/fuzz/pathenc.dict")
+	local extra
+	limits "$t"
 	echo "== $t: $n processes for ${secs}s"
 	local pids=() i
 	for ((i = 1; i <= n; i++)); do
@@ -107,7 +117,7 @@ par() { # target seconds [n] [args...]
 		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.$i.log")
 		echo "   process $i: ${runs:-?} executions ($out/$t.$i.log)"
 		total=$((total + ${runs:-0}))
-		if [ -z "$runs" ] || grep -qE 'ERROR: libFuzzer|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error|Test unit written' "$out/$t.$i.log"; then
+		if [ -z "$runs" ] || grep -qE "$problem_re" "$out/$t.$i.log"; then
 			echo "!! $t process $i found a problem or did not finish: see $out/$t.$i.log and $out/artifacts/"
 			bad=1
 		fi
