@@ -67,11 +67,22 @@ static int pc_mount_blob_ok(const char *key)
 	tt_encode(name, sizeof name, key);
 	snprintf(path, sizeof path, "%s/%s/blob", tt_mnt, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		tap_diag("  open %s: %s", path, strerror(errno));
 		return 0;
+	}
 	ssize_t n = read(fd, buf, sizeof buf);
+	int e = errno;
 	close(fd);
-	return n > 0 && tu_blob_check(buf, (size_t)n, key) == 1;
+	if (n <= 0) {
+		tap_diag("  read %s: %s", path, n < 0 ? strerror(e) : "end of file");
+		return 0;
+	}
+	if (tu_blob_check(buf, (size_t)n, key) != 1) {
+		tap_diag("  %s: %zd bytes that are not a blob of %s", path, n, key);
+		return 0;
+	}
+	return 1;
 }
 
 #endif
