@@ -87,7 +87,7 @@ static int format_stat(const struct stat *st, char *buf, size_t len)
 
 /* ---- the running executable ---- */
 
-static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT, self_path_once = PTHREAD_ONCE_INIT;
 static char self_id[SC_IDENTITY_MAX];
 static char self_path[PATH_MAX];
 
@@ -123,12 +123,7 @@ static int main_object_cb(struct dl_phdr_info *info, size_t size, void *arg)
 static void self_init(void)
 {
 	struct phdr_arg a = { self_id, sizeof(self_id), 0 };
-	ssize_t n;
 
-	n = readlink("/proc/self/exe", self_path, sizeof(self_path) - 1);
-	if (n < 0)
-		n = 0;
-	self_path[n] = '\0';
 	dl_iterate_phdr(main_object_cb, &a);
 	if (!a.found) {
 		struct stat st;
@@ -145,9 +140,40 @@ const char *sc_self_identity(size_t *len)
 	return self_id;
 }
 
+/*
+ * The path recorded as an entry's writer must lead, from this process's
+ * root, to the running executable: other processes check it to tell a
+ * rebuilt writer from a live one.  /proc/self/exe does not always give
+ * that.  In a chroot that then unshared its mount namespace (a container
+ * setting up its mounts, a sandbox) the kernel spells the path from the
+ * root of the original namespace ("/var/lib/machines/x/usr/bin/lua5.4"),
+ * which does not exist from here; every entry written would then look
+ * stale to the CLI and the mount.  So keep the path only if it names the
+ * executable itself (same device and inode as /proc/self/exe), else the
+ * first of its tails that does ("/b/c" and "/c" for "/a/b/c"), else the
+ * kernel's text as it is (a deleted or unreachable executable).
+ */
+static void self_path_init(void)
+{
+	struct stat self, st;
+	ssize_t n = readlink("/proc/self/exe", self_path, sizeof(self_path) - 1);
+
+	if (n < 0)
+		n = 0;
+	self_path[n] = '\0';
+	if (self_path[0] != '/' || stat("/proc/self/exe", &self) != 0)
+		return;
+	for (const char *p = self_path; p; p = strchr(p + 1, '/')) {
+		if (stat(p, &st) == 0 && st.st_dev == self.st_dev && st.st_ino == self.st_ino) {
+			memmove(self_path, p, strlen(p) + 1);
+			return;
+		}
+	}
+}
+
 const char *sc_self_path(size_t *len)
 {
-	pthread_once(&self_once, self_init);
+	pthread_once(&self_path_once, self_path_init);
 	if (len)
 		*len = strlen(self_path);
 	return self_path;
