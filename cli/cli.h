@@ -8,6 +8,7 @@
  *   cmd_inspect.c  read-only commands: stats, ls, get, verify, path
  *   cmd_modify.c   commands that write: put, rm, clear, compact, evict-stale
  *   cmd_names.c    encode / decode of FUSE directory-entry names
+ *   keyarg.c       the key a KEY argument stands for (paths as typed)
  *   humanfmt.c     sizes, ages and terminal-safe keys for human output
  *   jsonout.c      JSON output through jansson
  *   pathenc.c      the key <-> name encoding itself (shared with fs/)
@@ -34,6 +35,7 @@ enum {
 	OPT_TAG = 1 << 2,
 	OPT_EXE = 1 << 3,
 	OPT_NO_SOURCE = 1 << 4,
+	OPT_KEY = 1 << 5, /* --key KEY: a key taken exactly as given */
 };
 
 struct cli {
@@ -42,8 +44,8 @@ struct cli {
 	unsigned opts;       /* OPT_* given on the command line */
 	const char *tag;     /* --tag */
 	const char *exe;     /* --exe */
-	int argc;            /* positional arguments after the subcommand */
-	char **argv;
+	int argc;            /* positional arguments after the subcommand; */
+	char **argv;         /* KEY arguments are already keys (main.c) */
 	sc_cache *cache;     /* set by cli_open() */
 	int open_err;        /* sc_open()'s code when cli_open() failed */
 	char path[PATH_MAX]; /* the shard path cli_open() used */
@@ -92,6 +94,14 @@ int cmd_compact(struct cli *cli);
 int cmd_evict_stale(struct cli *cli);
 int cmd_encode(struct cli *cli);
 int cmd_decode(struct cli *cli);
+
+/*
+ * The key for a KEY argument typed as a path (keyarg.c): realpath(3) of an
+ * existing file, else the path made absolute and resolved as far as it
+ * exists (GNU `realpath -m`).  *out is malloc'd.  0, -EINVAL for an empty
+ * argument, or -errno (EACCES, ELOOP, ENAMETOOLONG, ...).
+ */
+int cli_key_from_path(const char *arg, char **out);
 
 /* Write all of @p buf to @p fd, retrying on EINTR and short writes. 0 or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);

@@ -5,7 +5,13 @@
  *
  * Options may come before or after the command: getopt_long() runs in
  * "return in order" mode (optstring starting with '-'), which also keeps
- * POSIXLY_CORRECT from changing how the command line is read.
+ * POSIXLY_CORRECT from changing how the command line is read.  That order
+ * is also what lets `--key KEY` stand in for one positional argument.
+ *
+ * KEY arguments are turned into keys here, before the command runs: a path
+ * as typed becomes the canonical path an interpreter would use
+ * (keyarg.c), a `--key KEY` is kept exactly as given.  So the commands
+ * only ever see keys.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,30 +27,31 @@ struct command {
 	int (*fn)(struct cli *cli);
 	unsigned opts;       /* OPT_* this command accepts */
 	int min_args, max_args;
+	int keys;            /* how many leading arguments are KEYs (-1: all) */
 	const char *synopsis;
 	const char *summary;
 };
 
 static const struct command commands[] = {
-	{ "stats", cmd_stats, OPT_JSON, 0, 0, "[--json]",
+	{ "stats", cmd_stats, OPT_JSON, 0, 0, 0, "[--json]",
 	  "sizes and entry counts of the shard" },
-	{ "ls", cmd_ls, OPT_JSON | OPT_LONG, 0, 0, "[--json] [-l]",
+	{ "ls", cmd_ls, OPT_JSON | OPT_LONG, 0, 0, 0, "[--json] [-l]",
 	  "list entries: status, size, age, key" },
-	{ "get", cmd_get, 0, 1, 1, "KEY",
+	{ "get", cmd_get, OPT_KEY, 1, 1, 1, "KEY",
 	  "write the cached blob of KEY to stdout (1 on a miss)" },
-	{ "put", cmd_put, OPT_TAG | OPT_EXE | OPT_NO_SOURCE, 2, 2,
+	{ "put", cmd_put, OPT_TAG | OPT_EXE | OPT_NO_SOURCE | OPT_KEY, 2, 2, 1,
 	  "[--tag TAG] [--exe PATH] [--no-source] KEY FILE|-",
 	  "store FILE (or stdin) as the blob of KEY" },
-	{ "rm", cmd_rm, 0, 1, -1, "KEY...", "remove entries" },
-	{ "evict-stale", cmd_evict_stale, 0, 0, 0, "",
+	{ "rm", cmd_rm, OPT_KEY, 1, -1, -1, "KEY...", "remove entries" },
+	{ "evict-stale", cmd_evict_stale, 0, 0, 0, 0, "",
 	  "remove entries that can never hit again" },
-	{ "clear", cmd_clear, 0, 0, 0, "", "remove every entry" },
-	{ "compact", cmd_compact, 0, 0, 0, "", "rewrite the shard without dead space" },
-	{ "verify", cmd_verify, OPT_JSON, 0, 0, "[--json]",
+	{ "clear", cmd_clear, 0, 0, 0, 0, "", "remove every entry" },
+	{ "compact", cmd_compact, 0, 0, 0, 0, "", "rewrite the shard without dead space" },
+	{ "verify", cmd_verify, OPT_JSON, 0, 0, 0, "[--json]",
 	  "check every checksum; print problems with their offsets" },
-	{ "path", cmd_path, 0, 0, 0, "", "print the shard path in use" },
-	{ "encode", cmd_encode, 0, 1, 1, "KEY", "print the mount's file name for KEY" },
-	{ "decode", cmd_decode, 0, 1, 1, "NAME", "print the key a mount file name stands for" },
+	{ "path", cmd_path, 0, 0, 0, 0, "", "print the shard path in use" },
+	{ "encode", cmd_encode, OPT_KEY, 1, 1, 1, "KEY", "print the mount's file name for KEY" },
+	{ "decode", cmd_decode, 0, 1, 1, 0, "NAME", "print the key a mount file name stands for" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -69,8 +76,12 @@ static void usage(FILE *f)
 		   "  --tag TAG      put: fingerprint tag of the entry\n"
 		   "  --exe PATH     put: executable whose identity the entry records\n"
 		   "  --no-source    put: KEY names no source file; the entry never goes stale\n"
+		   "  --key KEY      get, put, rm, encode: KEY exactly as given, not as a path\n"
 		   "  -h, --help     show this help\n"
 		   "  -V, --version  show the version\n"
+		   "\nA KEY is a path, turned into the key interpreters use: realpath(3) of an\n"
+		   "existing file; a path to nothing is made absolute and resolved as far as\n"
+		   "it exists (like 'realpath -m'). Use --key KEY for keys that are not paths.\n"
 		   "\nThe default shard is $SCRIPTCACHE_PATH, else\n"
 		   "$XDG_CACHE_HOME/scriptcache/scripts.shard, else ~/.cache/scriptcache/scripts.shard.\n"
 		   "Exit status: 0 success, 1 miss / not found / corrupt, 2 usage or other error.\n");
@@ -108,8 +119,46 @@ static const char *opt_name(unsigned opt)
 	case OPT_TAG: return "--tag";
 	case OPT_EXE: return "--exe";
 	case OPT_NO_SOURCE: return "--no-source";
+	case OPT_KEY: return "--key";
 	default: return "?";
 	}
+}
+
+/*
+ * Turn the KEY arguments of @p cmd into keys, in place: a path as typed
+ * becomes the canonical path (keyarg.c), a `--key KEY` (literal[i]) stays
+ * as given.  Resolved keys are malloc'd into owned[].  An argument that is
+ * not a KEY must not come from --key.  Returns CLI_OK or the exit code.
+ */
+static int resolve_keys(const struct command *cmd, int argc, char **argv,
+			const unsigned char *literal, char **owned)
+{
+	int i, rc;
+
+	for (i = 0; i < argc; i++) {
+		if (cmd->keys >= 0 && i >= cmd->keys) {
+			if (literal[i])
+				return usage_error("'%s' takes --key only for its KEY (usage: "
+						   "scriptcache %s %s)", cmd->name, cmd->name,
+						   cmd->synopsis);
+			continue;
+		}
+		if (literal[i])
+			continue;
+		rc = cli_key_from_path(argv[i], &owned[i]);
+		if (rc == -EINVAL) {
+			cli_msg("%s: an empty argument is not a path (use --key KEY for a key "
+				"that is not a path)", cmd->name);
+			return CLI_ERROR;
+		}
+		if (rc < 0) {
+			cli_err(rc, "%s %s: cannot resolve the path (use --key KEY to give the "
+				"key exactly)", cmd->name, argv[i]);
+			return CLI_ERROR;
+		}
+		argv[i] = owned[i];
+	}
+	return CLI_OK;
 }
 
 /* Flush stdout and report a failed write (full disk, closed pipe) like coreutils do. */
@@ -124,7 +173,10 @@ static int finish_stdout(int rc)
 
 int main(int argc, char **argv)
 {
-	enum { LONGOPT_SHARD = 256, LONGOPT_JSON, LONGOPT_TAG, LONGOPT_EXE, LONGOPT_NO_SOURCE };
+	enum {
+		LONGOPT_SHARD = 256, LONGOPT_JSON, LONGOPT_TAG, LONGOPT_EXE, LONGOPT_NO_SOURCE,
+		LONGOPT_KEY,
+	};
 	static const struct option longopts[] = {
 		{ "shard", required_argument, NULL, LONGOPT_SHARD },
 		{ "json", no_argument, NULL, LONGOPT_JSON },
@@ -132,21 +184,26 @@ int main(int argc, char **argv)
 		{ "tag", required_argument, NULL, LONGOPT_TAG },
 		{ "exe", required_argument, NULL, LONGOPT_EXE },
 		{ "no-source", no_argument, NULL, LONGOPT_NO_SOURCE },
+		{ "key", required_argument, NULL, LONGOPT_KEY },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli cli;
 	const struct command *cmd = NULL;
-	char **pos;
-	int npos = 0, c, rc;
+	char **pos, **owned;
+	unsigned char *literal; /* literal[i]: pos[i] came from --key */
+	int npos = 0, c, rc, i;
 	unsigned bit;
 
 	memset(&cli, 0, sizeof(cli));
 	pos = calloc((size_t)argc + 1, sizeof(*pos));
-	if (!pos) {
+	owned = calloc((size_t)argc + 1, sizeof(*owned));
+	literal = calloc((size_t)argc + 1, 1);
+	if (!pos || !owned || !literal) {
 		cli_msg("out of memory");
-		return CLI_ERROR;
+		rc = CLI_ERROR;
+		goto out;
 	}
 
 	opterr = 0;
@@ -179,6 +236,12 @@ int main(int argc, char **argv)
 		case LONGOPT_NO_SOURCE:
 			cli.opts |= OPT_NO_SOURCE;
 			break;
+		case LONGOPT_KEY:
+			/* A positional argument that is a key as given, in its place. */
+			cli.opts |= OPT_KEY;
+			literal[npos] = 1;
+			pos[npos++] = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			rc = finish_stdout(CLI_OK);
@@ -203,6 +266,10 @@ int main(int argc, char **argv)
 		rc = usage_error("no command given");
 		goto out;
 	}
+	if (literal[0]) {
+		rc = usage_error("--key gives a KEY; the command comes first");
+		goto out;
+	}
 	if (strcmp(pos[0], "help") == 0) {
 		usage(stdout);
 		rc = finish_stdout(CLI_OK);
@@ -213,7 +280,7 @@ int main(int argc, char **argv)
 		rc = usage_error("unknown command '%s'", pos[0]);
 		goto out;
 	}
-	for (bit = 1; bit <= OPT_NO_SOURCE; bit <<= 1) {
+	for (bit = 1; bit <= OPT_KEY; bit <<= 1) {
 		if ((cli.opts & bit) && !(cmd->opts & bit)) {
 			fprintf(stderr, "scriptcache: option %s does not apply to '%s'\n",
 				opt_name(bit), cmd->name);
@@ -228,6 +295,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	rc = resolve_keys(cmd, npos - 1, pos + 1, literal + 1, owned + 1);
+	if (rc != CLI_OK)
+		goto out;
+
 	cli.cmd = cmd->name;
 	cli.argc = npos - 1;
 	cli.argv = pos + 1;
@@ -235,6 +306,11 @@ int main(int argc, char **argv)
 	cli_close(&cli);
 	rc = finish_stdout(rc);
 out:
+	if (owned)
+		for (i = 0; i < argc; i++)
+			free(owned[i]);
+	free(owned);
+	free(literal);
 	free(pos);
 	return rc;
 }

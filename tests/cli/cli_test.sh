@@ -332,12 +332,13 @@ sc stats --json
 check "stats --json after clear counts 0" json 'j["entries"] == 0'
 
 # ------------------------------------------------------------ encode / decode
+# The encoding rules are about keys as given: --key, so no path resolution.
 enc_is() {
-	run encode "$1"
+	run encode --key "$1"
 	[ "$rc" -eq 0 ] && [ "$(cat "$T/out")" = "$2" ]
 }
 dec_round() {
-	run encode "$1" && name=$(cat "$T/out") && run decode "$name" &&
+	run encode --key "$1" && name=$(cat "$T/out") && run decode "$name" &&
 		[ "$rc" -eq 0 ] && [ "$(cat "$T/out")" = "$1" ]
 }
 check "encode: '/' -> %2F, '%' -> %25" enc_is '/a/b%c.lua' '%2Fa%2Fb%25c.lua'
@@ -363,8 +364,10 @@ for bad in '%zz' '%2f' '%41' 'a%2' '.x' '%00'; do
 	check "decode rejects '$bad' with exit 2" is_rc 2
 	check "... and a one-line reason" sh -c "grep -q \"^scriptcache: decode: invalid name '\" '$T/err' && [ \$(wc -l <'$T/err') -eq 1 ]"
 done
-run encode ''
+run encode --key ''
 check "encode of an empty key: exit 2" is_rc 2
+run encode ''
+check "encode of an empty path: exit 2" is_rc 2
 
 # ------------------------------------------------------------ SCRIPTCACHE=0
 for cmd in stats ls "get /x" "put /x $SRC/hello.lua" "rm /x" clear compact evict-stale verify path; do

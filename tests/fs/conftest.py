@@ -86,8 +86,11 @@ def cli(*args, check=True, input=None):
     return r
 
 
+# These tests are about exact keys (what the mount shows for a key), so the
+# helpers pass them with --key: the CLI would otherwise take them as paths
+# and canonicalize them (docs/CLI.md, "Keys").
 def encode(key):
-    return cli('encode', key).stdout.decode().rstrip('\n')
+    return cli('encode', '--key', key).stdout.decode().rstrip('\n')
 
 
 def wait_for(pred, timeout=2.0, step=0.005):
@@ -116,9 +119,9 @@ def env(tmp_path):
     def put(key, data, *opts):
         blob = tmp_path / 'blob.in'
         blob.write_bytes(data)
-        cli('--shard', e.shard, 'put', *opts, key, str(blob))
+        cli('--shard', e.shard, 'put', *opts, '--key', key, str(blob))
     e.put = put
-    e.get = lambda key: cli('--shard', e.shard, 'get', key, check=False)
+    e.get = lambda key: cli('--shard', e.shard, 'get', '--key', key, check=False)
 
     def source(name, text='return 1\n'):
         p = e.src / name

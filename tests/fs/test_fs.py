@@ -363,7 +363,7 @@ def test_coherence_with_external_put_and_rm(env):
         env.put(k2, b'two')
         wait_for(lambda: encode(k2) in os.listdir(m.path), timeout=1.0)
         # external rm: the entry goes away
-        cli('--shard', env.shard, 'rm', key)
+        cli('--shard', env.shard, 'rm', '--key', key)
         took = wait_for(lambda: not os.path.exists(m.entry(key)), timeout=1.0)
         assert took < 0.5
         # and comes back with new bytes, never the old page cache

@@ -233,7 +233,7 @@ def test_tree_coherent_with_other_writers(env):
         assert open(p, 'rb').read() == b'one'
         env.put('/opt/x/a.pyc', b'two!', '--no-source')
         wait_for(lambda: open(p, 'rb').read() == b'two!', timeout=2)
-        cli('--shard', env.shard, 'rm', '/opt/x/a.pyc')
+        cli('--shard', env.shard, 'rm', '--key', '/opt/x/a.pyc')
         wait_for(lambda: not os.path.exists(p), timeout=2)
         wait_for(lambda: os.listdir(tree) == [], timeout=2)
         # the flat view's rm reaches the tree too
