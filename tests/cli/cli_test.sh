@@ -19,6 +19,8 @@ else
 	trap 'rm -rf "$T"' EXIT
 fi
 chmod 700 "$T"
+# Keys are canonical paths (docs/CLI.md), so the paths below must be too.
+T=$(cd "$T" && pwd -P) || { echo "Bail out! cannot resolve $T"; exit 1; }
 SHARD=$T/s.shard
 # Never touch the real cache of whoever runs the tests.
 export SCRIPTCACHE_PATH="$T/default.shard"
@@ -233,6 +235,133 @@ check "get after rm: exit 1" is_rc 1
 sc rm /virtual/thing.pyc
 check "rm of an absent key: exit 1" is_rc 1
 check "... with a one-line reason" err_one_line
+
+# ------------------------------------------------------------ paths as typed
+# A KEY is a path as a user types it, turned into the key an interpreter
+# uses (realpath); --key KEY takes a key exactly as given.  Own shard, so
+# the counts above and below are not disturbed.
+PS=$T/paths.shard
+P=$T/paths
+mkdir -p "$P/real/sub"
+printf 'return "a"\n' >"$P/real/a.lua"
+ln -s real/a.lua "$P/link.lua"
+ln -s real "$P/dirlink"
+A=$P/real/a.lua
+# psc ARGS...: the tool on the paths shard; psc_in DIR ARGS...: the same from DIR.
+psc() { run --shard "$PS" "$@"; }
+psc_in() {
+	d=$1
+	shift
+	(cd "$d" && exec "$SC" --shard "$PS" "$@") >"$T/out" 2>"$T/err"
+	rc=$?
+}
+# keys_are KEY...: the shard holds exactly these keys.
+keys_are() {
+	run --shard "$PS" ls --json || return 1
+	"$PY" -c 'import json,sys
+sys.exit(0 if sorted(e["key"] for e in json.load(open(sys.argv[1]))) == sorted(sys.argv[2:]) else 1)' "$T/out" "$@"
+}
+got_a() { [ "$rc" -eq 0 ] && cmp -s "$T/out" "$A"; }
+
+psc put "$P/link.lua" "$A"
+check "put through a symlink: exit 0" is_rc 0
+check "... stores the key of the file it points at" keys_are "$A"
+psc get "$A"
+check "get of the symlink's target finds what was put through the link" got_a
+psc get "$P/link.lua"
+check "get through the symlink" got_a
+psc get "$P/dirlink/a.lua"
+check "get through a symlinked directory" got_a
+psc_in "$P/real" get a.lua
+check "get of a relative path" got_a
+psc_in "$P" get ./link.lua
+check "get of a relative symlink with ./" got_a
+psc get "$P/real/sub/../a.lua"
+check "get with a '..' component" got_a
+psc get "$P/dirlink/sub/.././/a.lua"
+check "get with '..', '.' and '//' under a symlinked directory" got_a
+psc_in "$P/real/sub" get ../../link.lua
+check "get of a relative '..' path to a symlink" got_a
+psc_in "$P" rm dirlink/sub/../a.lua
+check "rm of yet another spelling: exit 0" is_rc 0
+check "... removes the entry" keys_are
+psc get "$A"
+check "get after that rm: exit 1" is_rc 1
+psc_in "$P/real" put a.lua "$A"
+check "put of a relative path" keys_are "$A"
+run --shard "$PS" ls
+check "ls shows the canonical key" out_has "^fresh  .*  $A\$"
+
+psc encode "$P/link.lua"
+check "encode of a symlink is the name of its target's entry" sh -c "[ $rc -eq 0 ] && [ \"\$(cat '$T/out')\" = \"\$('$SC' encode --key '$A')\" ]"
+psc_in "$P/real/sub" encode ../a.lua
+check "encode of a relative path" sh -c "[ $rc -eq 0 ] && [ \"\$(cat '$T/out')\" = \"\$('$SC' encode --key '$A')\" ]"
+
+# a deleted source: its entry stays reachable by the path it had
+printf 'return "g"\n' >"$P/real/gone.lua"
+psc_in "$P/real" put gone.lua "$P/real/gone.lua"
+rm "$P/real/gone.lua"
+psc ls
+check "the entry of a deleted source is stale" out_has "^stale  .*  $P/real/gone.lua\$"
+psc_in "$P/real" get ./gone.lua
+check "get ./gone.lua after deleting it: exit 1, stale (the entry is found)" sh -c "[ $rc -eq 1 ] && grep -q 'source file changed' '$T/err'"
+psc_in "$P/real" rm ./gone.lua
+check "rm ./gone.lua after deleting it: exit 0" is_rc 0
+check "... removed the entry keyed by its absolute path" keys_are "$A"
+printf 'x\n' >"$P/real/gone2.lua"
+psc put "$P/real/gone2.lua" "$A"
+rm "$P/real/gone2.lua"
+psc rm "$P/dirlink/sub/../gone2.lua"
+check "rm of a deleted file through a symlinked directory and '..'" sh -c "[ $rc -eq 0 ]"
+check "... removed it" keys_are "$A"
+printf 'x\n' >"$P/real/gone3.lua"
+ln -s real/gone3.lua "$P/link3.lua"
+psc_in "$P" put link3.lua "$A"
+rm "$P/real/gone3.lua"
+psc_in "$P" rm link3.lua
+check "rm of a dangling symlink reaches its target's entry" is_rc 0
+check "... removed it" keys_are "$A"
+mkdir "$P/olddir"
+printf 'x\n' >"$P/olddir/x.lua"
+psc put "$P/olddir/x.lua" "$A"
+rm -r "$P/olddir"
+psc_in "$P" rm olddir/x.lua
+check "rm of a file whose directory is gone too" is_rc 0
+check "... removed it" keys_are "$A"
+
+# keys that are not files: --key
+psc put --no-source --key thing.pyc "$A"
+check "put --no-source --key of a key that is not a path" is_rc 0
+check "... stores the key exactly as given" keys_are "$A" thing.pyc
+psc_in "$P" get --key thing.pyc
+check "get --key of it, from any directory" got_a
+psc_in "$T" get thing.pyc
+check "get of the same word as a path does not reach it (exit 1)" is_rc 1
+check "... and names the key it looked for" err_has "get $T/thing.pyc: "
+psc put --key "$P/link.lua" "$A"
+check "put --key of a symlink keeps the link's own path" keys_are "$A" thing.pyc "$P/link.lua"
+psc get --key "$P/link.lua"
+check "get --key of it" got_a
+psc rm --key thing.pyc "$P/link.lua" --key "$P/link.lua"
+check "rm mixing --key and paths: exit 0" is_rc 0
+check "... removed all three" keys_are
+psc get --key=-dash
+check "--key=KEY may start with '-' (a miss, exit 1)" is_rc 1
+psc put "$A" --key "$A"
+check "--key in place of put's FILE: exit 2" is_rc 2
+psc ls --key x
+check "--key with a command that takes no key: exit 2" is_rc 2
+
+# what cannot be a key
+ln -s loop1 "$P/loop2"
+ln -s loop2 "$P/loop1"
+psc get "$P/loop1"
+check "get of a symlink loop: exit 2" is_rc 2
+check "... one line, pointing to --key" sh -c "[ \$(wc -l <'$T/err') -eq 1 ] && grep -q -- '--key' '$T/err'"
+psc get --key "$P/loop1"
+check "get --key of the loop's path is only a miss" is_rc 1
+psc get ''
+check "get of an empty argument: exit 2" is_rc 2
 
 # ------------------------------------------------------------ hostile keys
 ESCKEY=$(printf '/esc/\033[31mred\302\233x\tz')
