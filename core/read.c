@@ -372,8 +372,10 @@ int sc_get_stats(sc_cache *c, sc_stats *out)
 	out->removes = atomic_load(&c->n_removes);
 	out->evictions = atomic_load(&c->n_evictions);
 	out->compactions = atomic_load(&c->n_compactions);
+	out->heals = atomic_load(&c->n_heals);
 	if (c->disabled)
 		return 0;
+	out->set_aside = sc_count_set_aside(c->path);
 	if ((rc = sc_snapshot(c, &s)) != 0)
 		return rc;
 	out->entries = s.meta.entries;

@@ -85,7 +85,7 @@ struct sc_cache {
 	int cleaned_temps;
 
 	_Atomic uint64_t n_hits, n_absent, n_stale, n_fingerprint, n_corrupt;
-	_Atomic uint64_t n_puts, n_removes, n_evictions, n_compactions;
+	_Atomic uint64_t n_puts, n_removes, n_evictions, n_compactions, n_heals;
 };
 
 /* shard.c */
@@ -93,7 +93,7 @@ int  sc_snapshot(sc_cache *c, struct sc_snap *s);   /* takes and drops rw */
 void sc_snap_fill_locked(sc_cache *c, struct sc_snap *s); /* rw held */
 int  sc_refresh_locked(sc_cache *c, int force_path_check); /* rw held exclusively */
 int  sc_reopen_locked(sc_cache *c);                 /* rw held exclusively */
-int  sc_create_shard(const char *path);
+int  sc_create_shard(const char *path, int replace);
 int  sc_lock_writer(sc_cache *c);
 void sc_unlock_writer(sc_cache *c);
 int  sc_lock_shared(const sc_cache *c);    /* fd holding it, or -errno */
@@ -123,6 +123,14 @@ typedef int (*sc_keep_fn)(const struct sc_rec_view *v, void *arg);
 int  sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 		uint64_t budget, uint64_t *n_dropped);
 void sc_clean_temps(const char *shard_path);
+
+/* heal.c */
+int  sc_heal_wanted(int rc);           /* an error a heal could cure */
+/* Writer lock held: if the file at c->path is ours and damaged beyond use,
+ * set it aside and put a new shard in its place.  @return 0 when the path
+ * now holds a sound shard (healed here or before), else the reason not. */
+int  sc_heal_locked(sc_cache *c);
+uint64_t sc_count_set_aside(const char *path);
 
 /* fingerprint.c */
 const char *sc_self_identity(size_t *len);

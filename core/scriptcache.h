@@ -72,6 +72,9 @@ extern "C" {
 /** Alignment of every blob returned by sc_get(). */
 #define SC_BLOB_ALIGN 64
 
+/** Infix of the name a damaged shard is set aside under (see sc_open()). */
+#define SC_SET_ASIDE_INFIX ".corrupt-"
+
 /** Opaque handle on one shard. */
 typedef struct sc_cache sc_cache;
 
@@ -99,6 +102,16 @@ enum {
  * 1 MiB and a 1 GiB shard.  When caching is disabled by the environment the
  * call succeeds with a handle on which every lookup misses with SC_EDISABLED
  * and no file is touched.
+ *
+ * A shard of ours damaged beyond use (a broken header or both meta pages
+ * bad, SC_ECORRUPT or SC_ETRUNCATED) heals: the first writer (a handle
+ * without SC_RDONLY) that finds it so, at open or at a later write, takes
+ * the writer lock, links the damaged file to "<shard>" SC_SET_ASIDE_INFIX
+ * "<UTC time>" (e.g. scripts.shard.corrupt-20261129T083512.123456789Z;
+ * the newest three are kept), renames a new empty shard over the path and
+ * goes on with it.  A file without the shard magic, a shard of another format
+ * version, pointer width or byte order, and a file owned by someone else
+ * are never touched.  Read-only handles only report the damage.
  *
  * @return 0; SC_EMAGIC, SC_EVERSION, SC_EPTRWIDTH, SC_EBYTEORDER,
  *         SC_ETRUNCATED, SC_ECORRUPT for a file that is not a usable shard;
@@ -287,6 +300,9 @@ typedef struct sc_stats {
 	uint64_t removes;
 	uint64_t evictions;      /**< by size limit or sc_evict_stale() */
 	uint64_t compactions;
+	uint64_t heals;          /**< damaged shards this handle set aside (see sc_open()) */
+	/* beside the shard */
+	uint64_t set_aside;      /**< "<shard>" SC_SET_ASIDE_INFIX "*" files there now */
 } sc_stats;
 
 /** Fill @p out.  @return 0 or -errno / SC_E* if the shard cannot be read. */

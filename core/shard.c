@@ -108,9 +108,10 @@ int sc_fsync_dir(const char *path)
  * A new shard is written completely into a temp file in the same directory
  * and then linked into place, so no process ever sees a half-initialised
  * header.  link() rather than rename(): if another process created the shard
- * meanwhile, we keep theirs.
+ * meanwhile, we keep theirs.  With @p replace (a heal, writer lock held) it
+ * is renamed over whatever is at the path.
  */
-int sc_create_shard(const char *path)
+int sc_create_shard(const char *path, int replace)
 {
 	struct sc_disk_header h;
 	struct sc_disk_meta m;
@@ -152,7 +153,7 @@ int sc_create_shard(const char *path)
 		rc = -errno;
 		goto out;
 	}
-	if (link(tmp, path) != 0 && errno != EEXIST) {
+	if (replace ? rename(tmp, path) != 0 : link(tmp, path) != 0 && errno != EEXIST) {
 		rc = -errno;
 		goto out;
 	}
@@ -554,14 +555,26 @@ int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 		 * to create agree on one file. */
 		if ((rc = sc_lock_writer(c)) != 0)
 			goto fail;
-		rc = sc_create_shard(c->path);
+		rc = sc_create_shard(c->path, 0);
 		sc_unlock_writer(c);
 		if (rc != 0)
 			goto fail;
 	}
-	if ((rc = sc_reopen_locked(c)) != 0)
-		goto fail;
-	if ((rc = sc_refresh_locked(c, 0)) != 0)
+	rc = sc_reopen_locked(c);
+	if (rc == 0)
+		rc = sc_refresh_locked(c, 0);
+	if (sc_heal_wanted(rc) && !(flags & SC_RDONLY)) {
+		/* Our own shard, damaged beyond use: a writer moves it aside
+		 * and starts afresh (heal.c), then opens what is there. */
+		int h = sc_lock_writer(c);
+		if (h == 0) {
+			h = sc_heal_locked(c);
+			sc_unlock_writer(c);
+		}
+		if (h == 0 && (rc = sc_reopen_locked(c)) == 0)
+			rc = sc_refresh_locked(c, 0);
+	}
+	if (rc != 0)
 		goto fail;
 	c->next_path_check_ns = sc_now_ns() + PATH_CHECK_NS;
 	*out = c;

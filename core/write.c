@@ -63,6 +63,15 @@ int sc_writer_begin(sc_cache *c, struct sc_snap *s)
 	 * now and to its newest commit. */
 	pthread_rwlock_wrlock(&c->rw);
 	rc = sc_refresh_locked(c, 1);
+	if (sc_heal_wanted(rc)) {
+		/* Damaged beyond use since we opened it: heal without
+		 * holding rw across the I/O, then write to the new file. */
+		pthread_rwlock_unlock(&c->rw);
+		int h = sc_heal_locked(c);
+		pthread_rwlock_wrlock(&c->rw);
+		if (h == 0)
+			rc = sc_refresh_locked(c, 1);
+	}
 	if (rc == 0)
 		sc_snap_fill_locked(c, s);
 	pthread_rwlock_unlock(&c->rw);
