@@ -154,7 +154,7 @@ int cmd_stats(struct cli *cli)
 	}
 
 	if (cli->opts & OPT_JSON) {
-		rc = jo_print(json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		rc = jo_print(json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 					"path", jo_bytes(sc_path(cli->cache), strlen(sc_path(cli->cache))),
 					"entries", (json_int_t)st.entries,
 					"fresh", (json_int_t)fresh,
@@ -165,7 +165,8 @@ int cmd_stats(struct cli *cli)
 					"dead_bytes", (json_int_t)st.dead_bytes,
 					"file_size", (json_int_t)st.file_size,
 					"generation", (json_int_t)st.generation,
-					"index_slots", (json_int_t)st.index_slots));
+					"index_slots", (json_int_t)st.index_slots,
+					"set_aside", (json_int_t)st.set_aside));
 		if (rc < 0) {
 			cli_err(rc, "stats");
 			rc = CLI_ERROR;
@@ -189,6 +190,10 @@ int cmd_stats(struct cli *cli)
 		printf("file size    %s\n", hf_size(st.file_size, b3));
 		printf("generation   %" PRIu64 "\n", st.generation);
 		printf("index slots  %" PRIu64 "\n", st.index_slots);
+		if (st.set_aside)
+			printf("set aside    %" PRIu64 " damaged shard%s kept beside it (%s"
+			       SC_SET_ASIDE_INFIX "*)\n", st.set_aside, st.set_aside == 1 ? "" : "s",
+			       sc_path(cli->cache));
 		rc = CLI_OK;
 	}
 out:
@@ -341,14 +346,18 @@ int cmd_verify(struct cli *cli)
 		cli_err(vrc, "cannot verify %s", cli->path);
 		return CLI_ERROR;
 	}
+	sc_stats st;
+	if (sc_get_stats(cli->cache, &st) != 0)
+		st.set_aside = 0;
 	/* The core reports corruption by its return code even if no callback ran. */
 	if (v.json) {
 		/* "o" steals v.arr even when packing fails. */
-		json_t *o = json_pack("{s:o, s:b, s:I, s:o}",
+		json_t *o = json_pack("{s:o, s:b, s:I, s:o, s:I}",
 				      "path", jo_bytes(sc_path(cli->cache), strlen(sc_path(cli->cache))),
 				      "ok", vrc == 0,
 				      "records_checked", (json_int_t)checked,
-				      "problems", v.arr);
+				      "problems", v.arr,
+				      "set_aside", (json_int_t)st.set_aside);
 		if (v.oom) {
 			json_decref(o);
 			o = NULL;
@@ -364,6 +373,10 @@ int cmd_verify(struct cli *cli)
 		printf("%s: CORRUPT, %" PRIu64 " problem%s, %" PRIu64 " records checked\n",
 		       sc_path(cli->cache), v.problems, v.problems == 1 ? "" : "s", checked);
 	}
+	if (!v.json && st.set_aside)
+		printf("%s: %" PRIu64 " damaged shard%s set aside beside it (%s" SC_SET_ASIDE_INFIX
+		       "*)\n", sc_path(cli->cache), st.set_aside, st.set_aside == 1 ? "" : "s",
+		       sc_path(cli->cache));
 	return vrc == 0 ? CLI_OK : CLI_MISS;
 }
 

@@ -99,17 +99,23 @@ int cli_open(struct cli *cli, enum cli_open_mode mode)
 		return CLI_NO_SHARD;
 	if (rc < 0) {
 		cli->open_err = rc;
-		if (rc == SC_ECORRUPT || rc == SC_ETRUNCATED)
+		if ((rc == SC_ECORRUPT || rc == SC_ETRUNCATED) && mode == CLI_OPEN_READ)
 			/* The header or both metas: nothing in the file is
-			 * usable and no command can repair it in place.  It is
-			 * never deleted behind the user's back: the damage may
-			 * deserve a look first.  Still one line. */
-			cli_msg("cannot open shard %s: %s; nothing in it can be served, "
-				"remove it to start afresh (rm %s)",
+			 * usable.  Looking never changes the shard; the next
+			 * writer sets it aside (sc_open()).  Still one line. */
+			cli_msg("cannot open shard %s: %s; nothing in it can be served; the next "
+				"write to the cache sets it aside as %s" SC_SET_ASIDE_INFIX
+				"<time> and starts a new shard ('scriptcache clear' does it now)",
 				cli->path, sc_strerror(rc), cli->path);
 		else
 			cli_err(rc, "cannot open shard %s", cli->path);
 		return cli_exit_code(rc);
+	}
+	if (mode != CLI_OPEN_READ) {
+		sc_stats st;
+		if (sc_get_stats(cli->cache, &st) == 0 && st.heals)
+			cli_msg("shard %s was damaged beyond use: set aside as %s" SC_SET_ASIDE_INFIX
+				"<time>, a new shard started", sc_path(cli->cache), sc_path(cli->cache));
 	}
 	return CLI_OK;
 }

@@ -164,6 +164,8 @@ char *fs_render_stats(struct fs *fs, size_t *len)
 		json_object_set_new(sh, "removes", json_integer((json_int_t)s.removes));
 		json_object_set_new(sh, "evictions", json_integer((json_int_t)s.evictions));
 		json_object_set_new(sh, "compactions", json_integer((json_int_t)s.compactions));
+		json_object_set_new(sh, "heals", json_integer((json_int_t)s.heals));
+		json_object_set_new(sh, "set_aside", json_integer((json_int_t)s.set_aside));
 		json_object_set_new(root, "shard_stats", sh);
 	} else {
 		json_object_set_new(root, "error", json_string(sc_strerror(err)));

@@ -423,20 +423,39 @@ check "ls of a file that is not a shard: exit 2" is_rc 2
 check "... one-line error" err_one_line
 check "... saying it is not a shard" err_has "not a scriptcache shard"
 # both meta slots (offsets 512 and 1024, docs/FORMAT.md) zeroed: the file
-# is ours but nothing in it is usable, and no command can repair it
+# is ours but nothing in it is usable.  Looking leaves it alone; the first
+# write sets it aside and starts a new shard.
 BAD3=$T/bad3.shard
 run --shard "$BAD3" put "$SRC/one.lua" "$SRC/one.lua"
 dd if=/dev/zero of="$BAD3" bs=512 seek=1 count=2 conv=notrunc status=none
-for cmd in ls clear; do
+cp "$BAD3" "$T/bad3.copy"
+for cmd in ls stats verify; do
 	run --shard "$BAD3" $cmd
 	check "$cmd of a shard whose metas are both damaged: exit 1" is_rc 1
 	check "... one-line error" err_one_line
-	check "... saying how to start afresh" err_has "corrupt; nothing in it can be served, remove it to start afresh (rm $BAD3)"
+	check "... saying what happens next" err_has "corrupt; nothing in it can be served; the next write to the cache sets it aside as $BAD3.corrupt-<time> and starts a new shard ('scriptcache clear' does it now)"
 done
-check "... and the file is left alone" test -s "$BAD3"
-rm -f "$BAD3"
+check "... and looking leaves the file alone" cmp -s "$BAD3" "$T/bad3.copy"
+check "... with nothing set aside" test -z "$(ls "$T" | grep 'bad3.shard.corrupt-')"
+run --shard "$BAD3" clear
+check "clear of that shard: exit 0" is_rc 0
+check "... saying it set the damaged shard aside" err_has "shard $BAD3 was damaged beyond use: set aside as $BAD3.corrupt-<time>, a new shard started"
+aside=$(ls "$T" | grep 'bad3.shard.corrupt-')
+check "... one copy set aside, named by UTC time ($aside)" test "$(echo "$aside" | grep -c '^bad3.shard.corrupt-[0-9]\{8\}T[0-9]\{6\}\.[0-9]\{9\}Z$')" -eq 1
+check "... holding the damaged bytes" cmp -s "$T/$aside" "$T/bad3.copy"
+run --shard "$BAD3" verify
+check "the new shard verifies" is_rc 0
+check "... and verify counts what was set aside" out_has "1 damaged shard set aside beside it ($BAD3.corrupt-\*)"
+run --shard "$BAD3" stats --json
+check "stats --json: set_aside 1, no entries" json 'j["set_aside"] == 1 and j["entries"] == 0'
 run --shard "$BAD3" put "$SRC/one.lua" "$SRC/one.lua"
-check "after rm, put starts a new shard" is_rc 0
+check "put to the new shard works" is_rc 0
+# a foreign file at the shard path is never touched, even by a write
+cp "$T/junk" "$T/junk.copy"
+run --shard "$T/junk" put --no-source --key /k "$SRC/one.lua"
+check "put to a file that is not a shard: refused" is_rc 2
+check "... it is left alone" cmp -s "$T/junk" "$T/junk.copy"
+check "... with nothing set aside" test -z "$(ls "$T" | grep 'junk.corrupt-')"
 
 head -c 100 "$T/junk" >"$T/short"
 chmod 600 "$T/short"
