@@ -231,11 +231,18 @@ int  fs_errno(int sc_err);
 int  fs_refresh_dir(struct fs *fs, struct fs_node *d, sc_entry_info *e_out, int *found);
 void fs_ver_from_info(struct fs_ver *v, const sc_entry_info *e, int status);
 int  fs_ver_same(const struct fs_ver *a, const struct fs_ver *b);
+void fs_ops_init_flags(struct fs *fs);
+void fs_ops_read_init(void);
+
+/* commit.c */
+/* The executable of process @p pid (malloc'd), or NULL if unknown. */
+char *fs_writer_exe(pid_t pid);
+void fs_pending_touch(struct fs_node *p);                          /* fs_lock held */
+int  fs_pending_resize(struct fs_node *p, size_t len);             /* fs_lock held */
+int  fs_has_writers(const char *path);
 int  fs_commit_pending(struct fs *fs, struct fs_node *dir, struct fs_node *p,
 		       int as_blob);
 void fs_commit_idle(struct fs *fs, int all);
-void fs_ops_init_flags(struct fs *fs);
-void fs_ops_read_init(void);
 
 /* tree.c */
 int  fs_tree_init(struct fs *fs);
