@@ -215,8 +215,10 @@ void fs_pending_unlink(struct fs *fs, struct fs_node *dir, struct fs_node *p); /
 struct fs_node *fs_pending_find(struct fs_node *dir, const char *name);
 void fs_pending_drop(struct fs *fs, struct fs_node *dir, struct fs_node *p); /* fs_lock held */
 
-/* ops_read.c / ops_write.c */
+/* ops.c */
 extern const struct fuse_lowlevel_ops fs_ops;
+
+/* entry.c */
 void fs_fill_attr(struct fs *fs, const struct fs_node *n, struct stat *st); /* fs_lock held */
 double fs_attr_ttl(const struct fs_node *n);
 void fs_fill_entry(struct fs *fs, struct fs_node *n, struct fuse_entry_param *ep); /* fs_lock held */
@@ -225,14 +227,29 @@ void fs_fill_entry(struct fs *fs, struct fs_node *n, struct fuse_entry_param *ep
 int  fs_apply_ver(struct fs *fs, struct fs_node *d, const sc_entry_info *e, int status);
 void fs_note_children_gone(struct fs *fs, struct fs_node *d); /* fs_lock held */
 void fs_note_tree_gone(struct fs *fs, struct fs_node *d);     /* fs_lock held */
-/* Key of the top-level name (malloc'd), or NULL with *err an errno. */
-char *fs_name_to_key(struct fs *fs, const char *name, size_t *len, int *err);
 int  fs_errno(int sc_err);
 int  fs_refresh_dir(struct fs *fs, struct fs_node *d, sc_entry_info *e_out, int *found);
+void fs_resync_dir(struct fs *fs, uint64_t ino, const char *key, int check_status);
 void fs_ver_from_info(struct fs_ver *v, const sc_entry_info *e, int status);
 int  fs_ver_same(const struct fs_ver *a, const struct fs_ver *b);
-void fs_ops_init_flags(struct fs *fs);
-void fs_ops_read_init(void);
+
+/* flat.c */
+/* Key of the top-level name (malloc'd), or NULL with *err an errno. */
+char *fs_name_to_key(struct fs *fs, const char *name, size_t *len, int *err);
+void fs_flat_lookup_root(fuse_req_t req, struct fs *fs, const char *name);
+void fs_flat_lookup(fuse_req_t req, struct fs *fs, struct fs_node *d, const char *name);
+void fs_flat_readdir_root(fuse_req_t req, struct fs *fs, size_t size, off_t off, int plus);
+void fs_flat_readdir(fuse_req_t req, struct fs *fs, struct fs_node *d, size_t size,
+		     off_t off, int plus);
+void fs_flat_mkdir(fuse_req_t req, struct fs *fs, const char *name);
+int  fs_flat_create(struct fs *fs, fuse_ino_t parent, const char *name, char *exe, int writer,
+		    struct fuse_entry_param *ep);
+void fs_flat_rename(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char *name,
+		    fuse_ino_t newparent, const char *newname, unsigned flags);
+void fs_flat_unlink(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char *name);
+void fs_flat_rmdir(fuse_req_t req, struct fs *fs, const char *name);
+void fs_listing_dirty(void);   /* fs_lock held */
+void fs_listing_release(struct fs *fs);
 
 /* commit.c */
 /* The executable of process @p pid (malloc'd), or NULL if unknown. */
@@ -284,9 +301,6 @@ void fs_wake(struct fs *fs);
  * Called with no lock held.  Returns 1 if watched, 0 if the fallback
  * timeout must be used. */
 int  fs_watch_entry(struct fs *fs, const sc_entry_info *e);
-void fs_resync_dir(struct fs *fs, uint64_t ino, const char *key, int check_status);
-void fs_listing_dirty(void);   /* fs_lock held */
-void fs_listing_release(struct fs *fs);
 
 static inline struct fs *fs_of(fuse_req_t req)
 {

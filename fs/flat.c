@@ -1,48 +1,17 @@
 /*
- * ops_read.c - request handlers that only read: init, lookup, forget,
- * getattr, readdir(plus), read, statfs, and the open/flush/xattr replies
- * that switch the kernel into its no-round-trip modes.
- *
- * The fast path for a warm `cat <entry>/blob`: the dentries and attributes
- * are cached by the kernel (long timeouts, explicit invalidation by the
- * watcher), OPEN is answered once with ENOSYS so the kernel stops sending
- * OPEN/FLUSH/RELEASE and keeps the page cache across opens, and READ is
- * answered straight from the shard's mapping (fuse_reply_buf on a pointer
- * into it: the only copy is the kernel's copy into the page cache).
+ * flat.c - the flat view: one directory per key at the top level, named by
+ * the key's encoding (cli/pathenc.h), holding "blob" and "metadata.json"
+ * and the pending files written into it; and ".stats".  Its handlers are
+ * called by ops.c for the root and for entry directories (FS_DIR).
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>  /* RENAME_NOREPLACE */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 
 #include "fs_i.h"
 #include "pathenc.h"
-
-/* ---- init ---- */
-
-static void op_init(void *userdata, struct fuse_conn_info *conn)
-{
-	struct fs *fs = userdata;
-	/* O_TRUNC must reach us as a setattr we can refuse on committed blobs. */
-	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
-	/* Data of a version never changes (a new version is a new inode). */
-	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
-	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-	if (conn->capable & FUSE_CAP_READDIRPLUS) {
-		conn->want |= FUSE_CAP_READDIRPLUS;
-		conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
-	}
-	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
-		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
-	if (conn->capable & FUSE_CAP_ASYNC_READ)
-		conn->want |= FUSE_CAP_ASYNC_READ;
-	conn->max_readahead = conn->max_readahead ? conn->max_readahead : 1u << 20;
-	(void)fs;
-}
-
-/* ---- lookup / forget ---- */
 
 /* Key of the entry directory called @p name; hashed names are resolved by a
  * scan of the shard (rare: only keys whose encoding exceeds NAME_MAX). */
@@ -135,7 +104,7 @@ static void lookup_stats(fuse_req_t req, struct fs *fs)
 	fuse_reply_entry(req, &ep);
 }
 
-static void lookup_root(fuse_req_t req, struct fs *fs, const char *name)
+void fs_flat_lookup_root(fuse_req_t req, struct fs *fs, const char *name)
 {
 	struct fuse_entry_param ep;
 	sc_entry_info e;
@@ -229,7 +198,7 @@ static void ensure_children(struct fs *fs, struct fs_node *d, const sc_entry_inf
 	free(text);
 }
 
-static void lookup_dir(fuse_req_t req, struct fs *fs, struct fs_node *d, const char *name)
+void fs_flat_lookup(fuse_req_t req, struct fs *fs, struct fs_node *d, const char *name)
 {
 	struct fuse_entry_param ep;
 	sc_entry_info e;
@@ -303,75 +272,6 @@ static void lookup_dir(fuse_req_t req, struct fs *fs, struct fs_node *d, const c
 		fuse_reply_err(req, err ? fs_errno(err) : ENOENT);
 }
 
-static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	struct fs *fs = fs_of(req);
-	FS_COUNT(fs, st_lookups, 1);
-	if (parent == FS_INO_ROOT) {
-		if (strcmp(name, FS_TREE_NAME) == 0)
-			fs_tree_lookup_root(req, fs);
-		else
-			lookup_root(req, fs, name);
-		return;
-	}
-	pthread_mutex_lock(&fs->fs_lock);
-	struct fs_node *d = fs_node_get(fs, parent);
-	int ok = d && d->n_kind == FS_DIR;
-	int tree = d && d->n_kind == FS_TDIR;
-	pthread_mutex_unlock(&fs->fs_lock);
-	if (tree) {
-		/* d stays alive: the kernel holds a lookup on the parent */
-		fs_tree_lookup(req, fs, d, name);
-		return;
-	}
-	if (!ok) {
-		fuse_reply_err(req, d ? ENOTDIR : ENOENT);
-		return;
-	}
-	/* d stays alive: the kernel holds a lookup on the parent meanwhile. */
-	lookup_dir(req, fs, d, name);
-}
-
-static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
-{
-	struct fs *fs = fs_of(req);
-	pthread_mutex_lock(&fs->fs_lock);
-	fs_forget_one(fs, ino, nlookup);
-	pthread_mutex_unlock(&fs->fs_lock);
-	fuse_reply_none(req);
-}
-
-static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *v)
-{
-	struct fs *fs = fs_of(req);
-	pthread_mutex_lock(&fs->fs_lock);
-	for (size_t i = 0; i < count; i++)
-		fs_forget_one(fs, v[i].ino, v[i].nlookup);
-	pthread_mutex_unlock(&fs->fs_lock);
-	fuse_reply_none(req);
-}
-
-static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_of(req);
-	struct stat st;
-	double ttl;
-	(void)fi;
-	pthread_mutex_lock(&fs->fs_lock);
-	struct fs_node *n = fs_node_get(fs, ino);
-	if (n) {
-		fs_fill_attr(fs, n, &st);
-		ttl = fs_attr_ttl(n);
-	}
-	pthread_mutex_unlock(&fs->fs_lock);
-	if (n)
-		fuse_reply_attr(req, &st, ttl);
-	else
-		fuse_reply_err(req, ENOENT);
-}
-
-/* ---- readdir ---- */
-
 /*
  * The root listing.  Without OPENDIR there is no per-open state, so offsets
  * index a snapshot shared by all readers, rebuilt at offset 0 when the
@@ -395,6 +295,7 @@ struct fs_listing {
 };
 
 static uint64_t made_gen; /* bumped (under fs_lock) by mkdir/rmdir */
+
 void fs_listing_dirty(void)
 {
 	made_gen++;
@@ -523,7 +424,7 @@ void fs_listing_release(struct fs *fs)
 	fs->fs_list = NULL;
 }
 
-static void readdir_root(fuse_req_t req, struct fs *fs, size_t size, off_t off, int plus)
+void fs_flat_readdir_root(fuse_req_t req, struct fs *fs, size_t size, off_t off, int plus)
 {
 	int err = 0;
 	struct fs_listing *l = listing_get(fs, off, &err);
@@ -595,7 +496,7 @@ static void readdir_root(fuse_req_t req, struct fs *fs, size_t size, off_t off, 
 	free(buf);
 }
 
-static void readdir_entry(fuse_req_t req, struct fs *fs, struct fs_node *d, size_t size,
+void fs_flat_readdir(fuse_req_t req, struct fs *fs, struct fs_node *d, size_t size,
 			  off_t off, int plus)
 {
 	sc_entry_info e;
@@ -661,205 +562,299 @@ static void readdir_entry(fuse_req_t req, struct fs *fs, struct fs_node *d, size
 	free(buf);
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
+/* Look up an inode of the given kind under fs_lock; NULL if absent. */
+static struct fs_node *get_dir(struct fs *fs, fuse_ino_t ino)
 {
-	struct fs *fs = fs_of(req);
-	if (ino == FS_INO_ROOT) {
-		readdir_root(req, fs, size, off, plus);
-		return;
-	}
-	pthread_mutex_lock(&fs->fs_lock);
 	struct fs_node *d = fs_node_get(fs, ino);
-	int ok = d && d->n_kind == FS_DIR;
-	int tree = d && d->n_kind == FS_TDIR;
-	pthread_mutex_unlock(&fs->fs_lock);
-	if (tree) {
-		fs_tree_readdir(req, fs, d, size, off, plus);
-		return;
-	}
-	if (!ok) {
-		fuse_reply_err(req, d ? ENOTDIR : ENOENT);
-		return;
-	}
-	readdir_entry(req, fs, d, size, off, plus);
+	return d && d->n_kind == FS_DIR ? d : NULL;
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+/* After the last entry is gone, give the space back.  sc_compact() rather
+ * than sc_clear(): a compaction keeps anything another process put
+ * meanwhile, a clear would lose it. */
+static void compact_if_empty(struct fs *fs)
 {
-	(void)fi;
-	do_readdir(req, ino, size, off, 0);
-}
-
-static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			   struct fuse_file_info *fi)
-{
-	(void)fi;
-	do_readdir(req, ino, size, off, 1);
-}
-
-/* ---- read ---- */
-
-static void reply_slice(fuse_req_t req, const void *p, uint64_t len, size_t size, off_t off)
-{
-	if ((uint64_t)off >= len) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	uint64_t n = len - (uint64_t)off;
-	if (n > size)
-		n = size;
-	fuse_reply_buf(req, (const char *)p + off, (size_t)n);
-}
-
-static void read_blob(fuse_req_t req, struct fs *fs, struct fs_node *n, size_t size, off_t off)
-{
-	const unsigned char *p;
-	uint64_t len;
-	pthread_rwlock_rdlock(&fs->fs_map_lock);
-	pthread_mutex_lock(&fs->fs_lock);
-	int valid = n->f_epoch == fs->fs_epoch;
-	p = n->f_blob;
-	len = n->f_ver.v_blob_size;
-	pthread_mutex_unlock(&fs->fs_lock);
-	if (!valid) {
-		/* sc_trim() released the mapping this pointer was in: find the
-		 * same version again, if the shard still holds it. */
-		sc_entry_info e;
-		int err = sc_lookup(fs->fs_cache, n->n_dir->n_key, &e);
-		if (err != 0 || e.shard_id != n->f_ver.v_shard_id ||
-		    e.offset != n->f_ver.v_offset) {
-			pthread_rwlock_unlock(&fs->fs_map_lock);
-			fuse_reply_err(req, ESTALE);
-			return;
-		}
-		pthread_mutex_lock(&fs->fs_lock);
-		n->f_blob = p = e.blob;
-		n->f_epoch = fs->fs_epoch;
-		pthread_mutex_unlock(&fs->fs_lock);
-	}
-	FS_COUNT(fs, st_read_bytes, (uint64_t)off < len ? (len - (uint64_t)off < size ? len - (uint64_t)off : size) : 0);
-	reply_slice(req, p, len, size, off);
-	pthread_rwlock_unlock(&fs->fs_map_lock);
-}
-
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_of(req);
-	(void)fi;
-	FS_COUNT(fs, st_reads, 1);
-	pthread_mutex_lock(&fs->fs_lock);
-	struct fs_node *n = fs_node_get(fs, ino);
-	if (!n) {
-		pthread_mutex_unlock(&fs->fs_lock);
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
-	switch (n->n_kind) {
-	case FS_BLOB:
-		pthread_mutex_unlock(&fs->fs_lock);
-		/* n stays alive: the kernel holds the inode during the read */
-		read_blob(req, fs, n, size, off);
-		return;
-	case FS_META:
-	case FS_STATS:
-		pthread_mutex_unlock(&fs->fs_lock);
-		reply_slice(req, n->f_text, n->f_text_len, size, off);
-		return;
-	case FS_PENDING:
-		/* the buffer may be reallocated by a writer: reply under the lock */
-		reply_slice(req, n->p_buf, n->p_len, size, off);
-		pthread_mutex_unlock(&fs->fs_lock);
-		return;
-	default:
-		pthread_mutex_unlock(&fs->fs_lock);
-		fuse_reply_err(req, EISDIR);
-		return;
-	}
-}
-
-/* ---- open/flush/xattr: the no-round-trip modes ---- */
-
-void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	(void)fi;
-	fuse_reply_err(req, ENOSYS); /* kernel: no OPENDIR/RELEASEDIR, cached readdir */
-}
-
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
-{
-	(void)ino;
-	(void)name;
-	(void)size;
-	fuse_reply_err(req, ENOSYS); /* the kernel remembers: no more round trips */
-}
-
-static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
-{
-	(void)ino;
-	(void)size;
-	fuse_reply_err(req, ENOSYS);
-}
-
-static void op_statfs(fuse_req_t req, fuse_ino_t ino)
-{
-	struct fs *fs = fs_of(req);
-	struct statvfs sv;
 	sc_stats s;
-	(void)ino;
-	memset(&sv, 0, sizeof sv);
-	sv.f_bsize = 4096;
-	sv.f_frsize = 4096;
-	sv.f_namemax = SC_NAME_MAX;
-	if (sc_get_stats(fs->fs_cache, &s) == 0) {
-		sv.f_blocks = (s.file_size + 4095) / 4096;
-		sv.f_files = s.entries;
-	}
-	if (fs->fs_o.o_ro)
-		sv.f_flag |= ST_RDONLY;
-	fuse_reply_statfs(req, &sv);
+	if (sc_get_stats(fs->fs_cache, &s) == 0 && s.entries == 0 && s.dead_bytes > 0)
+		sc_compact(fs->fs_cache);
 }
 
-/* ops_write.c */
-void fs_op_mkdir(fuse_req_t, fuse_ino_t, const char *, mode_t);
-void fs_op_create(fuse_req_t, fuse_ino_t, const char *, mode_t, struct fuse_file_info *);
-void fs_op_write(fuse_req_t, fuse_ino_t, const char *, size_t, off_t, struct fuse_file_info *);
-void fs_op_setattr(fuse_req_t, fuse_ino_t, struct stat *, int, struct fuse_file_info *);
-void fs_op_rename(fuse_req_t, fuse_ino_t, const char *, fuse_ino_t, const char *, unsigned);
-void fs_op_unlink(fuse_req_t, fuse_ino_t, const char *);
-void fs_op_rmdir(fuse_req_t, fuse_ino_t, const char *);
-void fs_op_fsync(fuse_req_t, fuse_ino_t, int, struct fuse_file_info *);
-void fs_op_mknod(fuse_req_t, fuse_ino_t, const char *, mode_t, dev_t);
+/* Make a pending file; fs_lock held.  Returns an errno or 0. */
+static int make_pending(struct fs *fs, fuse_ino_t parent, const char *name, char *exe,
+			int writer, struct fuse_entry_param *ep)
+{
+	struct fs_node *d = get_dir(fs, parent);
+	if (!d)
+		return parent == FS_INO_ROOT ? EPERM : ENOENT;
+	if (!d->n_in_map || (!d->n_in_shard && !d->n_made))
+		return ENOENT;
+	if (strcmp(name, FS_META_NAME) == 0)
+		return d->n_in_shard ? EEXIST : EPERM;
+	if (fs_pending_find(d, name))
+		return EEXIST;
+	if (strcmp(name, FS_BLOB_NAME) == 0 && d->n_in_shard && d->n_ver.v_status == 0)
+		return EEXIST;
+	struct fs_node *p = fs_child_new(fs, d, FS_PENDING);
+	if (!p)
+		return ENOMEM;
+	p->n_name = strdup(name);
+	if (!p->n_name) {
+		p->n_current = 0;
+		fs_node_maybe_free(fs, p);
+		return ENOMEM;
+	}
+	p->p_exe = exe;
+	p->p_writers = writer;
+	fs_pending_touch(p);
+	p->n_pnext = d->n_pending;
+	d->n_pending = p;
+	fs->fs_npending++;
+	p->n_nlookup++;
+	fs_fill_entry(fs, p, ep);
+	return 0;
+}
 
-const struct fuse_lowlevel_ops fs_ops = {
-	.init         = op_init,
-	.lookup       = op_lookup,
-	.forget       = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr      = op_getattr,
-	.setattr      = fs_op_setattr,
-	.mknod        = fs_op_mknod,
-	.mkdir        = fs_op_mkdir,
-	.unlink       = fs_op_unlink,
-	.rmdir        = fs_op_rmdir,
-	.rename       = fs_op_rename,
-	.open         = fs_op_open,
-	.read         = op_read,
-	.write        = fs_op_write,
-	.flush        = fs_op_flush,
-	.release      = fs_op_release,
-	.fsync        = fs_op_fsync,
-	.opendir      = op_opendir,
-	.readdir      = op_readdir,
-	.readdirplus  = op_readdirplus,
-	.statfs       = op_statfs,
-	.getxattr     = op_getxattr,
-	.listxattr    = op_listxattr,
-	.create       = fs_op_create,
-};
+void fs_flat_mkdir(fuse_req_t req, struct fs *fs, const char *name)
+{
+	struct fuse_entry_param ep;
+	sc_entry_info e;
+	size_t klen;
+	int err = 0;
+	if (sc_name_is_hashed(name)) {
+		fuse_reply_err(req, EINVAL); /* a hashed name does not say its key */
+		return;
+	}
+	char *key = fs_name_to_key(fs, name, &klen, &err);
+	if (!key) {
+		fuse_reply_err(req, err == ENOENT ? EINVAL : err);
+		return;
+	}
+	if (!fs_key_is_path(key, klen)) {
+		free(key);
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	pthread_rwlock_rdlock(&fs->fs_map_lock);
+	int found = sc_lookup(fs->fs_cache, key, &e) == 0;
+	pthread_rwlock_unlock(&fs->fs_map_lock);
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *d = fs_dir_find(fs, key, klen);
+	if (found || (d && (d->n_made || d->n_in_shard))) {
+		err = EEXIST;
+	} else {
+		d = fs_dir_get(fs, key, klen, name);
+		if (!d) {
+			err = ENOMEM;
+		} else {
+			d->n_made = 1;
+			clock_gettime(CLOCK_REALTIME, &d->n_mtime);
+			d->n_nlookup++;
+			fs_fill_entry(fs, d, &ep);
+			fs_listing_dirty();
+		}
+	}
+	pthread_mutex_unlock(&fs->fs_lock);
+	free(key);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_entry(req, &ep);
+}
+
+/* create and mknod in an entry directory.  fs_lock NOT held; @p exe is
+ * taken over. */
+int fs_flat_create(struct fs *fs, fuse_ino_t parent, const char *name, char *exe, int writer,
+		   struct fuse_entry_param *ep)
+{
+	pthread_mutex_lock(&fs->fs_lock);
+	int err = make_pending(fs, parent, name, exe, writer, ep);
+	pthread_mutex_unlock(&fs->fs_lock);
+	if (err)
+		free(exe);
+	return err;
+}
+
+void fs_flat_rename(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char *name,
+		    fuse_ino_t newparent, const char *newname, unsigned flags)
+{
+	int err = 0;
+	if (parent != newparent) {
+		fuse_reply_err(req, EXDEV);
+		return;
+	}
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *d = get_dir(fs, parent);
+	struct fs_node *p = d ? fs_pending_find(d, name) : NULL;
+	if (!d)
+		err = EPERM; /* entry directories are not renamed */
+	else if (!p)
+		err = strcmp(name, FS_BLOB_NAME) == 0 || strcmp(name, FS_META_NAME) == 0 ?
+			      EPERM : ENOENT;
+	else if (strcmp(newname, FS_META_NAME) == 0)
+		err = EPERM;
+	else if (strcmp(name, newname) == 0)
+		err = -1; /* nothing to do */
+	else if (p->p_busy)
+		err = EBUSY;
+	if (err) {
+		pthread_mutex_unlock(&fs->fs_lock);
+		fuse_reply_err(req, err < 0 ? 0 : err);
+		return;
+	}
+	struct fs_node *t = fs_pending_find(d, newname);
+	if (strcmp(newname, FS_BLOB_NAME) == 0) {
+		if ((flags & RENAME_NOREPLACE) &&
+		    (t || (d->n_in_shard && d->n_ver.v_status == 0)))
+			err = EEXIST;
+		pthread_mutex_unlock(&fs->fs_lock);
+		if (!err) {
+			/* p and d stay alive: the kernel holds both */
+			int r = fs_commit_pending(fs, d, p, 1);
+			err = r ? fs_errno(r) : 0;
+		}
+		fuse_reply_err(req, err);
+		return;
+	}
+	if (t && (flags & RENAME_NOREPLACE)) {
+		err = EEXIST;
+	} else {
+		char *nn = strdup(newname);
+		if (!nn) {
+			err = ENOMEM;
+		} else {
+			if (t)
+				fs_pending_drop(fs, d, t);
+			free(p->n_name);
+			p->n_name = nn;
+		}
+	}
+	pthread_mutex_unlock(&fs->fs_lock);
+	fuse_reply_err(req, err);
+}
+
+void fs_flat_unlink(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char *name)
+{
+	int err = 0;
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *d = get_dir(fs, parent);
+	if (!d) {
+		pthread_mutex_unlock(&fs->fs_lock);
+		fuse_reply_err(req, EPERM); /* .stats and friends */
+		return;
+	}
+	struct fs_node *p = fs_pending_find(d, name);
+	if (p) {
+		if (p->p_busy)
+			err = EBUSY;
+		else
+			fs_pending_drop(fs, d, p);
+		pthread_mutex_unlock(&fs->fs_lock);
+		fuse_reply_err(req, err);
+		return;
+	}
+	pthread_mutex_unlock(&fs->fs_lock);
+	if (strcmp(name, FS_BLOB_NAME) != 0 && strcmp(name, FS_META_NAME) != 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	/*
+	 * Removing either file evicts the entry at once.  The directory and
+	 * the other file stay as they were until removed themselves (the
+	 * other file is a "ghost" of the evicted version), so that `rm -r`
+	 * finds what it listed, as on any filesystem.
+	 */
+	int is_blob = strcmp(name, FS_BLOB_NAME) == 0;
+	pthread_mutex_lock(&fs->fs_lock);
+	int in_shard = d->n_in_shard;
+	uint64_t v_shard = d->n_ver.v_shard_id, v_off = d->n_ver.v_offset;
+	d->n_busy++; /* the watcher must not see the entry vanish and drop us */
+	pthread_mutex_unlock(&fs->fs_lock);
+	/* Evict the version the user was shown, never one another process
+	 * committed since (that one is shown after the next resync). */
+	int r = in_shard ? sc_remove_if(fs->fs_cache, d->n_key, v_shard, v_off) : SC_ENOTFOUND;
+	pthread_mutex_lock(&fs->fs_lock);
+	d->n_busy--;
+	if (r == SC_ECHANGED) {
+		pthread_mutex_unlock(&fs->fs_lock);
+		fs_wake(fs);
+		fuse_reply_err(req, 0); /* that version is gone already */
+		return;
+	}
+	if (r != 0 && r != SC_ENOTFOUND) {
+		pthread_mutex_unlock(&fs->fs_lock);
+		fuse_reply_err(req, fs_errno(r));
+		return;
+	}
+	d->n_made = 1;
+	if (d->n_in_shard) {
+		d->n_in_shard = 0;
+		fs_note(fs, FS_NOTE_INODE, d->n_ino, 0, NULL);
+	}
+	fs_note_tree_gone(fs, d);
+	struct fs_node *gone = is_blob ? d->n_blob : d->n_meta;
+	if (gone) {
+		if (is_blob)
+			d->n_blob = NULL;
+		else
+			d->n_meta = NULL;
+		gone->n_current = 0;
+		fs_node_maybe_free(fs, gone);
+	}
+	fs_listing_dirty();
+	fs_note(fs, FS_NOTE_INODE, FS_INO_ROOT, 0, NULL);
+	pthread_mutex_unlock(&fs->fs_lock);
+	if (r == 0) {
+		FS_COUNT(fs, st_evictions, 1);
+		compact_if_empty(fs);
+	}
+	fs_wake(fs);
+	fuse_reply_err(req, 0);
+}
+
+void fs_flat_rmdir(fuse_req_t req, struct fs *fs, const char *name)
+{
+	size_t klen;
+	int err = 0;
+	char *key = fs_name_to_key(fs, name, &klen, &err);
+	if (!key) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	int r = sc_remove(fs->fs_cache, key);
+	if (r != 0 && r != SC_ENOTFOUND) {
+		free(key);
+		fuse_reply_err(req, fs_errno(r));
+		return;
+	}
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *d = fs_dir_find(fs, key, klen);
+	if (d) {
+		int busy = 0;
+		for (struct fs_node *p = d->n_pending; p; p = p->n_pnext)
+			busy |= p->p_busy;
+		if (busy) {
+			err = EBUSY;
+		} else {
+			while (d->n_pending)
+				fs_pending_drop(fs, d, d->n_pending);
+			if (d->n_blob || d->n_meta)
+				fs_note_children_gone(fs, d);
+			fs_detach_children(fs, d);
+			d->n_in_shard = 0;
+			d->n_made = 0;
+			fs_dir_unmap(fs, d);
+			fs_node_maybe_free(fs, d);
+		}
+	} else if (r == SC_ENOTFOUND) {
+		err = ENOENT;
+	}
+	fs_listing_dirty();
+	pthread_mutex_unlock(&fs->fs_lock);
+	free(key);
+	if (r == 0) {
+		FS_COUNT(fs, st_evictions, 1);
+		compact_if_empty(fs);
+	}
+	fs_wake(fs);
+	fuse_reply_err(req, err);
+}
