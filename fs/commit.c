@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "fs_i.h"
+#include "pathenc.h"
 
 char *fs_writer_exe(pid_t pid)
 {
@@ -81,13 +82,40 @@ int fs_pending_resize(struct fs_node *p, size_t len)
 	return 0;
 }
 
-int fs_commit_pending(struct fs *fs, struct fs_node *d, struct fs_node *p, int as_blob)
+/*
+ * The one commit: the bytes of pending file @p p become the entry of @p key
+ * in one sc_put_ex(), so readers see the old entry or the new one, never a
+ * mix.  Both views call it: @p p lives in an entry directory (flat view:
+ * @p key is that directory's key) or in a tree directory (tree view: @p key
+ * is the path of the name it is renamed to).
+ *
+ * Every WRITE to @p p was answered before the request that commits it
+ * arrived, so p_buf holds all of them; p_busy makes writes, truncation,
+ * renames and unlinks fail with EBUSY while the commit runs with no lock
+ * held, and afterwards a file committed @p as_blob is a committed blob
+ * (writes fail with EPERM).
+ *
+ * @p as_blob: @p p becomes the entry's blob inode (rename over "blob" or
+ * in the tree, plain cp, close); else (fsync) it stays a pending file and
+ * remembers the version it made, so that a later rename of the same bytes
+ * writes nothing.
+ *
+ * Returns 0 or a negative code (SC_E* or -errno; fs_errno() maps it).
+ */
+int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, int as_blob)
 {
 	sc_put_opts o;
 	struct stat st;
 	sc_entry_info e;
+	char enc[SC_NAME_MAX + 1];
 	char *exe;
 	int err = 0, lerr, status = 0, watched = 1, skip_put;
+
+	/* the directory p was written in; the kernel holds p, and p holds it */
+	struct fs_node *pd = p->n_dir;
+	int tree = pd->n_kind == FS_TDIR;
+	if (tree && sc_name_encode(key, klen, enc) < 0)
+		return -EINVAL;
 
 	pthread_mutex_lock(&fs->fs_lock);
 	if (p->n_kind != FS_PENDING || !p->n_current) {
@@ -111,25 +139,27 @@ int fs_commit_pending(struct fs *fs, struct fs_node *d, struct fs_node *p, int a
 		/* fsync committed exactly these bytes; unless someone replaced
 		 * that version since, the rename has nothing to write */
 		pthread_rwlock_rdlock(&fs->fs_map_lock);
-		lerr = sc_lookup(fs->fs_cache, d->n_key, &e);
+		lerr = sc_lookup(fs->fs_cache, key, &e);
 		skip_put = lerr == 0 && e.shard_id == c_shard && e.offset == c_off;
 		pthread_rwlock_unlock(&fs->fs_map_lock);
 	}
 	if (!skip_put) {
 		memset(&o, 0, sizeof o);
-		if (stat(d->n_key, &st) == 0 && S_ISREG(st.st_mode))
+		/* A flat key names the source the bytes were compiled from.  A
+		 * tree key is a cache path, not a source: its client validates
+		 * the bytes itself. */
+		if (!tree && stat(key, &st) == 0 && S_ISREG(st.st_mode))
 			o.source = &st;
 		else
 			o.no_source = 1;
 		o.tag = fs->fs_o.o_tag;
 		o.exe_path = exe;
-		err = fs_put(fs, d->n_key, d->n_key_len, p->p_buf ? (const void *)p->p_buf : "",
-				p->p_len, &o);
-		if (err < 0 && err > -30900 && exe) {
+		const void *bytes = p->p_buf ? (const void *)p->p_buf : "";
+		err = fs_put(fs, key, klen, bytes, p->p_len, &o);
+		if (FS_IS_ERRNO(err) && exe) {
 			/* the writer's executable could not be identified */
 			o.exe_path = NULL;
-			err = fs_put(fs, d->n_key, d->n_key_len, p->p_buf ? (const void *)p->p_buf : "",
-					p->p_len, &o);
+			err = fs_put(fs, key, klen, bytes, p->p_len, &o);
 		}
 	}
 	free(exe);
@@ -144,35 +174,46 @@ int fs_commit_pending(struct fs *fs, struct fs_node *d, struct fs_node *p, int a
 		FS_COUNT(fs, st_commits, 1);
 
 	pthread_rwlock_rdlock(&fs->fs_map_lock);
-	lerr = sc_lookup(fs->fs_cache, d->n_key, &e);
+	lerr = sc_lookup(fs->fs_cache, key, &e);
 	if (lerr == 0) {
 		status = sc_entry_status(&e);
 		watched = fs_watch_entry(fs, &e);
 	}
 	pthread_mutex_lock(&fs->fs_lock);
-	if (lerr == 0) {
+	/* the entry directory of key: in the tree view, found or made now */
+	struct fs_node *d = tree ? fs_dir_get(fs, key, klen, enc) : pd;
+	if (d && lerr == 0) {
 		fs_apply_ver(fs, d, &e, status);
 		d->n_unwatched = !watched;
+		if (tree)
+			d->n_tparent = pd->n_ino;
 	}
 	if (as_blob) {
-		struct fs_node *old = fs_pending_find(d, FS_BLOB_NAME);
+		/* flat view: the rename replaces a pending file called "blob" */
+		struct fs_node *old = tree ? NULL : fs_pending_find(pd, FS_BLOB_NAME);
 		if (old && old != p)
-			fs_pending_drop(fs, d, old);
-		fs_pending_unlink(fs, d, p);
+			fs_pending_drop(fs, pd, old);
+		fs_pending_unlink(fs, pd, p);
 		free(p->p_buf);
 		p->p_buf = NULL;
 		p->p_len = p->p_cap = 0;
 		p->n_kind = FS_BLOB;
-		if (lerr == 0) {
+		p->f_epoch = UINT64_MAX; /* reads revalidate, and fail ESTALE */
+		if (d && lerr == 0) {
 			p->f_ver = d->n_ver;
 			p->f_blob = e.blob;
 			p->f_epoch = fs->fs_epoch;
-		} else {
-			p->f_epoch = UINT64_MAX; /* reads revalidate, and fail ESTALE */
-		}
-		if (lerr == 0 && status == 0 && !d->n_blob) {
-			d->n_blob = p;
-			p->n_current = 1;
+			if (tree) {
+				/* the renamed inode is the entry's blob from now
+				 * on, in both views */
+				p->n_dir = d;
+				d->n_refs++;
+				pd->n_refs--;
+			}
+			if (status == 0 && !d->n_blob) {
+				d->n_blob = p;
+				p->n_current = 1;
+			}
 		}
 		fs_note(fs, FS_NOTE_INODE, p->n_ino, 0, NULL); /* mode is 0444 now */
 	} else {
@@ -183,10 +224,12 @@ int fs_commit_pending(struct fs *fs, struct fs_node *d, struct fs_node *p, int a
 		}
 	}
 	p->p_busy = 0;
-	fs_note(fs, FS_NOTE_INODE, d->n_ino, 0, NULL);
+	fs_note(fs, FS_NOTE_INODE, pd->n_ino, 0, NULL);
 	fs_note(fs, FS_NOTE_INODE, FS_INO_ROOT, 0, NULL);
 	fs_listing_dirty();
 	fs_node_maybe_free(fs, p);
+	if (d && d != pd)
+		fs_node_maybe_free(fs, d);
 	pthread_mutex_unlock(&fs->fs_lock);
 	pthread_rwlock_unlock(&fs->fs_map_lock);
 	fs_wake(fs);
@@ -296,7 +339,7 @@ collected:
 			busy = fs_has_writers(path);
 		}
 		if (!busy)
-			fs_commit_pending(fs, v[i].d, v[i].p, 1);
+			fs_commit(fs, v[i].p, v[i].d->n_key, v[i].d->n_key_len, 1);
 		pthread_mutex_lock(&fs->fs_lock);
 		v[i].p->n_nlookup--;
 		fs_node_maybe_free(fs, v[i].p);

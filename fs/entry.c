@@ -13,7 +13,7 @@
 
 int fs_errno(int err)
 {
-	if (err > -30900 && err < 0)
+	if (FS_IS_ERRNO(err))
 		return -err;
 	switch (err) {
 	case SC_ENOTFOUND: return ENOENT;

@@ -709,7 +709,7 @@ void fs_flat_rename(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char
 		pthread_mutex_unlock(&fs->fs_lock);
 		if (!err) {
 			/* p and d stay alive: the kernel holds both */
-			int r = fs_commit_pending(fs, d, p, 1);
+			int r = fs_commit(fs, p, d->n_key, d->n_key_len, 1);
 			err = r ? fs_errno(r) : 0;
 		}
 		fuse_reply_err(req, err);

@@ -257,8 +257,8 @@ char *fs_writer_exe(pid_t pid);
 void fs_pending_touch(struct fs_node *p);                          /* fs_lock held */
 int  fs_pending_resize(struct fs_node *p, size_t len);             /* fs_lock held */
 int  fs_has_writers(const char *path);
-int  fs_commit_pending(struct fs *fs, struct fs_node *dir, struct fs_node *p,
-		       int as_blob);
+/* The one commit of a pending file, for both views (see commit.c). */
+int  fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, int as_blob);
 void fs_commit_idle(struct fs *fs, int all);
 
 /* tree.c */
@@ -306,6 +306,9 @@ static inline struct fs *fs_of(fuse_req_t req)
 {
 	return (struct fs *)fuse_req_userdata(req);
 }
+
+/* A negated errno, not one of the library's SC_E* codes (-30999..-30900). */
+#define FS_IS_ERRNO(err) ((err) < 0 && (err) > SC_ENOTFOUND)
 
 #define FS_COUNT(fs, field, n) __atomic_add_fetch(&(fs)->field, (n), __ATOMIC_RELAXED)
 

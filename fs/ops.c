@@ -318,7 +318,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		commit = !fs_has_writers(path);
 	}
 	if (commit) {
-		int r = fs_commit_pending(fs, d, n, 1);
+		int r = fs_commit(fs, n, d->n_key, d->n_key_len, 1);
 		err = r ? fs_errno(r) : 0;
 	}
 	if (d) {
@@ -586,7 +586,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 		return;
 	}
 	/* the kernel holds p (and so d) while fsync runs */
-	int r = fs_commit_pending(fs, d, p, strcmp(p->n_name, FS_BLOB_NAME) == 0);
+	int r = fs_commit(fs, p, d->n_key, d->n_key_len,
+			  strcmp(p->n_name, FS_BLOB_NAME) == 0);
 	fuse_reply_err(req, r ? fs_errno(r) : 0);
 }
 

@@ -731,99 +731,6 @@ int fs_tree_create(struct fs *fs, struct fs_node *td, const char *name, char *ex
 	return 0;
 }
 
-/*
- * rename(tmp, final) inside one tree directory: commit tmp's bytes under
- * the key of final.  Every WRITE to tmp was answered before this RENAME
- * arrived (write(2) is synchronous without the writeback cache, and a
- * process renames after its writes return), so p_buf holds all of them;
- * p_busy makes any later write fail with EBUSY during the commit, and
- * after it the file is a committed blob (EPERM).  One sc_put_ex() makes
- * the new version visible at once: readers see the old entry or the new
- * one, never a mix.
- */
-static int tree_commit(struct fs *fs, struct fs_node *td, struct fs_node *p,
-		       const char *key, size_t klen)
-{
-	sc_put_opts o;
-	sc_entry_info e;
-	char enc[SC_NAME_MAX + 1];
-	int err, status = 0, watched = 1;
-
-	if (sc_name_encode(key, klen, enc) < 0)
-		return EINVAL;
-	pthread_mutex_lock(&fs->fs_lock);
-	if (p->p_busy) {
-		pthread_mutex_unlock(&fs->fs_lock);
-		return EBUSY;
-	}
-	p->p_busy = 1;
-	char *exe = p->p_exe ? strdup(p->p_exe) : NULL;
-	pthread_mutex_unlock(&fs->fs_lock);
-
-	memset(&o, 0, sizeof o);
-	o.no_source = 1; /* the key is a cache path; its client validates the bytes */
-	o.tag = fs->fs_o.o_tag;
-	o.exe_path = exe;
-	const void *bytes = p->p_buf ? (const void *)p->p_buf : "";
-	err = fs_put(fs, key, klen, bytes, p->p_len, &o);
-	if (err < 0 && err > -30900 && exe) {
-		o.exe_path = NULL; /* the writer's executable could not be identified */
-		err = fs_put(fs, key, klen, bytes, p->p_len, &o);
-	}
-	free(exe);
-	if (err) {
-		FS_COUNT(fs, st_commit_errors, 1);
-		pthread_mutex_lock(&fs->fs_lock);
-		p->p_busy = 0;
-		pthread_mutex_unlock(&fs->fs_lock);
-		return fs_errno(err);
-	}
-	FS_COUNT(fs, st_commits, 1);
-
-	pthread_rwlock_rdlock(&fs->fs_map_lock);
-	int lerr = sc_lookup(fs->fs_cache, key, &e);
-	if (lerr == 0) {
-		status = sc_entry_status(&e);
-		watched = fs_watch_entry(fs, &e);
-	}
-	pthread_mutex_lock(&fs->fs_lock);
-	struct fs_node *d = fs_dir_get(fs, key, klen, enc);
-	fs_pending_unlink(fs, td, p);
-	free(p->p_buf);
-	p->p_buf = NULL;
-	p->p_len = p->p_cap = 0;
-	p->n_kind = FS_BLOB;
-	p->f_epoch = UINT64_MAX; /* reads revalidate, and fail ESTALE */
-	if (d && lerr == 0) {
-		fs_apply_ver(fs, d, &e, status);
-		d->n_unwatched = !watched;
-		d->n_tparent = td->n_ino;
-		p->f_ver = d->n_ver;
-		p->f_blob = e.blob;
-		p->f_epoch = fs->fs_epoch;
-		/* the renamed inode is the entry's blob from now on, in both views */
-		p->n_dir = d;
-		d->n_refs++;
-		td->n_refs--;
-		if (status == 0 && !d->n_blob) {
-			d->n_blob = p;
-			p->n_current = 1;
-		}
-	}
-	p->p_busy = 0;
-	fs_note(fs, FS_NOTE_INODE, p->n_ino, 0, NULL); /* mode is 0444 now */
-	fs_note(fs, FS_NOTE_INODE, td->n_ino, 0, NULL);
-	fs_note(fs, FS_NOTE_INODE, FS_INO_ROOT, 0, NULL);
-	fs_listing_dirty();
-	fs_node_maybe_free(fs, p);
-	if (d)
-		fs_node_maybe_free(fs, d);
-	pthread_mutex_unlock(&fs->fs_lock);
-	pthread_rwlock_unlock(&fs->fs_map_lock);
-	fs_wake(fs);
-	return 0;
-}
-
 void fs_tree_rename(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *name,
 		    fuse_ino_t newparent, const char *newname, unsigned flags)
 {
@@ -859,8 +766,12 @@ void fs_tree_rename(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 			err = EEXIST;
 		pthread_rwlock_unlock(&fs->fs_map_lock);
 	}
-	if (err == 0)
-		err = tree_commit(fs, td, p, key, klen); /* the kernel holds p and td */
+	if (err == 0) {
+		/* rename(tmp, final): commit tmp's bytes under the key of final
+		 * (the kernel holds p and td) */
+		int r = fs_commit(fs, p, key, klen, 1);
+		err = r ? fs_errno(r) : 0;
+	}
 	fuse_reply_err(req, err < 0 ? 0 : err);
 }
 
