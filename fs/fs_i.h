@@ -289,10 +289,12 @@ void fs_tree_rmdir(fuse_req_t req, struct fs *fs, struct fs_node *td, const char
 char *fs_render_meta(const sc_entry_info *e, int status, const char *name, size_t *len);
 char *fs_render_stats(struct fs *fs, size_t *len);
 
-/* notify.c */
-int  fs_watcher_start(struct fs *fs);
+/* daemon.c */
 void fs_daemonize(struct fs *fs, int foreground);
 void fs_report_ready(struct fs *fs, int ok);
+
+/* notify.c */
+int  fs_watcher_start(struct fs *fs);
 void fs_watcher_stop(struct fs *fs);
 void fs_note(struct fs *fs, enum fs_note_kind kind, uint64_t parent,
 	     uint64_t child, const char *name);
