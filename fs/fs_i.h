@@ -1,30 +1,55 @@
 /*
  * fs_i.h - private interface of scriptcachefs, the FUSE view of a shard.
+ * Every declaration shared between the files of fs/ lives here; no .c file
+ * declares another file's functions.
  *
- * Files:
+ * Files, from the request table down:
  *   main.c     options, session set-up, the multithreaded loop, unmount
- *   inode.c    the inode table: nodes, lookup counts, forget
- *   ops_read.c request handlers that only read (lookup, getattr, readdir, read)
- *   ops_write.c request handlers that change the shard (mkdir, create,
- *              write, rename, unlink, rmdir, fsync, setattr) and commits
+ *   daemon.c   daemonizing; telling the mounting command we are ready
+ *   ops.c      the one request table (fs_ops): sends each directory request
+ *              (lookup, readdir, mkdir, create, mknod, rename, unlink,
+ *              rmdir) to the flat or the tree view, answers the requests on
+ *              files (read, write, setattr, open/flush/release, fsync,
+ *              forget, getattr, statfs, the ENOSYS replies)
+ *   flat.c     the flat view: the root (one directory per key, .stats, the
+ *              readdir snapshot) and entry directories (blob, metadata.json,
+ *              pending files); fs_flat_* handlers
+ *   tree.c     the tree view (.tree/<key path>): fs_tree_* handlers, and the
+ *              index of the paths the keys imply (fs_tree_sync, fs_put)
+ *   commit.c   pending files and the one commit path (fs_commit) both views
+ *              call; the idle commit of plainly written blobs
+ *   entry.c    the entry model: what the shard says about a key applied to
+ *              its directory (fs_apply_ver, fs_refresh_dir, fs_resync_dir),
+ *              attributes and entry parameters, errno mapping (fs_errno)
  *   render.c   metadata.json and .stats (jansson)
- *   notify.c   the watcher thread: inotify on the shard and on source
- *              directories, resynchronisation, kernel cache invalidation
- *   tree.c     the tree view (.tree/<key path>): the index of the paths
- *              the keys imply, and its request handlers
+ *   notify.c   the watcher thread (inotify on the shard and on source
+ *              directories, resync, idle commit, sc_trim) and the queue of
+ *              kernel notifications it alone sends (fs_note, fs_wake)
+ *   inode.c    the inode table: nodes, the key map, lookup counts, forget
+ * Calls that still run against that order: commit.c -> tree.c (fs_put keeps
+ * the tree index), commit.c -> flat.c (fs_listing_dirty), inode.c ->
+ * tree.c (fs_tdir_unmap), notify.c -> entry.c, commit.c and tree.c (the
+ * watcher's work); every file queues notifications through notify.c.
  *
- * Locking (outermost first):
- *   fs_tlock (rwlock)     read-held around every put of the daemon (fs_put),
- *                         write-held to compare the shard's generation with
- *                         the tree index and rebuild it (tree.c).
+ * Locking (outermost first; no thread takes them in another order):
+ *   fs_tlock (rwlock)     read-held around every put of the daemon (fs_put,
+ *                         from fs_commit), write-held to compare the shard's
+ *                         generation with the tree index and rebuild it
+ *                         (fs_tree_sync).
  *   fs_map_lock (rwlock)  read-held by every thread that calls a core
  *                         function returning a pointer into the mapping
- *                         (sc_lookup) or dereferences such a pointer;
- *                         write-held only around sc_trim().  glibc rwlocks
- *                         prefer readers, so a trim never queues readers.
- *   fs_lock (mutex)       the inode table.  A leaf lock: nothing that can
- *                         block on I/O or on the core is called with it held.
- *   fs_qlock (mutex)      the queue of kernel notifications (leaf).
+ *                         (sc_lookup, sc_foreach) or dereferences such a
+ *                         pointer; write-held only around sc_trim() (the
+ *                         watcher).  glibc rwlocks prefer readers, so a trim
+ *                         never queues readers.
+ *   fs_lock (mutex)       the inode table, the tree index, the root listing,
+ *                         pending files.  Nothing that can block on I/O or
+ *                         on the core is called with it held.
+ *   fs_qlock (mutex)      the queue of kernel notifications; innermost
+ *                         (fs_note is called with fs_lock held).
+ * A commit runs in the thread that asks for it.  During its put it holds
+ * only fs_tlock, read: the pending file's p_busy flag, not a lock, keeps
+ * its bytes stable, so readers on other threads never wait for a commit.
  * Kernel notifications are sent only by the watcher thread, with no lock
  * held (libfuse: a notification sent from a request handler, or while
  * holding a lock a handler needs, can deadlock).
@@ -177,7 +202,7 @@ struct fs {
 	size_t           fs_tcap;
 	struct fs_node  *fs_troot;
 
-	/* root listing snapshot for readdir offsets (under fs_lock) */
+	/* root listing snapshot for readdir offsets (flat.c, under fs_lock) */
 	struct fs_listing *fs_list;
 
 	pthread_mutex_t  fs_qlock;
@@ -199,110 +224,125 @@ struct fs {
 			 st_trims, st_tree_rebuilds;
 };
 
-/* inode.c */
-int  fs_table_init(struct fs *fs);
-void fs_table_free(struct fs *fs);
-struct fs_node *fs_node_get(struct fs *fs, uint64_t ino);          /* fs_lock held */
-struct fs_node *fs_node_new(struct fs *fs, enum fs_kind kind);     /* fs_lock held */
-struct fs_node *fs_dir_find(struct fs *fs, const char *key, size_t len); /* fs_lock held */
-struct fs_node *fs_dir_get(struct fs *fs, const char *key, size_t len, const char *name);
-void fs_dir_unmap(struct fs *fs, struct fs_node *d);               /* fs_lock held */
-struct fs_node *fs_child_new(struct fs *fs, struct fs_node *dir, enum fs_kind kind);
-void fs_detach_children(struct fs *fs, struct fs_node *dir);       /* fs_lock held */
-void fs_node_maybe_free(struct fs *fs, struct fs_node *n);         /* fs_lock held */
-void fs_forget_one(struct fs *fs, uint64_t ino, uint64_t nlookup);
-void fs_pending_unlink(struct fs *fs, struct fs_node *dir, struct fs_node *p); /* fs_lock held */
-struct fs_node *fs_pending_find(struct fs_node *dir, const char *name);
-void fs_pending_drop(struct fs *fs, struct fs_node *dir, struct fs_node *p); /* fs_lock held */
-
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs_ops;
 
-/* entry.c */
-void fs_fill_attr(struct fs *fs, const struct fs_node *n, struct stat *st); /* fs_lock held */
-double fs_attr_ttl(const struct fs_node *n);
-void fs_fill_entry(struct fs *fs, struct fs_node *n, struct fuse_entry_param *ep); /* fs_lock held */
-/* Apply what the shard says (e, or NULL: no entry) to dir d; queues the
- * kernel notifications.  fs_lock held.  Returns 1 if the version changed. */
-int  fs_apply_ver(struct fs *fs, struct fs_node *d, const sc_entry_info *e, int status);
-void fs_note_children_gone(struct fs *fs, struct fs_node *d); /* fs_lock held */
-void fs_note_tree_gone(struct fs *fs, struct fs_node *d);     /* fs_lock held */
-int  fs_errno(int sc_err);
-int  fs_refresh_dir(struct fs *fs, struct fs_node *d, sc_entry_info *e_out, int *found);
-void fs_resync_dir(struct fs *fs, uint64_t ino, const char *key, int check_status);
-void fs_ver_from_info(struct fs_ver *v, const sc_entry_info *e, int status);
-int  fs_ver_same(const struct fs_ver *a, const struct fs_ver *b);
+/* daemon.c */
+void fs_daemonize(struct fs *fs, int foreground);
+void fs_report_ready(struct fs *fs, int ok);
 
-/* flat.c */
-/* Key of the top-level name (malloc'd), or NULL with *err an errno. */
-char *fs_name_to_key(struct fs *fs, const char *name, size_t *len, int *err);
+/* flat.c: handlers for the root (FS_ROOT) and entry directories (FS_DIR) */
 void fs_flat_lookup_root(fuse_req_t req, struct fs *fs, const char *name);
 void fs_flat_lookup(fuse_req_t req, struct fs *fs, struct fs_node *d, const char *name);
 void fs_flat_readdir_root(fuse_req_t req, struct fs *fs, size_t size, off_t off, int plus);
 void fs_flat_readdir(fuse_req_t req, struct fs *fs, struct fs_node *d, size_t size,
 		     off_t off, int plus);
 void fs_flat_mkdir(fuse_req_t req, struct fs *fs, const char *name);
+/* create and mknod.  fs_lock NOT held; @p exe is taken over.  Returns an errno. */
 int  fs_flat_create(struct fs *fs, fuse_ino_t parent, const char *name, char *exe, int writer,
 		    struct fuse_entry_param *ep);
 void fs_flat_rename(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char *name,
 		    fuse_ino_t newparent, const char *newname, unsigned flags);
 void fs_flat_unlink(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char *name);
 void fs_flat_rmdir(fuse_req_t req, struct fs *fs, const char *name);
-void fs_listing_dirty(void);   /* fs_lock held */
+/* Key of the top-level name (malloc'd), or NULL with *err an errno. */
+char *fs_name_to_key(struct fs *fs, const char *name, size_t *len, int *err);
+void fs_listing_dirty(void);   /* fs_lock held: the set of mkdir'd directories changed */
 void fs_listing_release(struct fs *fs);
 
-/* commit.c */
-/* The executable of process @p pid (malloc'd), or NULL if unknown. */
-char *fs_writer_exe(pid_t pid);
-void fs_pending_touch(struct fs_node *p);                          /* fs_lock held */
-int  fs_pending_resize(struct fs_node *p, size_t len);             /* fs_lock held */
-int  fs_has_writers(const char *path);
-/* The one commit of a pending file, for both views (see commit.c). */
-int  fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, int as_blob);
-void fs_commit_idle(struct fs *fs, int all);
-
-/* tree.c */
-int  fs_tree_init(struct fs *fs);
-/* Nonzero if @p key is a clean absolute path ("/" then components that are
- * not empty, "." or ".." and fit in NAME_MAX): the only keys the tree view
- * shows and the only keys that may be made through the mount. */
-int  fs_key_is_path(const char *key, size_t len);
-void fs_tree_free(struct fs *fs);
-void fs_tdir_unmap(struct fs *fs, struct fs_node *n);             /* fs_lock held */
-int  fs_tree_sync(struct fs *fs, int wait);
-/* sc_put_ex() for every commit of the daemon (keeps the tree index). */
-int  fs_put(struct fs *fs, const char *key, size_t klen, const void *buf, size_t len,
-	    const sc_put_opts *o);
+/* tree.c: handlers for .tree and its directories (FS_TDIR) */
 void fs_tree_lookup_root(fuse_req_t req, struct fs *fs);
 void fs_tree_lookup(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *name);
 void fs_tree_readdir(fuse_req_t req, struct fs *fs, struct fs_node *td, size_t size,
 		     off_t off, int plus);
 void fs_tree_mkdir(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *name);
+/* create and mknod.  fs_lock NOT held; @p exe is taken over.  Returns an errno. */
 int  fs_tree_create(struct fs *fs, struct fs_node *td, const char *name, char *exe,
 		    struct fuse_entry_param *ep);
 void fs_tree_rename(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *name,
 		    fuse_ino_t newparent, const char *newname, unsigned flags);
 void fs_tree_unlink(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *name);
 void fs_tree_rmdir(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *name);
+/* tree.c: the index of the paths the keys imply */
+int  fs_tree_init(struct fs *fs);
+void fs_tree_free(struct fs *fs);
+/* Nonzero if @p key is a clean absolute path ("/" then components that are
+ * not empty, "." or ".." and fit in NAME_MAX): the only keys the tree view
+ * shows and the only keys that may be made through the mount. */
+int  fs_key_is_path(const char *key, size_t len);
+/* Bring the index up to date with the shard.  @p wait: block for running
+ * commits (a lookup); else return -EAGAIN if one runs (the watcher). */
+int  fs_tree_sync(struct fs *fs, int wait);
+/* sc_put_ex() for every commit of the daemon (keeps the tree index). */
+int  fs_put(struct fs *fs, const char *key, size_t klen, const void *buf, size_t len,
+	    const sc_put_opts *o);
+void fs_tdir_unmap(struct fs *fs, struct fs_node *n);             /* fs_lock held */
+
+/* commit.c */
+/* The one commit of pending file @p p under @p key, for both views:
+ * 0 or a negative code (SC_E* or -errno).  No lock held; the caller holds
+ * a reference on @p p. */
+int  fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, int as_blob);
+/* Commit plainly written blobs that are idle and have no writer (@p all:
+ * every one, at unmount).  No lock held. */
+void fs_commit_idle(struct fs *fs, int all);
+/* Drop a pending file from its directory (unlink, replace, rmdir). */
+void fs_pending_drop(struct fs *fs, struct fs_node *dir, struct fs_node *p); /* fs_lock held */
+void fs_pending_touch(struct fs_node *p);                          /* fs_lock held */
+int  fs_pending_resize(struct fs_node *p, size_t len);             /* fs_lock held */
+/* The executable of process @p pid (malloc'd), or NULL if unknown. */
+char *fs_writer_exe(pid_t pid);
+/* Nonzero if some process we can see has @p path open for writing. */
+int  fs_has_writers(const char *path);
+
+/* entry.c */
+/* Apply what the shard says (e, or NULL: no entry) to dir d; queues the
+ * kernel notifications.  fs_lock held.  Returns 1 if the version changed. */
+int  fs_apply_ver(struct fs *fs, struct fs_node *d, const sc_entry_info *e, int status);
+/* Look d's key up and apply it.  fs_map_lock read-held, fs_lock not. */
+int  fs_refresh_dir(struct fs *fs, struct fs_node *d, sc_entry_info *e_out, int *found);
+/* The watcher's resync of one known directory.  No lock held. */
+void fs_resync_dir(struct fs *fs, uint64_t ino, const char *key, int check_status);
+void fs_note_children_gone(struct fs *fs, struct fs_node *d); /* fs_lock held */
+void fs_note_tree_gone(struct fs *fs, struct fs_node *d);     /* fs_lock held */
+void fs_ver_from_info(struct fs_ver *v, const sc_entry_info *e, int status);
+int  fs_ver_same(const struct fs_ver *a, const struct fs_ver *b);
+void fs_fill_attr(struct fs *fs, const struct fs_node *n, struct stat *st); /* fs_lock held */
+double fs_attr_ttl(const struct fs_node *n);
+void fs_fill_entry(struct fs *fs, struct fs_node *n, struct fuse_entry_param *ep); /* fs_lock held */
+/* The positive errno a core code (SC_E* or -errno) becomes at the FUSE boundary. */
+int  fs_errno(int sc_err);
 
 /* render.c */
 char *fs_render_meta(const sc_entry_info *e, int status, const char *name, size_t *len);
 char *fs_render_stats(struct fs *fs, size_t *len);
 
-/* daemon.c */
-void fs_daemonize(struct fs *fs, int foreground);
-void fs_report_ready(struct fs *fs, int ok);
-
 /* notify.c */
 int  fs_watcher_start(struct fs *fs);
 void fs_watcher_stop(struct fs *fs);
+/* Queue a kernel notification for the watcher to send.  Any lock may be held. */
 void fs_note(struct fs *fs, enum fs_note_kind kind, uint64_t parent,
 	     uint64_t child, const char *name);
 void fs_wake(struct fs *fs);
 /* Watch the directories of @p e's source and writer executable (inotify).
- * Called with no lock held.  Returns 1 if watched, 0 if the fallback
- * timeout must be used. */
+ * fs_lock not held (fs_map_lock may be).  Returns 1 if watched, 0 if the
+ * fallback timeout must be used. */
 int  fs_watch_entry(struct fs *fs, const sc_entry_info *e);
+
+/* inode.c (fs_lock held unless stated) */
+int  fs_table_init(struct fs *fs);                                 /* at start */
+void fs_table_free(struct fs *fs);                                 /* at exit */
+struct fs_node *fs_node_get(struct fs *fs, uint64_t ino);
+struct fs_node *fs_node_new(struct fs *fs, enum fs_kind kind);
+struct fs_node *fs_dir_find(struct fs *fs, const char *key, size_t len);
+struct fs_node *fs_dir_get(struct fs *fs, const char *key, size_t len, const char *name);
+void fs_dir_unmap(struct fs *fs, struct fs_node *d);
+struct fs_node *fs_child_new(struct fs *fs, struct fs_node *dir, enum fs_kind kind);
+void fs_detach_children(struct fs *fs, struct fs_node *dir);
+void fs_node_maybe_free(struct fs *fs, struct fs_node *n);
+void fs_forget_one(struct fs *fs, uint64_t ino, uint64_t nlookup);
+void fs_pending_unlink(struct fs *fs, struct fs_node *dir, struct fs_node *p);
+struct fs_node *fs_pending_find(struct fs_node *dir, const char *name);
 
 static inline struct fs *fs_of(fuse_req_t req)
 {

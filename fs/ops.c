@@ -22,6 +22,8 @@
 #include "fs_i.h"
 #include "pathenc.h"
 
+/* ---- init ---- */
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct fs *fs = userdata;
@@ -41,6 +43,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_readahead = conn->max_readahead ? conn->max_readahead : 1u << 20;
 	(void)fs;
 }
+
+/* ---- directories: each request goes to its view ---- */
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
@@ -70,6 +74,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	/* d stays alive: the kernel holds a lookup on the parent meanwhile. */
 	fs_flat_lookup(req, fs, d, name);
 }
+
+/* ---- any inode ---- */
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
@@ -109,6 +115,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ENOENT);
 }
 
+/* ---- readdir ---- */
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
 {
 	struct fs *fs = fs_of(req);
@@ -145,6 +153,8 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	(void)fi;
 	do_readdir(req, ino, size, off, 1);
 }
+
+/* ---- read ---- */
 
 static void reply_slice(fuse_req_t req, const void *p, uint64_t len, size_t size, off_t off)
 {
@@ -227,6 +237,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 /* The tree directory @p parent, or NULL if it is not one.  The kernel holds
  * a reference on a parent while a request on it runs. */
+/* ---- writing: files are answered here, directory changes go to their view ---- */
+
 static struct fs_node *tree_parent(struct fs *fs, fuse_ino_t parent)
 {
 	pthread_mutex_lock(&fs->fs_lock);
@@ -591,7 +603,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	fuse_reply_err(req, r ? fs_errno(r) : 0);
 }
 
-/* ---- open/flush/xattr: the no-round-trip modes ---- */
+/* ---- opendir/xattr: the no-round-trip modes ---- */
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
