@@ -74,7 +74,7 @@ void fs_note_tree_gone(struct fs *fs, struct fs_node *d)
 int fs_apply_ver(struct fs *fs, struct fs_node *d, const sc_entry_info *e, int status)
 {
 	if (d->n_busy)
-		return 0; /* fs_op_unlink sets the outcome itself */
+		return 0; /* an unlink (fs_flat_unlink, fs_tree_unlink) sets the outcome itself */
 	if (e) {
 		struct fs_ver v;
 		fs_ver_from_info(&v, e, status);

@@ -520,7 +520,7 @@ void fs_flat_readdir(fuse_req_t req, struct fs *fs, struct fs_node *d, size_t si
 	names[n] = "..";
 	list[n++] = NULL;
 	/* after an eviction through the mount, the files not yet removed stay
-	 * listed (ghosts, see fs_op_unlink) */
+	 * listed (ghosts, see fs_flat_unlink) */
 	if (d->n_meta) {
 		names[n] = FS_META_NAME;
 		list[n++] = d->n_meta;
