@@ -219,10 +219,32 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		read_blob(req, fs, n, size, off);
 		return;
 	case FS_META:
-	case FS_STATS:
+	case FS_STATS: {
+		/*
+		 * Copy the slice first.  The kernel holds the inode only until
+		 * it has the reply: inside fuse_reply_buf() the reader can wake,
+		 * close, and the kernel FORGET the inode, and another thread free
+		 * this node and its text while writev() still has it (a .stats
+		 * node lives for one open).
+		 */
+		size_t len = 0;
+		char *copy = NULL;
+		if ((uint64_t)off < n->f_text_len) {
+			len = n->f_text_len - (size_t)off;
+			if (len > size)
+				len = size;
+			copy = malloc(len);
+			if (copy)
+				memcpy(copy, n->f_text + off, len);
+		}
 		pthread_mutex_unlock(&fs->fs_lock);
-		reply_slice(req, n->f_text, n->f_text_len, size, off);
+		if (len && !copy)
+			fuse_reply_err(req, ENOMEM);
+		else
+			fuse_reply_buf(req, copy, len);
+		free(copy);
 		return;
+	}
 	case FS_PENDING:
 		/* the buffer may be reallocated by a writer: reply under the lock */
 		reply_slice(req, n->p_buf, n->p_len, size, off);

@@ -345,6 +345,33 @@ def test_concurrent_readers_and_writer(env):
         wait_for(lambda: open(blob, 'rb').read() == versions[2])
 
 
+def test_stats_read_while_forgotten(env):
+    """Each open of .stats is a new inode that the kernel forgets at close,
+    possibly while the daemon is still inside the write(2) of the READ
+    reply: the reply must not use the node's memory.  Under AddressSanitizer
+    the old code aborted the daemon here within a few hundred reads."""
+    env.put(env.source('s.lua'), b'x')
+    errors = []
+    with mounted(env.shard, env.mnt) as m:
+        stats = os.path.join(m.path, '.stats')
+
+        def reader():
+            try:
+                for _ in range(500):
+                    with open(stats, 'rb') as f:
+                        json.loads(f.read())
+            except (OSError, ValueError) as e:
+                errors.append(repr(e))
+        threads = [threading.Thread(target=reader) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    # the daemon exited normally at unmount, having answered every read
+    err = m.proc.stderr.read().decode(errors='replace')
+    assert not errors and m.proc.returncode == 0, (errors[:3], m.proc.returncode, err[:3000])
+
+
 def test_coherence_with_external_put_and_rm(env):
     key = env.source('coh.lua')
     env.put(key, b'version one')
