@@ -4,12 +4,26 @@
  * and entry parameters of every node, and the errno a core error becomes
  * at the FUSE boundary.  Both views (flat.c, tree.c), the commit path and
  * the watcher bring directories up to date through fs_apply_ver().
+ *
+ * Attributes set by chmod, chown and utimes are kept here too, in a table
+ * keyed by the entry's key (the tree directory's path), apart from the
+ * nodes: the kernel forgets nodes and looks them up again as new ones.  A
+ * blob's and metadata.json's attributes belong to one version (its
+ * cached_at and size, which a compaction keeps and a new put changes); an
+ * entry directory keeps its mode and owner across versions, and its times
+ * until the next version; everything goes with the entry.  The table is
+ * only consulted when it is not empty, and only when an attribute is
+ * asked for: a warm read sends no request at all.
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fs_i.h"
+
+static void attr_drop(struct fs *fs, enum fs_kind kind, const char *key, size_t klen,
+		      const struct fs_ver *keep);
 
 int fs_errno(int err)
 {
@@ -93,6 +107,9 @@ int fs_apply_ver(struct fs *fs, struct fs_node *d, const sc_entry_info *e, int s
 		if (d->n_blob || d->n_meta || d->n_in_shard)
 			fs_note_children_gone(fs, d);
 		fs_detach_children(fs, d);
+		/* a new version starts with the shard's attributes (a status
+		 * change of the same version keeps what was set) */
+		attr_drop(fs, FS_BLOB, d->n_key, d->n_key_len, &v);
 		d->n_ver = v;
 		d->n_in_shard = 1;
 		d->n_made = 0;
@@ -104,7 +121,9 @@ int fs_apply_ver(struct fs *fs, struct fs_node *d, const sc_entry_info *e, int s
 		fs_note_children_gone(fs, d);
 		fs_detach_children(fs, d);
 		d->n_in_shard = 0;
+		attr_drop(fs, FS_BLOB, d->n_key, d->n_key_len, NULL);
 		if (!d->n_made && !d->n_pending) {
+			attr_drop(fs, FS_DIR, d->n_key, d->n_key_len, NULL);
 			fs_note(fs, FS_NOTE_DELETE, FS_INO_ROOT, d->n_ino, d->n_name);
 			fs_dir_unmap(fs, d);
 			fs_node_maybe_free(fs, d);
@@ -190,6 +209,232 @@ double fs_attr_ttl(const struct fs_node *n)
 	return FS_TTL_LONG;
 }
 
+/* ---- attributes set through the mount ---- */
+
+#define A_MODE  1u
+#define A_OWNER 2u   /* uid and gid (each defaults to the mounting user's) */
+#define A_TIMES 4u   /* atime, mtime, ctime */
+
+struct fs_attr {
+	struct fs_attr *a_next;
+	enum fs_kind    a_kind;      /* FS_ROOT, FS_DIR, FS_TDIR, FS_BLOB, FS_META */
+	int64_t         a_vsec;      /* FS_BLOB, FS_META: the version (cached_at, */
+	uint32_t        a_vnsec;     /* size); FS_DIR: the version a_times */
+	uint64_t        a_vsize;     /* were set at */
+	unsigned        a_set;
+	mode_t          a_mode;      /* permission bits (07777) */
+	uid_t           a_uid;
+	gid_t           a_gid;
+	struct timespec a_atime, a_mtime, a_ctime;
+	size_t          a_klen;
+	char            a_key[];
+};
+
+static size_t attr_slot(size_t cap, const char *key, size_t len)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
+	return (size_t)(h ^ (h >> 32)) & (cap - 1);
+}
+
+/* The key, and the version identity, that @p n's attributes are kept by. */
+static const char *attr_key(const struct fs_node *n, size_t *klen, struct fs_ver *v)
+{
+	memset(v, 0, sizeof *v);
+	switch (n->n_kind) {
+	case FS_ROOT:
+		*klen = 0;
+		return "";
+	case FS_DIR:
+		if (n->n_in_shard)
+			*v = n->n_ver;
+		*klen = n->n_key_len;
+		return n->n_key;
+	case FS_TDIR:
+		*klen = n->n_key_len;
+		return n->n_key;
+	case FS_BLOB:
+	case FS_META:
+		if (!n->n_dir)
+			return NULL;
+		*v = n->f_ver;
+		*klen = n->n_dir->n_key_len;
+		return n->n_dir->n_key;
+	default:
+		return NULL;
+	}
+}
+
+static int attr_same_ver(const struct fs_attr *a, const struct fs_ver *v)
+{
+	return a->a_vsec == v->v_cached_sec && a->a_vnsec == v->v_cached_nsec &&
+	       a->a_vsize == v->v_blob_size;
+}
+
+static struct fs_attr *attr_find(struct fs *fs, const struct fs_node *n, struct fs_ver *v)
+{
+	size_t klen;
+	const char *key = attr_key(n, &klen, v);
+	if (!key || !fs->fs_acount)
+		return NULL;
+	struct fs_attr *a = fs->fs_atab[attr_slot(fs->fs_acap, key, klen)];
+	for (; a; a = a->a_next)
+		if (a->a_kind == n->n_kind && a->a_klen == klen &&
+		    memcmp(a->a_key, key, klen) == 0 &&
+		    ((n->n_kind != FS_BLOB && n->n_kind != FS_META) || attr_same_ver(a, v)))
+			return a;
+	return NULL;
+}
+
+static int attr_grow(struct fs *fs)
+{
+	size_t ncap = fs->fs_acap ? fs->fs_acap * 2 : 64;
+	struct fs_attr **nt = calloc(ncap, sizeof(*nt));
+	if (!nt)
+		return ENOMEM;
+	for (size_t i = 0; i < fs->fs_acap; i++) {
+		struct fs_attr *a = fs->fs_atab[i], *next;
+		for (; a; a = next) {
+			next = a->a_next;
+			size_t s = attr_slot(ncap, a->a_key, a->a_klen);
+			a->a_next = nt[s];
+			nt[s] = a;
+		}
+	}
+	free(fs->fs_atab);
+	fs->fs_atab = nt;
+	fs->fs_acap = ncap;
+	return 0;
+}
+
+int fs_attr_set(struct fs *fs, const struct fs_node *n, const struct stat *attr, int to_set)
+{
+	struct fs_ver v;
+	struct fs_attr *a = attr_find(fs, n, &v);
+	size_t klen;
+	const char *key = attr_key(n, &klen, &v);
+	if (!key)
+		return EPERM;
+	if (!a) {
+		if (fs->fs_acount >= fs->fs_acap && attr_grow(fs) != 0)
+			return ENOMEM;
+		a = calloc(1, sizeof(*a) + klen + 1);
+		if (!a)
+			return ENOMEM;
+		a->a_kind = n->n_kind;
+		a->a_klen = klen;
+		memcpy(a->a_key, key, klen);
+		size_t s = attr_slot(fs->fs_acap, key, klen);
+		a->a_next = fs->fs_atab[s];
+		fs->fs_atab[s] = a;
+		fs->fs_acount++;
+	}
+	/* What the node shows now is where unchanged fields start from. */
+	struct stat cur;
+	fs_fill_attr(fs, n, &cur);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		a->a_mode = attr->st_mode & 07777;
+		a->a_set |= A_MODE;
+	}
+	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		a->a_uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : cur.st_uid;
+		a->a_gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : cur.st_gid;
+		a->a_set |= A_OWNER;
+	}
+	a->a_atime = cur.st_atim;
+	a->a_mtime = cur.st_mtim;
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		a->a_atime = now;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		a->a_atime = attr->st_atim;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		a->a_mtime = now;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		a->a_mtime = attr->st_mtim;
+	a->a_ctime = now; /* any change of attributes is a change of the inode */
+	a->a_set |= A_TIMES;
+	a->a_vsec = v.v_cached_sec;
+	a->a_vnsec = v.v_cached_nsec;
+	a->a_vsize = v.v_blob_size;
+	return 0;
+}
+
+/* Drop what was set on @p kind nodes of @p key; FS_BLOB also drops FS_META.
+ * @p keep: a version whose blob/metadata attributes stay, or NULL. */
+static void attr_drop(struct fs *fs, enum fs_kind kind, const char *key, size_t klen,
+		      const struct fs_ver *keep)
+{
+	if (!fs->fs_acount)
+		return;
+	struct fs_attr **pp = &fs->fs_atab[attr_slot(fs->fs_acap, key, klen)];
+	while (*pp) {
+		struct fs_attr *a = *pp;
+		int match = a->a_klen == klen && memcmp(a->a_key, key, klen) == 0 &&
+			    (a->a_kind == kind || (kind == FS_BLOB && a->a_kind == FS_META)) &&
+			    !(keep && attr_same_ver(a, keep));
+		if (match) {
+			*pp = a->a_next;
+			free(a);
+			fs->fs_acount--;
+		} else {
+			pp = &a->a_next;
+		}
+	}
+}
+
+void fs_attr_drop(struct fs *fs, enum fs_kind kind, const char *key, size_t klen)
+{
+	attr_drop(fs, kind, key, klen, NULL);
+}
+
+int fs_attr_held(struct fs *fs, const struct fs_node *n)
+{
+	struct fs_ver v;
+	return fs->fs_acount && attr_find(fs, n, &v) != NULL;
+}
+
+void fs_attr_free(struct fs *fs)
+{
+	for (size_t i = 0; i < fs->fs_acap; i++) {
+		struct fs_attr *a = fs->fs_atab[i], *next;
+		for (; a; a = next) {
+			next = a->a_next;
+			free(a);
+		}
+	}
+	free(fs->fs_atab);
+	fs->fs_atab = NULL;
+	fs->fs_acap = fs->fs_acount = 0;
+}
+
+/* Show what was set on @p n over the defaults in @p st. */
+static void attr_apply(struct fs *fs, const struct fs_node *n, struct stat *st)
+{
+	struct fs_ver v;
+	const struct fs_attr *a = attr_find(fs, n, &v);
+	if (!a)
+		return;
+	if (a->a_set & A_MODE) {
+		mode_t m = a->a_mode;
+		if (n->n_kind == FS_BLOB || n->n_kind == FS_META)
+			m &= ~(mode_t)0222; /* immutable: never shown writable */
+		st->st_mode = (st->st_mode & S_IFMT) | m;
+	}
+	if (a->a_set & A_OWNER) {
+		st->st_uid = a->a_uid;
+		st->st_gid = a->a_gid;
+	}
+	/* an entry directory's times last until its next version */
+	if ((a->a_set & A_TIMES) && (n->n_kind != FS_DIR || attr_same_ver(a, &v))) {
+		st->st_atim = a->a_atime;
+		st->st_mtim = a->a_mtime;
+		st->st_ctim = a->a_ctime;
+	}
+}
+
 void fs_fill_attr(struct fs *fs, const struct fs_node *n, struct stat *st)
 {
 	mode_t w = fs->fs_o.o_ro ? 0 : 0200;
@@ -232,6 +477,8 @@ void fs_fill_attr(struct fs *fs, const struct fs_node *n, struct stat *st)
 	st->st_ctim = st->st_mtim;
 	st->st_atim = st->st_mtim;
 	st->st_blocks = (st->st_size + 511) / 512;
+	if (fs->fs_acount)
+		attr_apply(fs, n, st);
 }
 
 void fs_fill_entry(struct fs *fs, struct fs_node *n, struct fuse_entry_param *ep)

@@ -842,6 +842,8 @@ void fs_flat_rmdir(fuse_req_t req, struct fs *fs, const char *name)
 			fs_detach_children(fs, d);
 			d->n_in_shard = 0;
 			d->n_made = 0;
+			fs_attr_drop(fs, FS_BLOB, key, klen);
+			fs_attr_drop(fs, FS_DIR, key, klen);
 			fs_dir_unmap(fs, d);
 			fs_node_maybe_free(fs, d);
 		}

@@ -202,6 +202,10 @@ struct fs {
 	size_t           fs_tcap;
 	struct fs_node  *fs_troot;
 
+	/* attributes set by chmod/chown/utimes (entry.c, under fs_lock) */
+	struct fs_attr **fs_atab;    /* by key; NULL until the first setattr */
+	size_t           fs_acap, fs_acount;
+
 	/* root listing snapshot for readdir offsets (flat.c, under fs_lock) */
 	struct fs_listing *fs_list;
 
@@ -310,6 +314,19 @@ int  fs_ver_same(const struct fs_ver *a, const struct fs_ver *b);
 void fs_fill_attr(struct fs *fs, const struct fs_node *n, struct stat *st); /* fs_lock held */
 double fs_attr_ttl(const struct fs_node *n);
 void fs_fill_entry(struct fs *fs, struct fs_node *n, struct fuse_entry_param *ep); /* fs_lock held */
+/* Attributes set through the mount (chmod, chown, utimes): kept in the
+ * daemon by key, not on nodes, so a node the kernel forgot and looks up
+ * again keeps them (docs/FS.md, "Attributes").  fs_lock held. */
+int  fs_attr_set(struct fs *fs, const struct fs_node *n, const struct stat *attr, int to_set);
+/* Forget what was set on @p kind nodes of @p key (FS_BLOB: blob and
+ * metadata.json of every version; FS_DIR: the entry directory; FS_TDIR: the
+ * tree directory of that path). */
+void fs_attr_drop(struct fs *fs, enum fs_kind kind, const char *key, size_t klen);
+void fs_attr_free(struct fs *fs);                                  /* at exit */
+/* Nonzero if attributes were set on directory @p n (FS_DIR, FS_TDIR): the
+ * node then stays in the key map after the kernel forgets it, so that the
+ * watcher sees the directory go and its attributes go with it. */
+int  fs_attr_held(struct fs *fs, const struct fs_node *n);
 /* The positive errno a core code (SC_E* or -errno) becomes at the FUSE boundary. */
 int  fs_errno(int sc_err);
 

@@ -262,12 +262,14 @@ void fs_node_maybe_free(struct fs *fs, struct fs_node *n)
 		return;
 	switch (n->n_kind) {
 	case FS_DIR:
-		if (n->n_refs > 0 || n->n_pending || n->n_made)
+		if (n->n_refs > 0 || n->n_pending || n->n_made ||
+		    (n->n_in_map && fs_attr_held(fs, n)))
 			return;
 		fs_dir_unmap(fs, n);
 		break;
 	case FS_TDIR:
-		if (n->n_refs > 0 || n->n_pending || n == fs->fs_troot)
+		if (n->n_refs > 0 || n->n_pending || n == fs->fs_troot ||
+		    (n->n_in_map && fs_attr_held(fs, n)))
 			return;
 		fs_tdir_unmap(fs, n);
 		break;

@@ -222,6 +222,7 @@ out:
 	fuse_loop_cfg_destroy(lcfg);
 	fs_listing_release(fs);
 	fs_tree_free(fs);
+	fs_attr_free(fs);
 	fs_table_free(fs);
 	sc_close(fs->fs_cache);
 	free(copts.mountpoint);

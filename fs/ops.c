@@ -500,6 +500,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, size);
 }
 
+/* What chmod, chown and utimes may change (the kernel's default_permissions
+ * has checked who may).  FUSE_SET_ATTR_CTIME comes with them. */
+#define SETATTR_META (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |     \
+		      FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | \
+		      FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		   struct fuse_file_info *fi)
 {
@@ -508,6 +514,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	int err = 0;
 	double ttl = 0;
 	(void)fi;
+	if (fs->fs_o.o_ro && (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW))) {
+		/* the kernel refuses these itself on a read-only mount */
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	pthread_mutex_lock(&fs->fs_lock);
 	struct fs_node *n = fs_node_get(fs, ino);
 	if (!n) {
@@ -525,15 +536,17 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		else if (!err && (to_set & FUSE_SET_ATTR_MTIME))
 			n->n_mtime = attr->st_mtim;
 		/* mode and owner of a pending file are not kept: a committed
-		 * blob is always 0444, owned by the mounting user */
-	} else if (n->n_kind == FS_DIR || n->n_kind == FS_ROOT) {
-		if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE))
-			err = EPERM;
-		/* times and mode of directories: accepted, not kept (cp -r, tar) */
-	} else if (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
-		/* committed blob, metadata.json, .stats: immutable; O_TRUNC
+		 * blob starts as 0444, owned by the mounting user */
+	} else if (to_set & FUSE_SET_ATTR_SIZE) {
+		/* committed blob, metadata.json, .stats, directories: O_TRUNC
 		 * arrives here because FUSE_CAP_ATOMIC_O_TRUNC is off */
 		err = EPERM;
+	} else if (n->n_kind == FS_STATS) {
+		if (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW))
+			err = EPERM; /* a control file, made anew by each lookup */
+	} else if (to_set & SETATTR_META) {
+		/* directories, blob, metadata.json: kept in the daemon (entry.c) */
+		err = fs_attr_set(fs, n, attr, to_set);
 	}
 	if (!err) {
 		fs_fill_attr(fs, n, &st);

@@ -322,6 +322,7 @@ static void note_rebuilt(struct fs *fs, struct fs_tidx *t)
 			struct fs_node *parent = tdir_find(fs, n->n_key, (size_t)(slash - n->n_key));
 			if (parent)
 				fs_note(fs, FS_NOTE_DELETE, parent->n_ino, n->n_ino, slash + 1);
+			fs_attr_drop(fs, FS_TDIR, n->n_key, n->n_key_len);
 			fs_tdir_unmap(fs, n); /* a new directory gets a new inode */
 			fs_node_maybe_free(fs, n);
 		}
@@ -849,6 +850,7 @@ void fs_tree_rmdir(fuse_req_t req, struct fs *fs, struct fs_node *td, const char
 	if (!err) {
 		e->te_dir = 0;
 		e->te_made = 0; /* left as a childless ghost: rebuilds drop it */
+		fs_attr_drop(fs, FS_TDIR, key, klen);
 		if (n) {
 			fs_tdir_unmap(fs, n);
 			fs_node_maybe_free(fs, n);
