@@ -609,3 +609,225 @@ def test_sigkill_right_after_mount_never_hangs(env):
                 proc.kill()
             unmount(mnt)
             assert not is_mounted(mnt)
+
+
+# ---- attributes: chmod, chown, utimes (docs/FS.md, "Attributes") ----
+
+def _cached_at_ns(meta_path):
+    import calendar
+    s = json.load(open(meta_path))['cached_at']  # 2026-11-29T09:41:46.123456789Z
+    sec = calendar.timegm(time.strptime(s[:19], '%Y-%m-%dT%H:%M:%S'))
+    return sec * 10**9 + int(s[20:29])
+
+
+def _forget_inodes():
+    """Make the kernel forget unused inodes (FORGET reaches the daemon), so
+    that what stat shows next comes from a new lookup, not the kernel's
+    attribute cache.  Needs root; without it the kernel keeps its cache and
+    the tests check what the daemon answered."""
+    os.sync()
+    try:
+        with open('/proc/sys/vm/drop_caches', 'w') as f:
+            f.write('2')
+    except PermissionError:
+        pass
+
+
+def _set_attrs(path, mode, uid, gid, times_ns):
+    os.chmod(path, mode)
+    os.chown(path, uid, gid)
+    os.utime(path, ns=times_ns)
+
+
+def _assert_attrs(path, mode, uid, gid, times_ns):
+    st = os.stat(path)
+    assert (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) == (oct(mode), uid, gid), path
+    assert (st.st_atime_ns, st.st_mtime_ns) == times_ns, path
+
+
+def test_chmod_chown_utime_on_entry_dir_blob_and_metadata(env):
+    key = env.source('attr.lua')
+    env.put(key, b'attributes')
+    with mounted(env.shard, env.mnt) as m:
+        d = m.entry(key)
+        blob, meta = os.path.join(d, 'blob'), os.path.join(d, 'metadata.json')
+        t0 = time.time()
+        _set_attrs(d, 0o750, 1234, 5678, (1_000_000_001_000000123, 1_000_000_002_000000456))
+        _set_attrs(blob, 0o440, 2345, 6789, (1_100_000_001_000000000, 1_100_000_002_000000789))
+        _set_attrs(meta, 0o400, 3456, 7890, (1_200_000_001_000000000, 1_200_000_002_000000000))
+        for _ in range(2):  # as answered, and again after the kernel forgot
+            _assert_attrs(d, 0o750, 1234, 5678, (1_000_000_001_000000123, 1_000_000_002_000000456))
+            _assert_attrs(blob, 0o440, 2345, 6789, (1_100_000_001_000000000, 1_100_000_002_000000789))
+            _assert_attrs(meta, 0o400, 3456, 7890, (1_200_000_001_000000000, 1_200_000_002_000000000))
+            assert os.stat(blob).st_ctime >= t0 - 1  # a change of attributes
+            _forget_inodes()
+        # the tree view shows the blob's inode: the same attributes
+        _assert_attrs(os.path.join(m.path, '.tree', key.lstrip('/')), 0o440, 2345, 6789,
+                      (1_100_000_001_000000000, 1_100_000_002_000000789))
+        # utime(path, None) is UTIME_NOW
+        before = time.time_ns()
+        os.utime(blob)
+        os.utime(d)
+        for p in (blob, d):
+            st = os.stat(p)
+            assert before - 10**9 <= st.st_mtime_ns <= time.time_ns() + 10**9
+            assert before - 10**9 <= st.st_atime_ns <= time.time_ns() + 10**9
+        # chown of only the group keeps the owner
+        os.chown(blob, -1, 42)
+        assert (os.stat(blob).st_uid, os.stat(blob).st_gid) == (2345, 42)
+        # a committed file is never shown writable: its write bits are
+        # dropped, and writing still fails as before (EPERM for root)
+        os.chmod(blob, 0o664)
+        assert os.stat(blob).st_mode & 0o7777 == 0o444
+        os.chmod(meta, 0o600)
+        assert os.stat(meta).st_mode & 0o7777 == 0o400
+        fd = os.open(blob, os.O_WRONLY | os.O_APPEND)
+        try:
+            with pytest.raises(OSError) as ei:
+                os.write(fd, b'more')
+            assert ei.value.errno == errno.EPERM
+        finally:
+            os.close(fd)
+        with pytest.raises(OSError) as ei:
+            os.truncate(blob, 1)
+        assert ei.value.errno == errno.EPERM
+        with pytest.raises(OSError) as ei:
+            os.truncate(d, 1)
+        assert ei.value.errno == errno.EISDIR
+        # directories keep every permission bit
+        os.chmod(d, 0o1777)
+        assert os.stat(d).st_mode & 0o7777 == 0o1777
+        assert open(blob, 'rb').read() == b'attributes'
+    assert env.get(key).stdout == b'attributes'
+
+
+def test_chmod_chown_utime_in_tree_view(env):
+    key = env.source('tattr.pyc')
+    env.put(key, b'tree bytes')
+    with mounted(env.shard, env.mnt) as m:
+        tree = os.path.join(m.path, '.tree')
+        f = os.path.join(tree, key.lstrip('/'))
+        parent = os.path.dirname(f)
+        made = os.path.join(parent, 'made')
+        os.mkdir(made)
+        _set_attrs(parent, 0o700, 11, 12, (10**18, 2 * 10**18))
+        _set_attrs(f, 0o404, 13, 14, (3 * 10**17, 4 * 10**17))
+        _set_attrs(made, 0o711, 15, 16, (5 * 10**17, 6 * 10**17))
+        _set_attrs(tree, 0o750, 17, 18, (7 * 10**17, 8 * 10**17))
+        for _ in range(2):
+            _assert_attrs(parent, 0o700, 11, 12, (10**18, 2 * 10**18))
+            _assert_attrs(f, 0o404, 13, 14, (3 * 10**17, 4 * 10**17))
+            _assert_attrs(made, 0o711, 15, 16, (5 * 10**17, 6 * 10**17))
+            _assert_attrs(tree, 0o750, 17, 18, (7 * 10**17, 8 * 10**17))
+            # the flat view's blob is the same file
+            _assert_attrs(os.path.join(m.entry(key), 'blob'), 0o404, 13, 14,
+                          (3 * 10**17, 4 * 10**17))
+            _forget_inodes()
+        # a directory removed and made again starts afresh
+        os.rmdir(made)
+        os.mkdir(made)
+        st = os.stat(made)
+        assert (st.st_mode & 0o7777, st.st_uid) == (0o755, os.getuid())
+        # a new version committed by rename gets the shard's attributes
+        tmp = f + '.1234'
+        with open(tmp, 'wb') as w:
+            w.write(b'tree v2')
+        os.rename(tmp, f)
+        st = os.stat(f)
+        assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o444, os.getuid(), os.getgid())
+        assert st.st_mtime_ns != 4 * 10**17
+        _assert_attrs(parent, 0o700, 11, 12, (10**18, 2 * 10**18))  # the directory keeps its own
+        assert open(f, 'rb').read() == b'tree v2'
+
+
+def test_new_version_resets_attributes_same_version_keeps_them(env):
+    key = env.source('ver.lua')
+    env.put(key, b'v1')
+    with mounted(env.shard, env.mnt) as m:
+        d = m.entry(key)
+        blob, meta = os.path.join(d, 'blob'), os.path.join(d, 'metadata.json')
+        _set_attrs(d, 0o700, 21, 22, (10**17, 2 * 10**17))
+        _set_attrs(blob, 0o400, 23, 24, (3 * 10**17, 4 * 10**17))
+        _set_attrs(meta, 0o440, 25, 26, (5 * 10**17, 6 * 10**17))
+        # a new version committed by rename through the mount
+        tmp = os.path.join(d, 'tmp')
+        with open(tmp, 'wb') as w:
+            w.write(b'v2')
+        old = _cached_at_ns(meta)
+        os.rename(tmp, blob)
+        # metadata.json follows within the coherence window (docs/FS.md)
+        wait_for(lambda: _cached_at_ns(meta) != old, timeout=2.0)
+        cached = _cached_at_ns(meta)
+        st = os.stat(blob)
+        assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o444, os.getuid(), os.getgid())
+        assert st.st_mtime_ns == cached
+        st = os.stat(meta)
+        assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o444, os.getuid(), os.getgid())
+        # the directory keeps its mode and owner; its times follow the version
+        st = os.stat(d)
+        assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o700, 21, 22)
+        assert st.st_mtime_ns == cached
+        # a new version from another process: the same
+        _set_attrs(blob, 0o400, 23, 24, (3 * 10**17, 4 * 10**17))
+        env.put(key, b'v3')
+        wait_for(lambda: open(blob, 'rb').read() == b'v3', timeout=2.0)
+        st = os.stat(blob)
+        assert (st.st_mode & 0o7777, st.st_uid) == (0o444, os.getuid())
+        # the same version keeps them, even when it goes stale (metadata.json
+        # stays, with a new status)
+        _set_attrs(meta, 0o440, 25, 26, (5 * 10**17, 6 * 10**17))
+        with open(key, 'a') as w:
+            w.write('-- edited\n')
+        wait_for(lambda: not os.path.exists(blob), timeout=2.0)
+        wait_for(lambda: json.load(open(meta))['status'] == 'stale', timeout=2.0)
+        _assert_attrs(meta, 0o440, 25, 26, (5 * 10**17, 6 * 10**17))
+        # evicted and written again: a new directory, with fresh attributes
+        shutil.rmtree(d)
+        os.mkdir(d)
+        st = os.stat(d)
+        assert (st.st_mode & 0o7777, st.st_uid) == (0o755, os.getuid())
+        # removed and put again by another process while the kernel had
+        # forgotten the directory: fresh attributes too
+        other = env.source('other.lua')
+        env.put(other, b'o1')
+        od = m.entry(other)
+        _set_attrs(od, 0o700, 27, 28, (10**17, 2 * 10**17))
+        _set_attrs(os.path.join(od, 'blob'), 0o400, 27, 28, (10**17, 2 * 10**17))
+        _forget_inodes()
+        cli('--shard', env.shard, 'rm', '--key', other)
+        wait_for(lambda: not os.path.exists(od), timeout=2.0)
+        env.put(other, b'o2')
+        wait_for(lambda: os.path.exists(od), timeout=2.0)
+        for p, mode in ((od, 0o755), (os.path.join(od, 'blob'), 0o444)):
+            st = os.stat(p)
+            assert (st.st_mode & 0o7777, st.st_uid) == (mode, os.getuid()), p
+
+
+def test_attributes_do_not_survive_remount_and_ro_refuses(env):
+    key = env.source('remount.lua')
+    env.put(key, b'kept bytes')
+    with mounted(env.shard, env.mnt) as m:
+        d = m.entry(key)
+        _set_attrs(d, 0o700, 31, 32, (10**17, 2 * 10**17))
+        _set_attrs(os.path.join(d, 'blob'), 0o400, 33, 34, (3 * 10**17, 4 * 10**17))
+        _set_attrs(os.path.join(m.path, '.tree'), 0o700, 35, 36, (5 * 10**17, 6 * 10**17))
+    for opts, dmode in (((), 0o755), (('-o', 'ro'), 0o555)):
+        with mounted(env.shard, env.mnt, *opts) as m:
+            d = m.entry(key)
+            blob, meta = os.path.join(d, 'blob'), os.path.join(d, 'metadata.json')
+            cached = _cached_at_ns(meta)
+            for p, mode in ((d, dmode), (blob, 0o444), (meta, 0o444)):
+                st = os.stat(p)
+                assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == \
+                    (mode, os.getuid(), os.getgid()), p
+                assert st.st_mtime_ns == cached, p
+            st = os.stat(os.path.join(m.path, '.tree'))
+            assert (st.st_mode & 0o7777, st.st_uid) == (dmode, os.getuid())
+            if opts:
+                for p in (d, blob, meta, os.path.join(m.path, '.tree')):
+                    for op in (lambda: os.chmod(p, 0o700), lambda: os.chown(p, 1, 1),
+                               lambda: os.utime(p, ns=(1, 1)), lambda: os.utime(p)):
+                        with pytest.raises(OSError) as ei:
+                            op()
+                        assert ei.value.errno == errno.EROFS
+            assert open(blob, 'rb').read() == b'kept bytes'
