@@ -20,7 +20,8 @@
  *              call; the idle commit of plainly written blobs
  *   entry.c    the entry model: what the shard says about a key applied to
  *              its directory (fs_apply_ver, fs_refresh_dir, fs_resync_dir),
- *              attributes and entry parameters, errno mapping (fs_errno)
+ *              attributes and entry parameters, the attributes set by
+ *              chmod/chown/utimes (fs_attr_*), errno mapping (fs_errno)
  *   render.c   metadata.json and .stats (jansson)
  *   notify.c   the watcher thread (inotify on the shard and on source
  *              directories, resync, idle commit, sc_trim) and the queue of
@@ -43,7 +44,8 @@
  *                         watcher).  glibc rwlocks prefer readers, so a trim
  *                         never queues readers.
  *   fs_lock (mutex)       the inode table, the tree index, the root listing,
- *                         pending files.  Nothing that can block on I/O or
+ *                         pending files, the attributes set by chmod/chown/
+ *                         utimes.  Nothing that can block on I/O or
  *                         on the core is called with it held.
  *   fs_qlock (mutex)      the queue of kernel notifications; innermost
  *                         (fs_note is called with fs_lock held).
