@@ -623,14 +623,11 @@ def _cached_at_ns(meta_path):
 def _forget_inodes():
     """Make the kernel forget unused inodes (FORGET reaches the daemon), so
     that what stat shows next comes from a new lookup, not the kernel's
-    attribute cache.  Needs root; without it the kernel keeps its cache and
-    the tests check what the daemon answered."""
+    attribute cache.  Needs root."""
     os.sync()
-    try:
-        with open('/proc/sys/vm/drop_caches', 'w') as f:
-            f.write('2')
-    except PermissionError:
-        pass
+    # needs root, as the chown checks do (CI runs as root): no silent skip
+    with open('/proc/sys/vm/drop_caches', 'w') as f:
+        f.write('2')
 
 
 def _set_attrs(path, mode, uid, gid, times_ns):
