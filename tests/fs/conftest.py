@@ -44,6 +44,14 @@ def unmount(mnt):
 class Mount:
     def __init__(self, shard, mnt, proc):
         self.shard, self.path, self.proc = shard, mnt, proc
+        self.killed = False
+
+    def kill(self):
+        """SIGKILL the daemon: a test that means to kill it says so here,
+        or mounted() fails it for a daemon that did not exit cleanly."""
+        self.killed = True
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
 
     def entry(self, key):
         return os.path.join(self.path, encode(key))
@@ -51,11 +59,19 @@ class Mount:
 
 @contextlib.contextmanager
 def mounted(shard, mnt, *options):
-    """Run scriptcachefs in the foreground on mnt; yield a Mount."""
+    """Run scriptcachefs in the foreground on mnt; yield a Mount.
+
+    When the test's body is done, the daemon must exit with status 0 once
+    unmounted.  One that died during the test (a sanitizer's abort, a
+    crash) fails the test with its stderr: the kernel goes on serving what
+    it has cached from a dead mount, and a client that falls back silently
+    (CPython) would otherwise hide the death."""
     _need('SCRIPTCACHEFS', FS)
     os.makedirs(mnt, exist_ok=True)
     proc = subprocess.Popen([FS, '-f', *options, shard, mnt],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    m = None
+    done = hung = False
     try:
         deadline = time.monotonic() + 10
         while not is_mounted(mnt):
@@ -66,15 +82,23 @@ def mounted(shard, mnt, *options):
             if time.monotonic() > deadline:
                 pytest.fail('scriptcachefs did not mount %s within 10 s' % mnt)
             time.sleep(0.01)
-        yield Mount(shard, mnt, proc)
+        m = Mount(shard, mnt, proc)
+        yield m
+        done = True
     finally:
         unmount(mnt)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
+            hung = True
             proc.kill()
             proc.wait()
         unmount(mnt)
+    if done and not m.killed and (hung or proc.returncode != 0):
+        err = proc.stderr.read().decode(errors='replace')
+        pytest.fail('scriptcachefs %s: %s' % (
+            'did not exit within 10 s of the unmount' if hung else
+            'exited with %d' % proc.returncode, err[:4000]))
 
 
 def cli(*args, check=True, input=None):

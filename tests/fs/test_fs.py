@@ -433,8 +433,7 @@ def test_daemon_killed_mount_recoverable_shard_intact(env):
         os.mkdir(m.entry(env.source('half.lua')))
         with open(os.path.join(m.entry(str(env.src / 'half.lua')), 't'), 'wb') as f:
             f.write(b'never committed')
-        m.proc.send_signal(signal.SIGKILL)
-        m.proc.wait()
+        m.kill()
         with pytest.raises(OSError) as ei:
             os.listdir(mnt)
         assert ei.value.errno == errno.ENOTCONN
