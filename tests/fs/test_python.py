@@ -73,9 +73,31 @@ def quiet(err):
     assert err == '', err[-3000:]
 
 
-def matches(err, prefix):
-    """Number of modules python -v says it loaded from a .pyc under prefix."""
-    return sum(1 for l in err.splitlines() if l.startswith('# ' + prefix) and ' matches ' in l)
+def loaded(err, prefix):
+    """The .pyc files python -v says it loaded from under prefix: its line
+    "# <prefix><key> matches <source>" for each, as {key: source}."""
+    got = {}
+    for l in err.splitlines():
+        if l.startswith('# ' + prefix + '/') and ' matches ' in l:
+            cached, source = l[2:].split(' matches ', 1)
+            got[cached[len(prefix):]] = source
+    return got
+
+
+def said_about(err, words):
+    """The lines of python -v output that mention any of words."""
+    return [l for l in err.splitlines() if any(w in l for w in words)]
+
+
+def daemon_state(m):
+    """For assertion messages: is the mount's daemon still running?  (A
+    sanitizer's report takes a while before the abort: wait a little.)"""
+    try:
+        rc = m.proc.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        return 'the daemon is running'
+    return 'the daemon exited with %d: %s' % (
+        rc, m.proc.stderr.read().decode(errors='replace')[:3000])
 
 
 def shard_entries(shard):
@@ -261,13 +283,13 @@ def test_stdlib_imports_populate_then_read(env):
         assert 'could not create' not in err
         keys = check_modules(m, first, prefix)
         assert len(keys) >= 150, len(keys)
-        assert matches(err, prefix) == 0        # nothing was there to read
+        assert loaded(err, prefix) == {}        # nothing was there to read
         gen, commits = generation(m), stats(m)['daemon']['commits']
         assert commits == len(keys)
         # second run, same mount: every module from the shard, nothing written
         second, err = run_py(prefix, MODULES, verbose=True)
         assert second == first
-        assert matches(err, prefix) == len(keys)
+        assert loaded(err, prefix) == keys
         assert generation(m) == gen and stats(m)['daemon']['commits'] == commits
         out, err = run_py(prefix, MODULES)
         quiet(err)
@@ -278,7 +300,7 @@ def test_stdlib_imports_populate_then_read(env):
         prefix = prefix_of(m)
         third, err = run_py(prefix, MODULES, verbose=True)
         assert third == first
-        assert matches(err, prefix) == len(keys)
+        assert loaded(err, prefix) == keys
         st = stats(m)
         assert st['shard_stats']['generation'] == gen and st['daemon']['commits'] == 0
         assert st['daemon']['reads'] >= len(keys)
@@ -397,17 +419,42 @@ def test_read_only_mount_falls_back_silently(env):
     imports = ['json', 'email.message', 'pkg.a', 'pkg.sub.b']
     result = 'pkg.sub.b.g()'
     # reference: no prefix at all, no bytecode written
-    ref, err = run_py(None, imports, result, path=path,)
+    ref, err = run_py(None, imports, result, path=path)
     with mounted(env.shard, env.mnt, '-o', 'nosync') as m:
         prefix = os.path.join(m.path, '.tree')
-        out, err = run_py(prefix, ['json', 'pkg.a'], 'pkg.a.f()', path=path)
+        first, err = run_py(prefix, ['json', 'pkg.a'], 'pkg.a.f()', path=path)
         quiet(err)
-        n = len(shard_entries(env.shard))
-        assert n > 5
+        cached = check_modules(m, first, prefix)  # {key: source}, every entry
+        assert len(cached) > 5
     edit(src['pkg/a.py'], 'def f():\n    return "a1"  # edited\n')
+    stale = first['modules']['pkg.a'][1][len(prefix):]
+
+    def check_reads(out, err):
+        """Python read from the mount exactly the .pyc of every module of
+        this run that the first run cached, except pkg.a (its source was
+        edited: Python finds that .pyc stale)."""
+        want = {}
+        for name, (origin, pyc) in out['modules'].items():
+            key = pyc[len(prefix):]
+            if key in cached and key != stale:
+                want[key] = (name, origin)
+        assert {'json', 'json.decoder', 'pkg'} <= {n for n, o in want.values()}
+        got = loaded(err, prefix)
+        missing = sorted(set(want) - set(got))
+        assert not missing, 'not read from the mount: %s\n%s\n%s' % (
+            ', '.join('%s (%s)' % (want[k][0], k) for k in missing),
+            '\n'.join(said_about(err, [w for k in missing for w in (k, want[k][1])])),
+            daemon_state(m))
+        assert got == {k: o for k, (n, o) in want.items()}, daemon_state(m)
+        assert "# bytecode is stale for 'pkg.a'" in err
+        assert 'could not create' in err  # it did try to write
+
     with mounted(env.shard, env.mnt, '-o', 'ro') as m:
         prefix = os.path.join(m.path, '.tree')
         gen = generation(m)
+        # cold: every cached .pyc is read through the daemon
+        out, err = run_py(prefix, imports, result, path=path, verbose=True)
+        check_reads(out, err)
         # stale pkg/a, cached json, uncached email and pkg.sub: Python tries
         # to write, gets EROFS, and says nothing
         for _ in range(2):
@@ -415,12 +462,13 @@ def test_read_only_mount_falls_back_silently(env):
             quiet(err)
             assert out['result'] == ref['result']
             assert sorted(out['modules']) == sorted(ref['modules'])
+        # warm: the same, from the kernel's caches
         out, err = run_py(prefix, imports, result, path=path, verbose=True)
-        assert 'could not create' in err            # it did try
-        assert matches(err, prefix) >= n - 1        # and read what is cached
+        check_reads(out, err)
         assert generation(m) == gen
         with pytest.raises(OSError) as ei:
             os.mkdir(os.path.join(prefix, 'x'))
         assert ei.value.errno == errno.EROFS
-    assert len(shard_entries(env.shard)) == n
+        assert m.proc.poll() is None, daemon_state(m)
+    assert set(shard_entries(env.shard)) == set(cached)
     cli('--shard', env.shard, 'verify')
