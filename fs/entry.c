@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "fs_i.h"
 
@@ -230,12 +231,10 @@ struct fs_attr {
 	char            a_key[];
 };
 
+/* Keys hash as in the inode table's key map (inode.c): XXH3. */
 static size_t attr_slot(size_t cap, const char *key, size_t len)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
-	return (size_t)(h ^ (h >> 32)) & (cap - 1);
+	return (size_t)XXH3_64bits(key, len) & (cap - 1);
 }
 
 /* The key, and the version identity, that @p n's attributes are kept by. */
@@ -272,19 +271,25 @@ static int attr_same_ver(const struct fs_attr *a, const struct fs_ver *v)
 	       a->a_vsize == v->v_blob_size;
 }
 
+/* What was set on @p kind nodes of @p key (of version @p v for files). */
+static struct fs_attr *attr_lookup(struct fs *fs, enum fs_kind kind, const char *key,
+				   size_t klen, const struct fs_ver *v)
+{
+	if (!fs->fs_acount)
+		return NULL;
+	struct fs_attr *a = fs->fs_atab[attr_slot(fs->fs_acap, key, klen)];
+	for (; a; a = a->a_next)
+		if (a->a_kind == kind && a->a_klen == klen && memcmp(a->a_key, key, klen) == 0 &&
+		    ((kind != FS_BLOB && kind != FS_META) || attr_same_ver(a, v)))
+			return a;
+	return NULL;
+}
+
 static struct fs_attr *attr_find(struct fs *fs, const struct fs_node *n, struct fs_ver *v)
 {
 	size_t klen;
 	const char *key = attr_key(n, &klen, v);
-	if (!key || !fs->fs_acount)
-		return NULL;
-	struct fs_attr *a = fs->fs_atab[attr_slot(fs->fs_acap, key, klen)];
-	for (; a; a = a->a_next)
-		if (a->a_kind == n->n_kind && a->a_klen == klen &&
-		    memcmp(a->a_key, key, klen) == 0 &&
-		    ((n->n_kind != FS_BLOB && n->n_kind != FS_META) || attr_same_ver(a, v)))
-			return a;
-	return NULL;
+	return key ? attr_lookup(fs, n->n_kind, key, klen, v) : NULL;
 }
 
 static int attr_grow(struct fs *fs)
@@ -311,11 +316,11 @@ static int attr_grow(struct fs *fs)
 int fs_attr_set(struct fs *fs, const struct fs_node *n, const struct stat *attr, int to_set)
 {
 	struct fs_ver v;
-	struct fs_attr *a = attr_find(fs, n, &v);
 	size_t klen;
 	const char *key = attr_key(n, &klen, &v);
 	if (!key)
 		return EPERM;
+	struct fs_attr *a = attr_lookup(fs, n->n_kind, key, klen, &v);
 	if (!a) {
 		if (fs->fs_acount >= fs->fs_acap && attr_grow(fs) != 0)
 			return ENOMEM;
