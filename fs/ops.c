@@ -402,33 +402,34 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	fs_flat_mkdir(req, fs, name);
 }
 
+/*
+ * A new file for CREATE and MKNOD (may_write_here() already said yes), in
+ * the view @p parent belongs to.  @p writer: count it as an open writer
+ * (flat view with commit_on_close); tree files commit on rename only, so
+ * there it is cleared.  The errno, or 0 with *@p ep filled.
+ */
+static int new_file(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char *name,
+		    int *writer, struct fuse_entry_param *ep)
+{
+	char *exe = fs_writer_exe(fuse_req_ctx(req)->pid);
+	struct fs_node *td = tree_parent(fs, parent);
+	if (td) {
+		*writer = 0;
+		return fs_tree_create(fs, td, name, exe, ep);
+	}
+	return fs_flat_create(fs, parent, name, exe, *writer, ep);
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		  struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fuse_entry_param ep;
+	int writer = fs->fs_o.o_commit_on_close && (fi->flags & O_ACCMODE) != O_RDONLY;
 	int err = may_write_here(fs, parent);
 	(void)mode;
-	if (err) {
-		fuse_reply_err(req, err);
-		return;
-	}
-	char *exe = fs_writer_exe(fuse_req_ctx(req)->pid);
-	struct fs_node *td = tree_parent(fs, parent);
-	if (td) {
-		/* tree files commit on rename only: no writer count */
-		err = fs_tree_create(fs, td, name, exe, &ep);
-		if (err) {
-			fuse_reply_err(req, err);
-			return;
-		}
-		fi->keep_cache = 0;
-		fi->fh = 0;
-		fuse_reply_create(req, &ep, fi);
-		return;
-	}
-	int writer = fs->fs_o.o_commit_on_close && (fi->flags & O_ACCMODE) != O_RDONLY;
-	err = fs_flat_create(fs, parent, name, exe, writer, &ep);
+	if (!err)
+		err = new_file(req, fs, parent, name, &writer, &ep);
 	if (err) {
 		fuse_reply_err(req, err);
 		return;
@@ -442,30 +443,17 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	struct fs *fs = fs_of(req);
 	struct fuse_entry_param ep;
+	int writer = 0;
 	int err = may_write_here(fs, parent);
 	(void)rdev;
 	if (!err && !S_ISREG(mode))
 		err = EPERM;
-	if (err) {
+	if (!err)
+		err = new_file(req, fs, parent, name, &writer, &ep);
+	if (err)
 		fuse_reply_err(req, err);
-		return;
-	}
-	char *exe = fs_writer_exe(fuse_req_ctx(req)->pid);
-	struct fs_node *td = tree_parent(fs, parent);
-	if (td) {
-		err = fs_tree_create(fs, td, name, exe, &ep);
-		if (err)
-			fuse_reply_err(req, err);
-		else
-			fuse_reply_entry(req, &ep);
-		return;
-	}
-	err = fs_flat_create(fs, parent, name, exe, 0, &ep);
-	if (err) {
-		fuse_reply_err(req, err);
-		return;
-	}
-	fuse_reply_entry(req, &ep);
+	else
+		fuse_reply_entry(req, &ep);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
