@@ -1,15 +1,23 @@
 /*
  * commit.c - pending files and their commit to the shard.
  *
- * Committed blobs are immutable.  New bytes come in as *pending* files,
- * held in memory by the daemon and visible only in the mount, and reach
- * the shard in one sc_put_ex() call ("commit") when:
- *   - a pending file is renamed to "blob"            (atomic replace)
- *   - a pending file is fsync'ed                     (blob = its bytes)
- *   - a pending file created as "blob" (plain cp) is idle for idle_commit_ms
- *     and no process has it open for writing (checked in /proc), or the
- *     mount is unmounted, or, with -o commit_on_close, its last writer
- *     closes it.
+ * Committed versions are immutable in the shard.  New bytes come in as
+ * *pending* files, held in memory by the daemon and served by it to every
+ * reader through the mount, and reach the shard in one sc_put_ex() call
+ * ("commit") when they are complete:
+ *   - a pending file is renamed over a name (flat: "blob"; tree: any
+ *     name)                                          (atomic replace)
+ *   - a pending file is fsync'ed
+ *   - a pending file is idle for idle_commit_ms and no process has it open
+ *     for writing (checked in /proc), or the mount is unmounted, or, with
+ *     -o commit_on_close, its last writer closes it.  This covers a plain
+ *     `cp` to <entry>/blob or to a name of the tree, and a committed file
+ *     written in place.
+ * A write to a committed blob (WRITE, or SETATTR of its size: O_TRUNC,
+ * ftruncate) first turns that inode into a pending version of its entry
+ * (fs_pending_begin): the same inode, so readers in both views see every
+ * write at once, while the shard keeps serving the committed version to
+ * everyone else until the pending one is complete.
  * A commit runs in the thread that asks for it with no lock held, so
  * readers on other threads never wait for it.
  */
@@ -56,10 +64,117 @@ void fs_pending_touch(struct fs_node *p)
 void fs_pending_drop(struct fs *fs, struct fs_node *d, struct fs_node *p)
 {
 	fs_pending_unlink(fs, d, p);
-	free(p->p_buf);
-	p->p_buf = NULL;
-	p->p_len = p->p_cap = 0;
+	if (!p->p_busy) {
+		/* (a commit under way reads p_buf with no lock held: the node
+		 * frees it when the commit is over and the kernel forgets it) */
+		free(p->p_buf);
+		p->p_buf = NULL;
+		p->p_len = p->p_cap = 0;
+	}
 	fs_node_maybe_free(fs, p);
+}
+
+/* Wait for the commit of @p p to end (writes, truncation).  fs_lock held;
+ * returns with it held.  The node stays alive: the kernel holds it. */
+void fs_pending_wait(struct fs *fs, struct fs_node *p)
+{
+	while (p->n_kind == FS_PENDING && p->p_busy)
+		pthread_cond_wait(&fs->fs_commit_cv, &fs->fs_lock);
+}
+
+/*
+ * A write begins on inode @p ino (WRITE, SETATTR of the size, an OPEN for
+ * writing with commit_on_close).  If it is a committed blob, it becomes a
+ * pending version of its entry holding the first @p keep bytes of the
+ * committed one (UINT64_MAX: all of them): same inode, same names in both
+ * views.  A blob that is no longer its entry's current version (replaced
+ * since the writer opened it) becomes a pending file of no name: its
+ * writes succeed, as on an unlinked file, and are never committed.
+ * @p pid: the writer (its executable is recorded as the entry's writer).
+ * Returns 0 (the inode is pending now, or was not a blob) or an errno.
+ * No lock held.
+ */
+int fs_pending_begin(struct fs *fs, uint64_t ino, pid_t pid, uint64_t keep)
+{
+	sc_entry_info e;
+	int err = 0;
+	unsigned char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	pthread_rwlock_rdlock(&fs->fs_map_lock);
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *b = fs_node_get(fs, ino);
+	if (!b || b->n_kind != FS_BLOB) {
+		pthread_mutex_unlock(&fs->fs_lock);
+		pthread_rwlock_unlock(&fs->fs_map_lock);
+		return b ? 0 : ESTALE;
+	}
+	/* the kernel holds b (a WRITE or SETATTR on it is running) */
+	const unsigned char *src = b->f_blob;
+	int valid = b->f_epoch == fs->fs_epoch;
+	struct fs_ver v = b->f_ver;
+	struct fs_node *d = b->n_dir;
+	pthread_mutex_unlock(&fs->fs_lock);
+
+	uint64_t want = keep < v.v_blob_size ? keep : v.v_blob_size;
+	if (want && !valid) {
+		/* sc_trim() released the mapping: find the same version again */
+		if (sc_lookup(fs->fs_cache, d->n_key, &e) == 0 && e.shard_id == v.v_shard_id &&
+		    e.offset == v.v_offset)
+			src = e.blob;
+		else
+			err = ESTALE;
+	}
+	if (!err && want) {
+		cap = 4096;
+		while (cap < want)
+			cap *= 2;
+		buf = malloc(cap);
+		if (buf) {
+			memcpy(buf, src, (size_t)want);
+			len = (size_t)want;
+		} else {
+			err = ENOMEM;
+		}
+	}
+	pthread_rwlock_unlock(&fs->fs_map_lock);
+	char *exe = err ? NULL : fs_writer_exe(pid);
+	char *name = err ? NULL : strdup(FS_BLOB_NAME);
+	if (!err && !name)
+		err = ENOMEM;
+
+	pthread_mutex_lock(&fs->fs_lock);
+	if (!err && b->n_kind == FS_BLOB) {
+		/* (another writer may have begun first: then use its version) */
+		int named = b->n_current && d->n_blob == b && !fs_pending_find(d, FS_BLOB_NAME);
+		b->n_kind = FS_PENDING;
+		b->n_name = name;
+		name = NULL;
+		b->p_buf = buf;
+		b->p_len = len;
+		b->p_cap = cap;
+		buf = NULL;
+		b->p_exe = exe;
+		exe = NULL;
+		b->p_cgen = 0;
+		b->p_writers = 0;
+		fs_pending_touch(b);
+		if (named) {
+			d->n_blob = NULL;
+			b->n_pnext = d->n_pending;
+			d->n_pending = b;
+			fs->fs_npending++;
+			/* metadata.json describes the committed version, which
+			 * the shard still holds: it stays */
+		} else {
+			b->n_current = 0;
+		}
+	}
+	pthread_mutex_unlock(&fs->fs_lock);
+	free(buf);
+	free(exe);
+	free(name);
+	return err;
 }
 
 int fs_pending_resize(struct fs_node *p, size_t len)
@@ -129,6 +244,10 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 	/* While busy, writes and truncation fail with EBUSY, so p_buf is
 	 * stable without the lock. */
 	p->p_busy = 1;
+	/* A flat key names the source the bytes were compiled from, unless
+	 * the version they replace was put with no source.  A tree key is a
+	 * cache path, not a source: its client validates the bytes itself. */
+	int with_source = !tree && (!pd->n_in_shard || pd->n_ver.v_has_source);
 	uint64_t wgen = p->p_wgen;
 	skip_put = p->p_cgen == wgen;
 	uint64_t c_shard = p->p_c_shard, c_off = p->p_c_off;
@@ -145,10 +264,7 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 	}
 	if (!skip_put) {
 		memset(&o, 0, sizeof o);
-		/* A flat key names the source the bytes were compiled from.  A
-		 * tree key is a cache path, not a source: its client validates
-		 * the bytes itself. */
-		if (!tree && stat(key, &st) == 0 && S_ISREG(st.st_mode))
+		if (with_source && stat(key, &st) == 0 && S_ISREG(st.st_mode))
 			o.source = &st;
 		else
 			o.no_source = 1;
@@ -167,6 +283,7 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 		FS_COUNT(fs, st_commit_errors, 1);
 		pthread_mutex_lock(&fs->fs_lock);
 		p->p_busy = 0;
+		pthread_cond_broadcast(&fs->fs_commit_cv);
 		pthread_mutex_unlock(&fs->fs_lock);
 		return err;
 	}
@@ -189,10 +306,12 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 			d->n_tparent = pd->n_ino;
 	}
 	if (as_blob) {
-		/* flat view: the rename replaces a pending file called "blob" */
-		struct fs_node *old = tree ? NULL : fs_pending_find(pd, FS_BLOB_NAME);
+		/* the name replaces a version being written in place (or a
+		 * pending "blob" of the flat view): as on a directory, that
+		 * file's writer keeps an inode no name leads to any more */
+		struct fs_node *old = d ? fs_pending_find(d, FS_BLOB_NAME) : NULL;
 		if (old && old != p)
-			fs_pending_drop(fs, pd, old);
+			fs_pending_drop(fs, d, old);
 		fs_pending_unlink(fs, pd, p);
 		free(p->p_buf);
 		p->p_buf = NULL;
@@ -215,7 +334,9 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 				p->n_current = 1;
 			}
 		}
-		fs_note(fs, FS_NOTE_INODE, p->n_ino, 0, NULL); /* mode is 0444 now */
+		/* size and times are the committed version's now; the page
+		 * cache holds exactly its bytes */
+		fs_note(fs, FS_NOTE_ATTR, p->n_ino, 0, NULL);
 	} else {
 		p->p_cgen = wgen;
 		if (lerr == 0) {
@@ -224,6 +345,7 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 		}
 	}
 	p->p_busy = 0;
+	pthread_cond_broadcast(&fs->fs_commit_cv);
 	fs_note(fs, FS_NOTE_INODE, pd->n_ino, 0, NULL);
 	fs_note(fs, FS_NOTE_INODE, FS_INO_ROOT, 0, NULL);
 	fs_listing_dirty();
@@ -288,10 +410,78 @@ int fs_has_writers(const char *path)
 	return found;
 }
 
+/* Nonzero if a process has entry directory @p d's blob open for writing,
+ * through the flat view or the tree view (the same inode). */
+int fs_blob_has_writers(struct fs *fs, const struct fs_node *d)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s/%s", fs->fs_o.o_mountpoint, d->n_name, FS_BLOB_NAME);
+	if (fs_has_writers(path))
+		return 1;
+	if (!fs_key_is_path(d->n_key, d->n_key_len))
+		return 0;
+	snprintf(path, sizeof path, "%s/%s%s", fs->fs_o.o_mountpoint, FS_TREE_NAME, d->n_key);
+	return fs_has_writers(path);
+}
+
+/* A commit to make: pending file p under key (p pins itself, and its
+ * directory through it). */
 struct cand {
 	struct fs_node *d, *p;
+	char *key;
+	size_t klen;
+	uint64_t wgen;
 };
 
+static int cand_add(struct cand **v, size_t *n, size_t *cap, struct fs_node *d,
+		    struct fs_node *p)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		struct cand *nv = realloc(*v, nc * sizeof(*nv));
+		if (!nv)
+			return -1;
+		*v = nv;
+		*cap = nc;
+	}
+	struct cand *c = &(*v)[*n];
+	c->d = d;
+	c->p = p;
+	if (d->n_kind == FS_DIR) {
+		c->key = strdup(d->n_key);
+		c->klen = d->n_key_len;
+	} else if (asprintf(&c->key, "%s/%s", d->n_key, p->n_name) < 0) {
+		c->key = NULL;
+	} else {
+		c->klen = strlen(c->key);
+	}
+	if (!c->key)
+		return -1;
+	c->wgen = p->p_wgen;
+	p->n_nlookup++;
+	(*n)++;
+	return 0;
+}
+
+/* Is pending file @p p complete by the idle rule (or @p all: unmount)? */
+static int idle_done(const struct fs_node *p, int all, double now, double idle)
+{
+	double last = (double)p->p_last.tv_sec + p->p_last.tv_nsec / 1e9;
+	if (p->p_busy || p->p_wgen == p->p_cgen)
+		return 0;
+	if (p->p_wgen == p->p_failgen && !all)
+		return 0; /* failed with these bytes: wait for a change, or unmount */
+	return all || (now - last >= idle && p->p_writers == 0);
+}
+
+/*
+ * The idle rule: commit the pending files that nobody wrote for
+ * idle_commit_ms and that no process holds open for writing, or (@p all,
+ * at unmount) every one: a plain `cp` to <entry>/blob, a blob written in
+ * place, a file copied or written to a new name of the tree.  Other names
+ * in an entry directory stay pending (they reach the shard by a rename
+ * over "blob").  No lock held.
+ */
 void fs_commit_idle(struct fs *fs, int all)
 {
 	struct cand *v = NULL;
@@ -303,47 +493,41 @@ void fs_commit_idle(struct fs *fs, int all)
 		pthread_mutex_unlock(&fs->fs_lock);
 		return;
 	}
-	for (size_t i = 0; i < fs->fs_kcap; i++) {
-		for (struct fs_node *d = fs->fs_ktab[i]; d; d = d->n_knext) {
-			for (struct fs_node *p = d->n_pending; p; p = p->n_pnext) {
-				double last = (double)p->p_last.tv_sec + p->p_last.tv_nsec / 1e9;
-				if (strcmp(p->n_name, FS_BLOB_NAME) != 0 || p->p_busy ||
-				    p->p_wgen == p->p_cgen)
-					continue;
-				if (!all && (now - last < idle || p->p_writers > 0))
-					continue;
-				if (n == cap) {
-					size_t nc = cap ? cap * 2 : 16;
-					struct cand *nv = realloc(v, nc * sizeof(*nv));
-					if (!nv)
-						goto collected;
-					v = nv;
-					cap = nc;
-				}
-				p->n_nlookup++; /* pin p, and through it d */
-				v[n].d = d;
-				v[n].p = p;
-				n++;
-			}
-		}
-	}
+	for (size_t i = 0; i < fs->fs_kcap; i++)
+		for (struct fs_node *d = fs->fs_ktab[i]; d; d = d->n_knext)
+			for (struct fs_node *p = d->n_pending; p; p = p->n_pnext)
+				if (strcmp(p->n_name, FS_BLOB_NAME) == 0 &&
+				    idle_done(p, all, now, idle) && cand_add(&v, &n, &cap, d, p) < 0)
+					goto collected;
+	for (size_t i = 0; i < fs->fs_tcap; i++)
+		for (struct fs_node *td = fs->fs_ttab[i]; td; td = td->n_knext)
+			for (struct fs_node *p = td->n_pending; p; p = p->n_pnext)
+				if (idle_done(p, all, now, idle) && cand_add(&v, &n, &cap, td, p) < 0)
+					goto collected;
 collected:
 	pthread_mutex_unlock(&fs->fs_lock);
 
 	for (size_t i = 0; i < n; i++) {
+		struct cand *c = &v[i];
 		int busy = 0;
 		if (!all) {
-			char path[PATH_MAX];
-			snprintf(path, sizeof path, "%s/%s/%s", fs->fs_o.o_mountpoint,
-				 v[i].d->n_name, FS_BLOB_NAME);
-			busy = fs_has_writers(path);
+			if (c->d->n_kind == FS_DIR) {
+				busy = fs_blob_has_writers(fs, c->d);
+			} else {
+				char path[PATH_MAX];
+				snprintf(path, sizeof path, "%s/%s%s", fs->fs_o.o_mountpoint,
+					 FS_TREE_NAME, c->key);
+				busy = fs_has_writers(path);
+			}
 		}
-		if (!busy)
-			fs_commit(fs, v[i].p, v[i].d->n_key, v[i].d->n_key_len, 1);
+		int r = busy ? 0 : fs_commit(fs, c->p, c->key, c->klen, 1);
 		pthread_mutex_lock(&fs->fs_lock);
-		v[i].p->n_nlookup--;
-		fs_node_maybe_free(fs, v[i].p);
+		if (r && r != -EBUSY && c->p->n_kind == FS_PENDING)
+			c->p->p_failgen = c->wgen;
+		c->p->n_nlookup--;
+		fs_node_maybe_free(fs, c->p);
 		pthread_mutex_unlock(&fs->fs_lock);
+		free(c->key);
 	}
 	free(v);
 }

@@ -424,8 +424,8 @@ static void attr_apply(struct fs *fs, const struct fs_node *n, struct stat *st)
 		return;
 	if (a->a_set & A_MODE) {
 		mode_t m = a->a_mode;
-		if (n->n_kind == FS_BLOB || n->n_kind == FS_META)
-			m &= ~(mode_t)0222; /* immutable: never shown writable */
+		if (n->n_kind == FS_META)
+			m &= ~(mode_t)0222; /* generated: never shown writable */
 		st->st_mode = (st->st_mode & S_IFMT) | m;
 	}
 	if (a->a_set & A_OWNER) {
@@ -461,7 +461,8 @@ void fs_fill_attr(struct fs *fs, const struct fs_node *n, struct stat *st)
 		st->st_nlink = 2;
 		break;
 	case FS_BLOB:
-		st->st_mode = S_IFREG | 0444;
+		/* writable: a write begins a pending version (commit.c) */
+		st->st_mode = S_IFREG | 0444 | w;
 		st->st_nlink = 1;
 		st->st_size = (off_t)n->f_ver.v_blob_size;
 		st->st_mtim.tv_sec = n->f_ver.v_cached_sec;

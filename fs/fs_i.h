@@ -149,13 +149,19 @@ struct fs_node {
 	struct timespec p_last;      /* last write/truncate (CLOCK_MONOTONIC) */
 	uint64_t        p_wgen;      /* bumped on every change */
 	uint64_t        p_cgen;      /* p_wgen at the last commit (0: never) */
+	uint64_t        p_failgen;   /* p_wgen at the last failed idle commit */
 	unsigned        p_writers;   /* open for writing (commit_on_close only) */
 	int             p_busy;      /* a commit of this file is under way */
 	uint64_t        p_c_shard;   /* version made by the last commit */
 	uint64_t        p_c_off;
 };
 
-enum fs_note_kind { FS_NOTE_ENTRY, FS_NOTE_DELETE, FS_NOTE_INODE };
+enum fs_note_kind {
+	FS_NOTE_ENTRY,
+	FS_NOTE_DELETE,
+	FS_NOTE_INODE,  /* attributes and cached data */
+	FS_NOTE_ATTR,   /* attributes only: the page cache holds the right bytes */
+};
 
 struct fs_note {
 	enum fs_note_kind t_kind;
@@ -187,6 +193,7 @@ struct fs {
 	uint64_t         fs_epoch;   /* bumped by every sc_trim (under map_lock) */
 
 	pthread_mutex_t  fs_lock;
+	pthread_cond_t   fs_commit_cv; /* broadcast when a commit ends (p_busy cleared) */
 	struct fs_node **fs_itab;    /* ino hash */
 	size_t           fs_icap, fs_icount;
 	struct fs_node **fs_ktab;    /* key hash (FS_DIR) */
@@ -294,12 +301,20 @@ int  fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, i
 void fs_commit_idle(struct fs *fs, int all);
 /* Drop a pending file from its directory (unlink, replace, rmdir). */
 void fs_pending_drop(struct fs *fs, struct fs_node *dir, struct fs_node *p); /* fs_lock held */
+/* A write begins on @p ino: a committed blob becomes a pending version of
+ * its entry on the same inode, keeping its first @p keep bytes.  No lock
+ * held; returns 0 or an errno. */
+int  fs_pending_begin(struct fs *fs, uint64_t ino, pid_t pid, uint64_t keep);
+/* Wait until no commit of @p p runs.  fs_lock held (released meanwhile). */
+void fs_pending_wait(struct fs *fs, struct fs_node *p);
 void fs_pending_touch(struct fs_node *p);                          /* fs_lock held */
 int  fs_pending_resize(struct fs_node *p, size_t len);             /* fs_lock held */
 /* The executable of process @p pid (malloc'd), or NULL if unknown. */
 char *fs_writer_exe(pid_t pid);
 /* Nonzero if some process we can see has @p path open for writing. */
 int  fs_has_writers(const char *path);
+/* ... entry directory @p d's blob, through either view. */
+int  fs_blob_has_writers(struct fs *fs, const struct fs_node *d);
 
 /* entry.c */
 /* Apply what the shard says (e, or NULL: no entry) to dir d; queues the

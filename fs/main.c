@@ -168,6 +168,7 @@ int main(int argc, char *argv[])
 	clock_gettime(CLOCK_REALTIME, &fs->fs_root_mtime);
 	pthread_rwlock_init(&fs->fs_map_lock, NULL);
 	pthread_mutex_init(&fs->fs_lock, NULL);
+	pthread_cond_init(&fs->fs_commit_cv, NULL);
 	pthread_mutex_init(&fs->fs_qlock, NULL);
 	if (fs_table_init(fs) != 0 || fs_tree_init(fs) != 0) {
 		fprintf(stderr, "%s: out of memory\n", argv[0]);

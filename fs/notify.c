@@ -119,6 +119,9 @@ static void send_notes(struct fs *fs)
 		case FS_NOTE_INODE:
 			fuse_lowlevel_notify_inval_inode(fs->fs_se, t->t_parent, 0, 0);
 			break;
+		case FS_NOTE_ATTR:
+			fuse_lowlevel_notify_inval_inode(fs->fs_se, t->t_parent, -1, 0);
+			break;
 		}
 		FS_COUNT(fs, st_notes, 1);
 		free(t);

@@ -27,7 +27,8 @@
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct fs *fs = userdata;
-	/* O_TRUNC must reach us as a setattr we can refuse on committed blobs. */
+	/* O_TRUNC must reach us as a setattr: on a committed blob it begins a
+	 * pending version (begin_write). */
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	/* Data of a version never changes (a new version is a new inode). */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
@@ -280,6 +281,21 @@ static int may_write_here(struct fs *fs, fuse_ino_t parent)
 	return 0;
 }
 
+/*
+ * Writes.  Without OPEN (the fast mode) the first WRITE or SETATTR of the
+ * size is how the daemon learns that a write began: a committed blob then
+ * becomes a pending version of its entry on the same inode
+ * (fs_pending_begin), which every reader through the mount sees at once
+ * and the shard gets when it is complete (commit.c).  A write that comes
+ * while that file is being committed waits for the commit.
+ */
+static int begin_write(fuse_req_t req, struct fs *fs, fuse_ino_t ino, uint64_t keep)
+{
+	if (fs->fs_o.o_ro)
+		return EROFS;
+	return fs_pending_begin(fs, ino, fuse_req_ctx(req)->pid, keep);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -290,9 +306,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	int wr = (fi->flags & O_ACCMODE) != O_RDONLY;
+	int err = wr ? begin_write(req, fs, ino, UINT64_MAX) : 0;
+	if (err) {
+		fuse_reply_err(req, err);
+		return;
+	}
 	pthread_mutex_lock(&fs->fs_lock);
 	struct fs_node *n = fs_node_get(fs, ino);
-	int err = 0;
 	if (!n)
 		err = ENOENT;
 	else if (wr && n->n_kind != FS_PENDING)
@@ -346,10 +366,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		 * child's close-on-exec copy: commit only if no descriptor open
 		 * for writing is left anywhere (the closing one is already gone
 		 * from /proc when FLUSH arrives). */
-		char path[PATH_MAX];
-		snprintf(path, sizeof path, "%s/%s/%s", fs->fs_o.o_mountpoint, d->n_name,
-			 FS_BLOB_NAME);
-		commit = !fs_has_writers(path);
+		commit = !fs_blob_has_writers(fs, d);
 	}
 	if (commit) {
 		int r = fs_commit(fs, n, d->n_key, d->n_key_len, 1);
@@ -464,12 +481,20 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	(void)fi;
 	pthread_mutex_lock(&fs->fs_lock);
 	struct fs_node *p = fs_node_get(fs, ino);
-	if (!p)
+	if (p && p->n_kind == FS_BLOB) {
+		pthread_mutex_unlock(&fs->fs_lock);
+		err = begin_write(req, fs, ino, UINT64_MAX);
+		pthread_mutex_lock(&fs->fs_lock);
+		p = err ? NULL : fs_node_get(fs, ino);
+	}
+	if (p)
+		fs_pending_wait(fs, p);
+	if (err)
+		;
+	else if (!p)
 		err = ESTALE;
 	else if (p->n_kind != FS_PENDING)
-		err = EPERM; /* committed blobs are immutable */
-	else if (p->p_busy)
-		err = EBUSY;
+		err = EPERM; /* metadata.json, .stats */
 	else if ((uint64_t)off + size > SC_MAX_BLOB)
 		err = EFBIG;
 	else {
@@ -509,12 +534,22 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	}
 	pthread_mutex_lock(&fs->fs_lock);
 	struct fs_node *n = fs_node_get(fs, ino);
-	if (!n) {
+	if (n && n->n_kind == FS_BLOB && (to_set & FUSE_SET_ATTR_SIZE)) {
+		/* O_TRUNC (FUSE_CAP_ATOMIC_O_TRUNC is off) or ftruncate: a write
+		 * begins, keeping what the new size keeps */
+		pthread_mutex_unlock(&fs->fs_lock);
+		err = begin_write(req, fs, ino, (uint64_t)attr->st_size);
+		pthread_mutex_lock(&fs->fs_lock);
+		n = fs_node_get(fs, ino);
+	}
+	if (n)
+		fs_pending_wait(fs, n);
+	if (err) {
+		;
+	} else if (!n) {
 		err = ENOENT;
 	} else if (n->n_kind == FS_PENDING) {
-		if (n->p_busy)
-			err = EBUSY;
-		else if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (to_set & FUSE_SET_ATTR_SIZE) {
 			err = fs_pending_resize(n, (size_t)attr->st_size);
 			if (!err)
 				fs_pending_touch(n);
@@ -526,9 +561,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		/* mode and owner of a pending file are not kept: a committed
 		 * blob starts as 0444, owned by the mounting user */
 	} else if (to_set & FUSE_SET_ATTR_SIZE) {
-		/* committed blob, metadata.json, .stats, directories: O_TRUNC
-		 * arrives here because FUSE_CAP_ATOMIC_O_TRUNC is off */
-		err = EPERM;
+		/* metadata.json, .stats, directories */
+		err = n->n_kind == FS_TDIR || n->n_kind == FS_DIR || n->n_kind == FS_ROOT ?
+			      EISDIR : EPERM;
 	} else if (n->n_kind == FS_STATS) {
 		if (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW))
 			err = EPERM; /* a control file, made anew by each lookup */
@@ -609,20 +644,34 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	struct fs *fs = fs_of(req);
 	(void)datasync;
 	(void)fi;
+	char key[SC_MAX_KEY + 1];
+	size_t klen = 0;
+	int r = 0;
 	pthread_mutex_lock(&fs->fs_lock);
 	struct fs_node *p = fs_node_get(fs, ino);
-	int pending = p && p->n_kind == FS_PENDING;
+	/* committed data is durable already; a pending file no name leads
+	 * to (replaced or unlinked) is never committed */
+	int pending = p && p->n_kind == FS_PENDING && p->n_current;
 	struct fs_node *d = pending ? p->n_dir : NULL;
-	pthread_mutex_unlock(&fs->fs_lock);
-	if (!pending || d->n_kind != FS_DIR) {
-		/* committed data is already durable; a file of the tree view is
-		 * committed by its rename only (it may be a temporary file) */
-		fuse_reply_err(req, 0);
-		return;
+	int as_blob = 1;
+	if (d && d->n_kind == FS_DIR) {
+		/* an entry directory: its blob is this file's bytes; a file
+		 * of another name there stays pending */
+		as_blob = strcmp(p->n_name, FS_BLOB_NAME) == 0;
+		klen = d->n_key_len;
+		memcpy(key, d->n_key, klen + 1);
+	} else if (d) {
+		/* a file of the tree: committed under its own name */
+		klen = d->n_key_len + 1 + strlen(p->n_name);
+		if (klen > SC_MAX_KEY)
+			r = -ENAMETOOLONG;
+		else
+			snprintf(key, sizeof key, "%s/%s", d->n_key, p->n_name);
 	}
+	pthread_mutex_unlock(&fs->fs_lock);
 	/* the kernel holds p (and so d) while fsync runs */
-	int r = fs_commit(fs, p, d->n_key, d->n_key_len,
-			  strcmp(p->n_name, FS_BLOB_NAME) == 0);
+	if (d && !r)
+		r = fs_commit(fs, p, key, klen, as_blob);
 	fuse_reply_err(req, r ? fs_errno(r) : 0);
 }
 

@@ -27,9 +27,11 @@
  * the index only decides which directories exist and what readdir lists.
  *
  * Writing: create makes a pending file (in memory, like the flat view's);
- * only rename commits, under the key of the new name, with no source (the
+ * rename commits it under the key of the new name, with no source (the
  * key is a cache path, not a source: its client validates the bytes).  A
- * temporary file is therefore never committed, whatever its name.
+ * file left under its own name (cp) is committed under that name by the
+ * idle rule, fsync or unmount (commit.c); a temporary file renamed within
+ * idle_commit_ms of its last write is never committed under its own name.
  */
 #include <errno.h>
 #include <stdio.h>  /* RENAME_NOREPLACE */
@@ -501,7 +503,8 @@ static int lookup_file(struct fs *fs, struct fs_node *td, const char *key, size_
 		fs_apply_ver(fs, d, &e, status);
 		d->n_unwatched = !watched;
 		d->n_tparent = td->n_ino;
-		if (d->n_in_shard && d->n_ver.v_status == 0) {
+		b = fs_pending_find(d, FS_BLOB_NAME); /* being written in place */
+		if (!b && d->n_in_shard && d->n_ver.v_status == 0) {
 			if (!d->n_blob) {
 				b = fs_child_new(fs, d, FS_BLOB);
 				if (b) {

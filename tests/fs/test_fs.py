@@ -38,7 +38,7 @@ def test_listing(env):
             st = os.stat(m.entry(k))
             assert st.st_mode & 0o777 == 0o755 and st.st_uid == os.getuid()
             st = os.stat(os.path.join(m.entry(k), 'blob'))
-            assert st.st_mode & 0o777 == 0o444
+            assert st.st_mode & 0o777 == 0o644
         # .stats: readable, not listed
         assert '.stats' not in os.listdir(m.path)
         stats = json.load(open(os.path.join(m.path, '.stats')))
@@ -149,7 +149,7 @@ def test_plain_cp_commits_when_idle_and_closed(env):
         assert took >= IDLE_MS / 1000 * 0.5
         assert env.get(key).stdout == data
         assert open(os.path.join(d, 'blob'), 'rb').read() == data
-        assert os.stat(os.path.join(d, 'blob')).st_mode & 0o777 == 0o444
+        assert os.stat(os.path.join(d, 'blob')).st_mode & 0o777 == 0o644
 
 
 def test_plain_writer_still_writing_is_never_committed(env):
@@ -195,28 +195,69 @@ def test_commit_on_close_option(env):
             f.write(b' twice')
         assert env.get(key).stdout == b'closed twice'  # committed by close itself
         assert open(os.path.join(d, 'blob'), 'rb').read() == b'closed twice'
-        with pytest.raises(PermissionError):
-            open(os.path.join(d, 'blob'), 'ab')
+        # written again in place: committed by the last close too
+        with open(os.path.join(d, 'blob'), 'ab') as f:
+            f.write(b'!')
+            assert env.get(key).stdout == b'closed twice'
+        assert env.get(key).stdout == b'closed twice!'
 
 
-def test_in_place_writes_rejected(env):
-    key = env.source('ro.lua')
+def _shard_bytes(env, key):
+    r = env.get(key)
+    return r.stdout if r.returncode == 0 else None
+
+
+def test_in_place_writes_flat_and_tree(env):
+    """A committed blob is writable as on a directory: append, O_TRUNC,
+    ftruncate, writes at any offset.  Every reader through the mount (both
+    views: the same inode) sees each write at once; the shard keeps the
+    committed version until the new one is complete (idle with no writer
+    left, fsync), then holds exactly the new bytes as one new version."""
+    key = env.source('rw.lua')
     env.put(key, b'original')
-    with mounted(env.shard, env.mnt) as m:
+    with mounted(env.shard, env.mnt, '-o', 'idle_commit_ms=%d' % IDLE_MS) as m:
         blob = os.path.join(m.entry(key), 'blob')
+        tree = os.path.join(m.path, '.tree', key.lstrip('/'))
+        st = os.stat(blob)
+        assert st.st_mode & 0o777 == 0o644
+        assert os.stat(tree).st_ino == st.st_ino
+        # append, through a descriptor held open
         fd = os.open(blob, os.O_WRONLY | os.O_APPEND)
         try:
-            with pytest.raises(OSError) as ei:
-                os.write(fd, b'more')
-            assert ei.value.errno == errno.EPERM
+            assert os.write(fd, b'+more') == 5
+            assert open(blob, 'rb').read() == b'original+more'
+            assert open(tree, 'rb').read() == b'original+more'
+            assert os.stat(tree).st_size == 13
+            # a writer still holds it: not complete, whatever the time
+            time.sleep(3 * IDLE_MS / 1000)
+            assert _shard_bytes(env, key) == b'original'
         finally:
             os.close(fd)
-        with pytest.raises(OSError) as ei:
-            open(blob, 'wb')  # O_TRUNC
-        assert ei.value.errno == errno.EPERM
-        with pytest.raises(OSError) as ei:
-            os.truncate(blob, 3)
-        assert ei.value.errno == errno.EPERM
+        wait_for(lambda: _shard_bytes(env, key) == b'original+more', timeout=5)
+        before = ls_json(env)[key]
+        # in place at an offset, through the tree view
+        with open(tree, 'r+b') as f:
+            f.seek(2)
+            f.write(b'XY')
+        assert open(blob, 'rb').read() == b'orXYinal+more'
+        # O_TRUNC and fsync: complete at once
+        with open(tree, 'wb') as f:
+            f.write(b'new')
+            f.flush()
+            assert _shard_bytes(env, key) != b'new'
+            os.fsync(f.fileno())
+            assert _shard_bytes(env, key) == b'new'
+        # ftruncate/truncate, then the idle rule
+        os.truncate(blob, 2)
+        assert open(tree, 'rb').read() == b'ne'
+        assert os.stat(blob).st_size == 2
+        wait_for(lambda: _shard_bytes(env, key) == b'ne', timeout=5)
+        after = ls_json(env)[key]
+        assert after['offset'] != before['offset']
+        # extending truncate fills with zeros
+        os.truncate(tree, 5)
+        assert open(blob, 'rb').read() == b'ne\0\0\0'
+        # what cannot be written still says so
         fd = os.open(os.path.join(m.entry(key), 'metadata.json'), os.O_WRONLY)
         try:
             with pytest.raises(OSError) as ei:
@@ -224,12 +265,116 @@ def test_in_place_writes_rejected(env):
             assert ei.value.errno == errno.EPERM
         finally:
             os.close(fd)
-        assert open(blob, 'rb').read() == b'original'
-        # top level holds entry directories only
         with pytest.raises(OSError) as ei:
-            open(os.path.join(m.path, 'file'), 'wb')
+            open(os.path.join(m.path, 'file'), 'wb')  # the top level holds directories
         assert ei.value.errno == errno.EPERM
-    assert env.get(key).stdout == b'original'
+    # unmount completes what was pending
+    assert _shard_bytes(env, key) == b'ne\0\0\0'
+    assert ls_json(env)[key]['has_source'] is True
+
+
+def test_in_place_write_keeps_no_source_and_read_only_refuses(env):
+    env.put('/nosrc/x.pyc', b'abc', '--no-source')
+    with mounted(env.shard, env.mnt) as m:
+        tree = os.path.join(m.path, '.tree', 'nosrc', 'x.pyc')
+        with open(tree, 'r+b') as f:
+            f.write(b'X')
+            f.flush()
+            os.fsync(f.fileno())
+    assert _shard_bytes(env, '/nosrc/x.pyc') == b'Xbc'
+    assert ls_json(env)['/nosrc/x.pyc']['has_source'] is False
+    with mounted(env.shard, env.mnt, '-o', 'ro') as m:
+        tree = os.path.join(m.path, '.tree', 'nosrc', 'x.pyc')
+        for op in (lambda: open(tree, 'r+b').write(b'Y'),
+                   lambda: open(tree, 'wb'),
+                   lambda: os.truncate(tree, 1)):
+            with pytest.raises(OSError) as ei:
+                op()
+            assert ei.value.errno == errno.EROFS
+    assert _shard_bytes(env, '/nosrc/x.pyc') == b'Xbc'
+
+
+def test_reader_holding_old_version_while_writer_rewrites(env):
+    """In place, a reader of the same file sees the new bytes (as on any
+    filesystem) and the library keeps serving the committed version until
+    the new one is complete.  Replaced by a rename, the file a reader holds
+    open keeps its old bytes."""
+    key = '/hold/m.pyc'
+    env.put(key, b'version-1', '--no-source')
+    with mounted(env.shard, env.mnt, '-o', 'idle_commit_ms=%d' % IDLE_MS) as m:
+        tree = os.path.join(m.path, '.tree', 'hold', 'm.pyc')
+        r = os.open(tree, os.O_RDONLY)
+        try:
+            assert os.pread(r, 100, 0) == b'version-1'
+            with open(tree, 'r+b') as w:
+                w.truncate(0)
+                assert os.pread(r, 100, 0) == b''
+                w.write(b'version-2!')
+                w.flush()
+                assert os.pread(r, 100, 0) == b'version-2!'
+                assert _shard_bytes(env, key) == b'version-1'
+                os.fsync(w.fileno())
+            assert _shard_bytes(env, key) == b'version-2!'
+            # a rename over the name: the held file keeps its bytes
+            tmp = os.path.join(m.path, '.tree', 'hold', 'm.pyc.tmp')
+            with open(tmp, 'wb') as f:
+                f.write(b'version-3')
+            os.rename(tmp, tree)
+            assert open(tree, 'rb').read() == b'version-3'
+            assert os.pread(r, 100, 0) == b'version-2!'
+            assert _shard_bytes(env, key) == b'version-3'
+        finally:
+            os.close(r)
+
+
+def test_rename_over_a_file_being_written_in_place(env):
+    """A rename over a name replaces the version being written there: that
+    writer keeps an inode no name leads to, and its bytes, complete or
+    not, never reach the shard."""
+    key = '/race/m.pyc'
+    env.put(key, b'committed', '--no-source')
+    with mounted(env.shard, env.mnt, '-o', 'idle_commit_ms=%d' % IDLE_MS) as m:
+        d = os.path.join(m.path, '.tree', 'race')
+        name = os.path.join(d, 'm.pyc')
+        w = os.open(name, os.O_WRONLY)
+        try:
+            os.write(w, b'IN-PLACE')
+            assert open(name, 'rb').read() == b'IN-PLACEd'
+            with open(os.path.join(d, 'tmp'), 'wb') as f:
+                f.write(b'renamed')
+            os.rename(os.path.join(d, 'tmp'), name)
+            assert open(name, 'rb').read() == b'renamed'
+            os.write(w, b'-after')  # succeeds, as on an unlinked file
+            os.fsync(w)
+        finally:
+            os.close(w)
+        time.sleep(3 * IDLE_MS / 1000)
+        assert _shard_bytes(env, key) == b'renamed'
+        assert open(name, 'rb').read() == b'renamed'
+    assert _shard_bytes(env, key) == b'renamed'
+    assert sorted(ls_json(env)) == [key]
+
+
+def test_two_writers_in_place_and_cp_to_a_tree_name(env):
+    """Two processes writing one file in place: both writes land, as on a
+    directory.  A file copied to a new tree name (no rename) is committed
+    under that name when idle."""
+    key = '/two/m.pyc'
+    env.put(key, b'.' * 8192, '--no-source')
+    with mounted(env.shard, env.mnt, '-o', 'idle_commit_ms=%d' % IDLE_MS) as m:
+        name = os.path.join(m.path, '.tree', 'two', 'm.pyc')
+        code = ('import os, sys\n'
+                'fd = os.open(sys.argv[1], os.O_WRONLY)\n'
+                'off = int(sys.argv[2])\n'
+                'for i in range(64):\n'
+                '    os.pwrite(fd, bytes([65 + off // 4096]) * 64, off + 64 * i)\n')
+        ps = [subprocess.Popen(['python3', '-c', code, name, str(off)]) for off in (0, 4096)]
+        assert [p.wait() for p in ps] == [0, 0]
+        want = b'A' * 4096 + b'B' * 4096
+        assert open(name, 'rb').read() == want
+        wait_for(lambda: _shard_bytes(env, key) == want, timeout=5)
+        shutil.copyfile(name, os.path.join(m.path, '.tree', 'two', 'copy.pyc'))
+        wait_for(lambda: _shard_bytes(env, '/two/copy.pyc') == want, timeout=5)
 
 
 # ---- removing ----
@@ -671,22 +816,13 @@ def test_chmod_chown_utime_on_entry_dir_blob_and_metadata(env):
         # chown of only the group keeps the owner
         os.chown(blob, -1, 42)
         assert (os.stat(blob).st_uid, os.stat(blob).st_gid) == (2345, 42)
-        # a committed file is never shown writable: its write bits are
-        # dropped, and writing still fails as before (EPERM for root)
+        # the mode is shown as set on a blob; metadata.json (generated)
+        # never shows write bits
         os.chmod(blob, 0o664)
-        assert os.stat(blob).st_mode & 0o7777 == 0o444
+        assert os.stat(blob).st_mode & 0o7777 == 0o664
+        os.chmod(blob, 0o444)
         os.chmod(meta, 0o600)
         assert os.stat(meta).st_mode & 0o7777 == 0o400
-        fd = os.open(blob, os.O_WRONLY | os.O_APPEND)
-        try:
-            with pytest.raises(OSError) as ei:
-                os.write(fd, b'more')
-            assert ei.value.errno == errno.EPERM
-        finally:
-            os.close(fd)
-        with pytest.raises(OSError) as ei:
-            os.truncate(blob, 1)
-        assert ei.value.errno == errno.EPERM
         with pytest.raises(OSError) as ei:
             os.truncate(d, 1)
         assert ei.value.errno == errno.EISDIR
@@ -730,7 +866,7 @@ def test_chmod_chown_utime_in_tree_view(env):
             w.write(b'tree v2')
         os.rename(tmp, f)
         st = os.stat(f)
-        assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o444, os.getuid(), os.getgid())
+        assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o644, os.getuid(), os.getgid())
         assert st.st_mtime_ns != 4 * 10**17
         _assert_attrs(parent, 0o700, 11, 12, (10**18, 2 * 10**18))  # the directory keeps its own
         assert open(f, 'rb').read() == b'tree v2'
@@ -755,7 +891,7 @@ def test_new_version_resets_attributes_same_version_keeps_them(env):
         wait_for(lambda: _cached_at_ns(meta) != old, timeout=2.0)
         cached = _cached_at_ns(meta)
         st = os.stat(blob)
-        assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o444, os.getuid(), os.getgid())
+        assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o644, os.getuid(), os.getgid())
         assert st.st_mtime_ns == cached
         st = os.stat(meta)
         assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o444, os.getuid(), os.getgid())
@@ -768,7 +904,7 @@ def test_new_version_resets_attributes_same_version_keeps_them(env):
         env.put(key, b'v3')
         wait_for(lambda: open(blob, 'rb').read() == b'v3', timeout=2.0)
         st = os.stat(blob)
-        assert (st.st_mode & 0o7777, st.st_uid) == (0o444, os.getuid())
+        assert (st.st_mode & 0o7777, st.st_uid) == (0o644, os.getuid())
         # the same version keeps them, even when it goes stale (metadata.json
         # stays, with a new status)
         _set_attrs(meta, 0o440, 25, 26, (5 * 10**17, 6 * 10**17))
@@ -794,7 +930,7 @@ def test_new_version_resets_attributes_same_version_keeps_them(env):
         wait_for(lambda: not os.path.exists(od), timeout=2.0)
         env.put(other, b'o2')
         wait_for(lambda: os.path.exists(od), timeout=2.0)
-        for p, mode in ((od, 0o755), (os.path.join(od, 'blob'), 0o444)):
+        for p, mode in ((od, 0o755), (os.path.join(od, 'blob'), 0o644)):
             st = os.stat(p)
             assert (st.st_mode & 0o7777, st.st_uid) == (mode, os.getuid()), p
 
@@ -812,7 +948,7 @@ def test_attributes_do_not_survive_remount_and_ro_refuses(env):
             d = m.entry(key)
             blob, meta = os.path.join(d, 'blob'), os.path.join(d, 'metadata.json')
             cached = _cached_at_ns(meta)
-            for p, mode in ((d, dmode), (blob, 0o444), (meta, 0o444)):
+            for p, mode in ((d, dmode), (blob, 0o644 if not opts else 0o444), (meta, 0o444)):
                 st = os.stat(p)
                 assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == \
                     (mode, os.getuid(), os.getgid()), p

@@ -187,7 +187,7 @@ def test_tree_view_protocol(env):
         assert os.listdir(d) == ['mod.cpython-311.pyc']
         with open(final, 'rb') as f:
             assert f.read() == data
-        assert os.stat(final).st_mode & 0o777 == 0o444
+        assert os.stat(final).st_mode & 0o777 == 0o644
         # same entry in the flat view, with no source
         flat = m.entry('/srv/app/mod.cpython-311.pyc')
         assert os.path.exists(os.path.join(flat, 'blob'))
@@ -238,10 +238,15 @@ def test_tree_view_protocol(env):
         os.mkdir(os.path.join(tree, 'empty2'))
         with open(os.path.join(tree, 'empty2', 't.1'), 'xb') as f:
             f.write(b'never renamed')
+        os.mkdir(os.path.join(tree, 'empty3'))
     with mounted(env.shard, env.mnt) as m:
         tree = os.path.join(m.path, '.tree')
-        assert sorted(os.listdir(tree)) == ['srv']   # empty2 and its temp are gone
-        assert list(shard_entries(env.shard)) == ['/srv/app/mod.cpython-311.pyc']
+        # as in a directory, a file left under its own name stays (unmount
+        # completes it); the empty directory is gone
+        assert sorted(os.listdir(tree)) == ['empty2', 'srv']
+        assert sorted(shard_entries(env.shard)) == ['/empty2/t.1', '/srv/app/mod.cpython-311.pyc']
+        assert open(os.path.join(tree, 'empty2', 't.1'), 'rb').read() == b'never renamed'
+        os.unlink(os.path.join(tree, 'empty2', 't.1'))
         # rm in the tree evicts the entry
         os.unlink(os.path.join(tree, 'srv', 'app', 'mod.cpython-311.pyc'))
         assert shard_entries(env.shard) == {}
@@ -472,3 +477,60 @@ def test_read_only_mount_falls_back_silently(env):
         assert m.proc.poll() is None, daemon_state(m)
     assert set(shard_entries(env.shard)) == set(cached)
     cli('--shard', env.shard, 'verify')
+
+
+# ---- writing .pyc files in place, as tools and test suites do ----
+
+def _patches():
+    """(name, function patching an open 'r+b' .pyc) pairs: each leaves a
+    .pyc the importer must reject and rewrite."""
+    def bad_magic(f):
+        f.write(b'\0\0\0\0')
+
+    def truncated_header(f):
+        f.truncate(10)
+
+    def old_timestamp(f):
+        f.seek(8)
+        f.write((1).to_bytes(4, 'little'))
+    return [('bad magic', bad_magic), ('truncated header', truncated_header),
+            ('old timestamp', old_timestamp)]
+
+
+def test_pyc_patched_in_place_is_recompiled_as_with_a_native_prefix(env, tmp_path):
+    """A .pyc patched in place (open 'r+b', seek, write; or truncated) is
+    noticed by the importer, which recompiles and rewrites it, exactly as
+    with a native prefix: the same bytes end up in both."""
+    pkg = tmp_path / 'code'
+    pkg.mkdir()
+    (pkg / 'patched.py').write_text('VALUE = sum(range(10))\n')
+    src = str(pkg / 'patched.py')
+    native = str(tmp_path / 'native')
+    with mounted(env.shard, env.mnt, '-o', 'nosync') as m:
+        tree = os.path.join(m.path, '.tree')
+        for prefix in (native, tree):
+            out, err = run_py(prefix, ['patched'], 'patched.VALUE', path=str(pkg))
+            quiet(err)
+            assert out['result'] == 45
+        # with a prefix, the cache path is <prefix><source dir>/<name>.pyc
+        pyc = {p: p + src[:-3] + '.cpython-311.pyc' for p in (native, tree)}
+        good = open(pyc[native], 'rb').read()
+        assert open(pyc[tree], 'rb').read() == good
+        for what, patch in _patches():
+            for prefix in (native, tree):
+                with open(pyc[prefix], 'r+b') as f:
+                    patch(f)
+                assert open(pyc[prefix], 'rb').read() != good, what
+            # the mount serves the patched bytes at once
+            assert open(pyc[tree], 'rb').read() == open(pyc[native], 'rb').read(), what
+            for prefix in (native, tree):
+                out, err = run_py(prefix, ['patched'], 'patched.VALUE', path=str(pkg))
+                quiet(err)
+                assert out['result'] == 45, what
+                assert open(pyc[prefix], 'rb').read() == good, (what, prefix)
+        key = src[:-3] + '.cpython-311.pyc'
+        wait_for(lambda: cli('--shard', env.shard, 'get', '--key', key,
+                             check=False).stdout == good, timeout=5)
+    assert cli('--shard', env.shard, 'get', '--key', key).stdout == good
+    cli('--shard', env.shard, 'verify')
+
