@@ -52,6 +52,7 @@ void fs_ver_from_info(struct fs_ver *v, const sc_entry_info *e, int status)
 	v->v_cached_sec = e->cached_sec;
 	v->v_cached_nsec = e->cached_nsec;
 	v->v_blob_size = e->blob_size;
+	v->v_checksum = e->blob_checksum;
 }
 
 int fs_ver_same(const struct fs_ver *a, const struct fs_ver *b)
@@ -467,6 +468,7 @@ void fs_fill_attr(struct fs *fs, const struct fs_node *n, struct stat *st)
 		st->st_size = (off_t)n->f_ver.v_blob_size;
 		st->st_mtim.tv_sec = n->f_ver.v_cached_sec;
 		st->st_mtim.tv_nsec = n->f_ver.v_cached_nsec;
+		fs_ids_fill(fs, n, st);
 		break;
 	case FS_META:
 	case FS_STATS:

@@ -712,7 +712,21 @@ void fs_flat_rename(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char
 			int r = fs_commit(fs, p, d->n_key, d->n_key_len, 1);
 			err = r ? fs_errno(r) : 0;
 		}
+		fs_send_attr_notes(fs); /* other names' link counts */
 		fuse_reply_err(req, err);
+		if (!err) {
+			/* The tree view's dentry of this key names the version
+			 * the rename replaced: dropped right after the reply, as
+			 * in fs_tree_rename (before it, the kernel holds this
+			 * directory's lock). */
+			pthread_mutex_lock(&fs->fs_lock);
+			uint64_t tparent = d->n_tparent;
+			pthread_mutex_unlock(&fs->fs_lock);
+			const char *base = strrchr(d->n_key, '/');
+			if (tparent && base)
+				fuse_lowlevel_notify_inval_entry(fs->fs_se, tparent, base + 1,
+								 strlen(base + 1));
+		}
 		return;
 	}
 	if (t && (flags & RENAME_NOREPLACE)) {
@@ -771,21 +785,28 @@ void fs_flat_unlink(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char
 	pthread_mutex_unlock(&fs->fs_lock);
 	/* Evict the version the user was shown, never one another process
 	 * committed since (that one is shown after the next resync). */
+	/* fs_tlock: no rebuild of the link counts between the removal and
+	 * their update below */
+	pthread_rwlock_rdlock(&fs->fs_tlock);
 	int r = in_shard ? sc_remove_if(fs->fs_cache, d->n_key, v_shard, v_off) : SC_ENOTFOUND;
 	pthread_mutex_lock(&fs->fs_lock);
 	d->n_busy--;
 	if (r == SC_ECHANGED) {
 		pthread_mutex_unlock(&fs->fs_lock);
+		pthread_rwlock_unlock(&fs->fs_tlock);
 		fs_wake(fs);
 		fuse_reply_err(req, 0); /* that version is gone already */
 		return;
 	}
 	if (r != 0 && r != SC_ENOTFOUND) {
 		pthread_mutex_unlock(&fs->fs_lock);
+		pthread_rwlock_unlock(&fs->fs_tlock);
 		fuse_reply_err(req, fs_errno(r));
 		return;
 	}
 	d->n_made = 1;
+	if (r == 0)
+		fs_ids_changed(fs, 1, d->n_ver.v_checksum, d->n_ver.v_blob_size, 0, 0, 0);
 	if (d->n_in_shard) {
 		d->n_in_shard = 0;
 		fs_note(fs, FS_NOTE_INODE, d->n_ino, 0, NULL);
@@ -803,11 +824,13 @@ void fs_flat_unlink(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char
 	fs_listing_dirty();
 	fs_note(fs, FS_NOTE_INODE, FS_INO_ROOT, 0, NULL);
 	pthread_mutex_unlock(&fs->fs_lock);
+	pthread_rwlock_unlock(&fs->fs_tlock);
 	if (r == 0) {
 		FS_COUNT(fs, st_evictions, 1);
 		compact_if_empty(fs);
 	}
 	fs_wake(fs);
+	fs_send_attr_notes(fs); /* other names' link counts */
 	fuse_reply_err(req, 0);
 }
 

@@ -27,6 +27,8 @@
  *              directories, resync, idle commit, sc_trim) and the queue of
  *              kernel notifications it alone sends (fs_note, fs_wake)
  *   inode.c    the inode table: nodes, the key map, lookup counts, forget
+ *   links.c    link(2) in both views; a blob's st_ino and st_nlink from the
+ *              number of entries holding the same bytes (fs_ids_*)
  * Calls that still run against that order: commit.c -> tree.c (fs_put keeps
  * the tree index), commit.c -> flat.c (fs_listing_dirty), inode.c ->
  * tree.c (fs_tdir_unmap), notify.c -> entry.c, commit.c and tree.c (the
@@ -54,7 +56,11 @@
  * its bytes stable, so readers on other threads never wait for a commit.
  * Kernel notifications are sent only by the watcher thread, with no lock
  * held (libfuse: a notification sent from a request handler, or while
- * holding a lock a handler needs, can deadlock).
+ * holding a lock a handler needs, can deadlock).  Two exceptions, both
+ * with no lock held: attribute-only invalidations, for which the kernel
+ * takes no lock (fs_send_attr_notes: handlers send them before replying),
+ * and a rename's invalidation of the other view's dentry, sent by the
+ * renaming thread right after its reply (fs_tree_rename, fs_flat_rename).
  */
 #ifndef SC_FS_I_H
 #define SC_FS_I_H
@@ -104,6 +110,7 @@ struct fs_ver {
 	int64_t  v_cached_sec;
 	uint32_t v_cached_nsec;
 	uint64_t v_blob_size;
+	uint64_t v_checksum;        /* XXH3-64 of the blob: with the size, its identity */
 };
 
 struct fs_node {
@@ -211,6 +218,10 @@ struct fs {
 	size_t           fs_tcap;
 	struct fs_node  *fs_troot;
 
+	/* entries per blob identity, for st_ino and st_nlink (links.c, under
+	 * fs_lock); built with the tree index, NULL until then */
+	struct fs_ids   *fs_ids;
+
 	/* attributes set by chmod/chown/utimes (entry.c, under fs_lock) */
 	struct fs_attr **fs_atab;    /* by key; NULL until the first setattr */
 	size_t           fs_acap, fs_acount;
@@ -220,6 +231,7 @@ struct fs {
 
 	pthread_mutex_t  fs_qlock;
 	struct fs_note  *fs_qhead, **fs_qtail;
+	struct fs_note  *fs_ahead;   /* FS_NOTE_ATTR: sent by any thread */
 
 	/* watcher */
 	pthread_t        fs_watcher;
@@ -347,6 +359,20 @@ int  fs_attr_held(struct fs *fs, const struct fs_node *n);
 /* The positive errno a core code (SC_E* or -errno) becomes at the FUSE boundary. */
 int  fs_errno(int sc_err);
 
+/* links.c */
+void fs_link(fuse_req_t req, struct fs *fs, fuse_ino_t ino, fuse_ino_t newparent,
+	     const char *newname);
+struct fs_ids *fs_ids_new(void);
+void fs_ids_free(struct fs_ids *t);
+int  fs_ids_add(struct fs_ids *t, uint64_t sum, uint64_t size, int delta);
+/* st_ino and st_nlink of committed blob @p n.  fs_lock held. */
+void fs_ids_fill(const struct fs *fs, const struct fs_node *n, struct stat *st);
+/* An entry's bytes changed from (old_sum, old_size) to (sum, size) (either
+ * may be absent).  fs_lock held. */
+void fs_ids_changed(struct fs *fs, int had_old, uint64_t old_sum, uint64_t old_size,
+		    int has_new, uint64_t sum, uint64_t size);
+uint64_t fs_blob_sum(const void *buf, size_t len);
+
 /* render.c */
 char *fs_render_meta(const sc_entry_info *e, int status, const char *name, size_t *len);
 char *fs_render_stats(struct fs *fs, size_t *len);
@@ -358,6 +384,9 @@ void fs_watcher_stop(struct fs *fs);
 void fs_note(struct fs *fs, enum fs_note_kind kind, uint64_t parent,
 	     uint64_t child, const char *name);
 void fs_wake(struct fs *fs);
+/* Send the queued attribute-only invalidations now (any thread, no lock
+ * held: the kernel takes no inode lock for them). */
+void fs_send_attr_notes(struct fs *fs);
 /* Watch the directories of @p e's source and writer executable (inotify).
  * fs_lock not held (fs_map_lock may be).  Returns 1 if watched, 0 if the
  * fallback timeout must be used. */

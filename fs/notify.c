@@ -47,9 +47,37 @@ void fs_note(struct fs *fs, enum fs_note_kind kind, uint64_t parent, uint64_t ch
 	t->t_next = NULL;
 	memcpy(t->t_name, name ? name : "", nl + 1);
 	pthread_mutex_lock(&fs->fs_qlock);
-	*fs->fs_qtail = t;
-	fs->fs_qtail = &t->t_next;
+	if (kind == FS_NOTE_ATTR) {
+		t->t_next = fs->fs_ahead;
+		fs->fs_ahead = t;
+	} else {
+		*fs->fs_qtail = t;
+		fs->fs_qtail = &t->t_next;
+	}
 	pthread_mutex_unlock(&fs->fs_qlock);
+}
+
+/*
+ * Send the queued attribute-only invalidations.  Unlike the others, the
+ * kernel takes no inode or page lock for them, so any thread may send them
+ * at any time: a request handler whose change altered other inodes'
+ * attributes (a link count, linking or unlinking a name) sends them before
+ * its reply, so that a stat(2) right after the call sees them.  No lock
+ * held.
+ */
+void fs_send_attr_notes(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->fs_qlock);
+	struct fs_note *t = fs->fs_ahead;
+	fs->fs_ahead = NULL;
+	pthread_mutex_unlock(&fs->fs_qlock);
+	while (t) {
+		struct fs_note *next = t->t_next;
+		fuse_lowlevel_notify_inval_inode(fs->fs_se, t->t_parent, -1, 0);
+		FS_COUNT(fs, st_notes, 1);
+		free(t);
+		t = next;
+	}
 }
 
 void fs_wake(struct fs *fs)
@@ -105,6 +133,7 @@ static void send_notes(struct fs *fs)
 	fs->fs_qhead = NULL;
 	fs->fs_qtail = &fs->fs_qhead;
 	pthread_mutex_unlock(&fs->fs_qlock);
+	fs_send_attr_notes(fs);
 	while (t) {
 		struct fs_note *next = t->t_next;
 		switch (t->t_kind) {
@@ -119,8 +148,7 @@ static void send_notes(struct fs *fs)
 		case FS_NOTE_INODE:
 			fuse_lowlevel_notify_inval_inode(fs->fs_se, t->t_parent, 0, 0);
 			break;
-		case FS_NOTE_ATTR:
-			fuse_lowlevel_notify_inval_inode(fs->fs_se, t->t_parent, -1, 0);
+		case FS_NOTE_ATTR: /* on fs_ahead (fs_send_attr_notes) */
 			break;
 		}
 		FS_COUNT(fs, st_notes, 1);
@@ -336,6 +364,12 @@ void fs_watcher_stop(struct fs *fs)
 	}
 	fs->fs_qhead = NULL;
 	fs->fs_qtail = &fs->fs_qhead;
+	for (t = fs->fs_ahead; t; ) {
+		struct fs_note *next = t->t_next;
+		free(t);
+		t = next;
+	}
+	fs->fs_ahead = NULL;
 	if (fs->fs_inotify >= 0)
 		close(fs->fs_inotify);
 	if (fs->fs_wake >= 0)

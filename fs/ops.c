@@ -617,6 +617,16 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fs_flat_unlink(req, fs, parent, name);
 }
 
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct fs *fs = fs_of(req);
+	if (fs->fs_o.o_ro) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fs_link(req, fs, ino, newparent, newname); /* links.c */
+}
+
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
@@ -672,6 +682,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	/* the kernel holds p (and so d) while fsync runs */
 	if (d && !r)
 		r = fs_commit(fs, p, key, klen, as_blob);
+	fs_send_attr_notes(fs); /* link counts of names that held the same bytes */
 	fuse_reply_err(req, r ? fs_errno(r) : 0);
 }
 
@@ -730,6 +741,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.unlink       = op_unlink,
 	.rmdir        = op_rmdir,
 	.rename       = op_rename,
+	.link         = op_link,
 	.open         = op_open,
 	.read         = op_read,
 	.write        = op_write,

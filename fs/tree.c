@@ -217,12 +217,17 @@ static int tidx_insert(struct fs_tidx *t, const char *p, size_t len, int file,
 
 struct build {
 	struct fs_tidx *t;
+	struct fs_ids  *ids;   /* entries per blob identity (links.c) */
 	int err;
 };
 
 static int build_cb(const sc_entry_info *e, void *arg)
 {
 	struct build *b = arg;
+	if (fs_ids_add(b->ids, e->blob_checksum, e->blob_size, 1) < 0) {
+		b->err = -ENOMEM;
+		return 1;
+	}
 	if (!fs_key_is_path(e->key, e->key_len))
 		return 0;
 	if (tidx_insert(b->t, e->key, e->key_len, 1, NULL, NULL) < 0) {
@@ -299,6 +304,8 @@ void fs_tree_free(struct fs *fs)
 {
 	tidx_free(fs->fs_tidx);
 	fs->fs_tidx = NULL;
+	fs_ids_free(fs->fs_ids);
+	fs->fs_ids = NULL;
 	free(fs->fs_ttab);
 	fs->fs_ttab = NULL;
 }
@@ -355,8 +362,10 @@ int fs_tree_sync(struct fs *fs, int wait)
 	if (same || (!cur && !wait))
 		goto out;
 
-	struct build b = { tidx_new(), 0 };
-	if (!b.t) {
+	struct build b = { tidx_new(), fs_ids_new(), 0 };
+	if (!b.t || !b.ids) {
+		tidx_free(b.t);
+		fs_ids_free(b.ids);
 		err = -ENOMEM;
 		goto out;
 	}
@@ -371,6 +380,7 @@ int fs_tree_sync(struct fs *fs, int wait)
 		err = b.err;
 	if (err) {
 		tidx_free(b.t);
+		fs_ids_free(b.ids);
 		goto out;
 	}
 	pthread_mutex_lock(&fs->fs_lock);
@@ -385,10 +395,13 @@ int fs_tree_sync(struct fs *fs, int wait)
 	}
 	fs->fs_tidx = b.t;
 	fs->fs_t_own = 0;
+	struct fs_ids *old_ids = fs->fs_ids;
+	fs->fs_ids = b.ids;
 	note_rebuilt(fs, b.t);
 	FS_COUNT(fs, st_tree_rebuilds, 1);
 	pthread_mutex_unlock(&fs->fs_lock);
 	tidx_free(cur);
+	fs_ids_free(old_ids);
 	fs_wake(fs);
 out:
 	pthread_rwlock_unlock(&fs->fs_tlock);
@@ -402,11 +415,19 @@ out:
 int fs_put(struct fs *fs, const char *key, size_t klen, const void *buf, size_t len,
 	   const sc_put_opts *o)
 {
+	sc_entry_info old;
 	pthread_rwlock_rdlock(&fs->fs_tlock);
+	/* the bytes it replaces, for the link counts (links.c) */
+	pthread_rwlock_rdlock(&fs->fs_map_lock);
+	int had_old = sc_lookup(fs->fs_cache, key, &old) == 0;
+	pthread_rwlock_unlock(&fs->fs_map_lock);
 	int err = sc_put_ex(fs->fs_cache, key, buf, len, o);
 	if (err == 0) {
+		uint64_t sum = fs_blob_sum(buf, len);
 		pthread_mutex_lock(&fs->fs_lock);
 		__atomic_add_fetch(&fs->fs_t_own, 1, __ATOMIC_RELAXED);
+		fs_ids_changed(fs, had_old, had_old ? old.blob_checksum : 0,
+			       had_old ? old.blob_size : 0, 1, sum, len);
 		if (fs->fs_tidx && fs_key_is_path(key, klen)) {
 			const char *nd = NULL;
 			size_t ndl = 0;
@@ -753,17 +774,35 @@ void fs_tree_rename(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 		fuse_reply_err(req, err);
 		return;
 	}
+	char skey[SC_MAX_KEY + 1];
+	size_t sklen;
 	pthread_mutex_lock(&fs->fs_lock);
 	struct fs_node *p = fs_pending_find(td, name);
+	int src_dir = !p && child_path(td, name, skey, &sklen) == 0 && is_dir(fs, skey, sklen);
+	int dst_dir = is_dir(fs, key, klen);
 	if (!p)
-		err = is_dir(fs, td->n_key, td->n_key_len) ? EPERM : ENOENT;
-	else if (is_dir(fs, key, klen))
+		err = ENOENT; /* sorted out below */
+	else if (dst_dir)
 		err = EISDIR;
 	else if (strcmp(name, newname) == 0)
 		err = -1;
 	else if (fs_pending_find(td, newname))
 		err = EBUSY; /* another file being written under that name */
 	pthread_mutex_unlock(&fs->fs_lock);
+	if (!p) {
+		/* A committed file or a directory is not renamed in place:
+		 * EXDEV, on which mv(1) copies and removes instead.  Over the
+		 * other kind, the errors a directory gives. */
+		pthread_rwlock_rdlock(&fs->fs_map_lock);
+		int dst_file = sc_lookup(fs->fs_cache, key, &e) == 0;
+		int src_file = !src_dir && child_path(td, name, skey, &sklen) == 0 &&
+			       sc_lookup(fs->fs_cache, skey, &e) == 0;
+		pthread_rwlock_unlock(&fs->fs_map_lock);
+		if (src_dir)
+			err = dst_file ? ENOTDIR : EXDEV;
+		else if (src_file)
+			err = dst_dir ? EISDIR : EXDEV;
+	}
 	if (err == 0 && (flags & RENAME_NOREPLACE)) {
 		pthread_rwlock_rdlock(&fs->fs_map_lock);
 		if (sc_lookup(fs->fs_cache, key, &e) == 0 && sc_entry_status(&e) == 0)
@@ -776,7 +815,22 @@ void fs_tree_rename(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 		int r = fs_commit(fs, p, key, klen, 1);
 		err = r ? fs_errno(r) : 0;
 	}
+	fs_send_attr_notes(fs); /* other names' link counts */
 	fuse_reply_err(req, err < 0 ? 0 : err);
+	if (err == 0) {
+		/* The flat view's dentry of the entry's blob names the version
+		 * this rename replaced.  Dropped here, by the renaming thread,
+		 * right after the reply: before it, the kernel still holds this
+		 * directory's lock, and a rename between the two views taking
+		 * the two directory locks in the other order would deadlock us. */
+		pthread_mutex_lock(&fs->fs_lock);
+		struct fs_node *d = fs_dir_find(fs, key, klen);
+		uint64_t dino = d ? d->n_ino : 0;
+		pthread_mutex_unlock(&fs->fs_lock);
+		if (dino)
+			fuse_lowlevel_notify_inval_entry(fs->fs_se, dino, FS_BLOB_NAME,
+							 strlen(FS_BLOB_NAME));
+	}
 }
 
 void fs_tree_unlink(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *name)
@@ -809,15 +863,20 @@ void fs_tree_unlink(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 	if (d)
 		d->n_busy++;
 	pthread_mutex_unlock(&fs->fs_lock);
+	/* fs_tlock: no rebuild of the index (and its link counts) between
+	 * the removal and the count's update */
+	pthread_rwlock_rdlock(&fs->fs_tlock);
 	int r = known ? sc_remove_if(fs->fs_cache, key, shard, off) : SC_ENOTFOUND;
 	pthread_mutex_lock(&fs->fs_lock);
 	if (d) {
 		d->n_busy--;
 		if (r == 0) {
+			fs_ids_changed(fs, 1, d->n_ver.v_checksum, d->n_ver.v_blob_size, 0, 0, 0);
 			fs_apply_ver(fs, d, NULL, 0); /* notes both views' dentries */
 		}
 	}
 	pthread_mutex_unlock(&fs->fs_lock);
+	pthread_rwlock_unlock(&fs->fs_tlock);
 	if (r == 0) {
 		FS_COUNT(fs, st_evictions, 1);
 		err = 0;
@@ -827,6 +886,7 @@ void fs_tree_unlink(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 		err = fs_errno(r);
 	}
 	fs_wake(fs);
+	fs_send_attr_notes(fs); /* other names' link counts */
 	fuse_reply_err(req, err);
 }
 

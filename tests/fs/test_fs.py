@@ -377,6 +377,88 @@ def test_two_writers_in_place_and_cp_to_a_tree_name(env):
         wait_for(lambda: _shard_bytes(env, '/two/copy.pyc') == want, timeout=5)
 
 
+def test_hard_links_in_both_views(env):
+    """link(2): the new name is an entry with the same bytes; while two
+    names hold the same bytes they report one inode and st_nlink 2 (also
+    after a remount); unlink of one leaves the other; a write to one
+    gives it its own bytes."""
+    env.put('/ln/a.pyc', b'same bytes', '--no-source')
+    with mounted(env.shard, env.mnt) as m:
+        d = os.path.join(m.path, '.tree', 'ln')
+        a, b = os.path.join(d, 'a.pyc'), os.path.join(d, 'b.pyc')
+        assert os.stat(a).st_nlink == 1
+        os.link(a, b)
+        assert open(b, 'rb').read() == b'same bytes'
+        assert os.path.samefile(a, b)
+        assert os.stat(a).st_nlink == os.stat(b).st_nlink == 2
+        assert _shard_bytes(env, '/ln/b.pyc') == b'same bytes'
+        # the flat view shows the same file
+        assert os.path.samefile(os.path.join(m.entry('/ln/b.pyc'), 'blob'), a)
+        # a flat entry directory made by mkdir links its blob
+        c = m.entry('/ln/c.pyc')
+        os.mkdir(c)
+        os.link(a, os.path.join(c, 'blob'))
+        assert os.stat(a).st_nlink == 3
+        # what link(2) refuses, with a directory's errors
+        for src, dst, want in ((a, b, errno.EEXIST),
+                               (a, os.path.join(m.path, 'x'), errno.EPERM),
+                               (os.path.join(m.entry('/ln/a.pyc'), 'metadata.json'),
+                                os.path.join(d, 'm.json'), errno.EPERM),
+                               (a, os.path.join(c, 'other'), errno.EPERM),
+                               (os.path.join(d, 'missing'), os.path.join(d, 'z'),
+                                errno.ENOENT)):
+            with pytest.raises(OSError) as ei:
+                os.link(src, dst)
+            assert ei.value.errno == want, (src, dst)
+    with mounted(env.shard, env.mnt) as m:
+        d = os.path.join(m.path, '.tree', 'ln')
+        a, b = os.path.join(d, 'a.pyc'), os.path.join(d, 'b.pyc')
+        assert os.path.samefile(a, b)
+        assert os.stat(b).st_nlink == 3
+        os.unlink(os.path.join(m.entry('/ln/c.pyc'), 'blob'))
+        assert os.stat(a).st_nlink == 2
+        with open(b, 'r+b') as f:
+            f.write(b'S')
+            f.flush()
+            os.fsync(f.fileno())
+        assert open(a, 'rb').read() == b'same bytes'
+        assert open(b, 'rb').read() == b'Same bytes'
+        assert not os.path.samefile(a, b)
+        assert os.stat(a).st_nlink == 1
+        os.unlink(b)
+        assert open(a, 'rb').read() == b'same bytes'
+    with mounted(env.shard, env.mnt, '-o', 'ro') as m:
+        d = os.path.join(m.path, '.tree', 'ln')
+        with pytest.raises(OSError) as ei:
+            os.link(os.path.join(d, 'a.pyc'), os.path.join(d, 'r.pyc'))
+        assert ei.value.errno == errno.EROFS
+    assert sorted(ls_json(env)) == ['/ln/a.pyc']
+
+
+def test_tree_renames_a_directory_would_refuse(env):
+    """Only a file being written is renamed in place; a committed file or
+    a directory answers EXDEV (mv copies and removes), and a rename across
+    kinds gives a directory's errors."""
+    env.put('/rn/f.pyc', b'f', '--no-source')
+    env.put('/rn/sub/g.pyc', b'g', '--no-source')
+    with mounted(env.shard, env.mnt) as m:
+        d = os.path.join(m.path, '.tree', 'rn')
+        for src, dst, want in (('sub', 'f.pyc', errno.ENOTDIR),
+                               ('f.pyc', 'sub', errno.EISDIR),
+                               ('f.pyc', 'h.pyc', errno.EXDEV),
+                               ('sub', 'sub2', errno.EXDEV),
+                               ('nothing', 'h.pyc', errno.ENOENT)):
+            with pytest.raises(OSError) as ei:
+                os.rename(os.path.join(d, src), os.path.join(d, dst))
+            assert ei.value.errno == want, (src, dst)
+        # mv(1) falls back to copy and remove
+        subprocess.run(['mv', os.path.join(d, 'f.pyc'), os.path.join(d, 'h.pyc')], check=True)
+        assert open(os.path.join(d, 'h.pyc'), 'rb').read() == b'f'
+        assert not os.path.exists(os.path.join(d, 'f.pyc'))
+    assert _shard_bytes(env, '/rn/h.pyc') == b'f'
+    assert '/rn/f.pyc' not in ls_json(env)
+
+
 # ---- removing ----
 
 def test_rm_rmdir_and_clear(env):

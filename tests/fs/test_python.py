@@ -211,10 +211,9 @@ def test_tree_view_protocol(env):
         os.replace(tmp, final)
         with open(final, 'rb') as f:
             assert f.read() == data2
-        # The other view shows it within the coherence window (docs/FS.md,
-        # "Coherence"): the watcher drops the kernel's cached flat "blob"
-        # entry after the rename has returned.  Reading it at once raced
-        # that on a loaded machine.
+        # The other view shows it right after (docs/FS.md, "Coherence"):
+        # the renaming thread drops the kernel's cached flat "blob" entry
+        # just after its reply, which a read at once may still beat.
         def flat_blob():
             with open(os.path.join(flat, 'blob'), 'rb') as f:
                 return f.read()
@@ -534,3 +533,62 @@ def test_pyc_patched_in_place_is_recompiled_as_with_a_native_prefix(env, tmp_pat
     assert cli('--shard', env.shard, 'get', '--key', key).stdout == good
     cli('--shard', env.shard, 'verify')
 
+
+
+def test_compileall_hardlink_dupes_through_the_mount(env, tmp_path):
+    """python3 -m compileall -o 0 -o 1 -o 2 --hardlink-dupes (how Fedora
+    byte-compiles): every level is written and readable, and the levels
+    with identical bytes are hard links (os.path.samefile, st_nlink)."""
+    pkg = tmp_path / 'lib'
+    pkg.mkdir()
+    # no docstring, no assert: the three levels are identical
+    (pkg / 'same.py').write_text('X = 1\n')
+    # a docstring and an assert: -O drops the assert, -OO the docstring
+    (pkg / 'differ.py').write_text('"""doc"""\nassert True\nX = 2\n')
+    with mounted(env.shard, env.mnt, '-o', 'nosync') as m:
+        prefix = os.path.join(m.path, '.tree')
+        r = subprocess.run([PY, '-m', 'compileall', '-q', '-o', '0', '-o', '1', '-o', '2',
+                            '--hardlink-dupes', str(pkg)],
+                           env=py_env(prefix), capture_output=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+        base = prefix + str(pkg) + '/'
+        names = ['%s.cpython-311%s.pyc' % (mod, opt) for mod in ('same', 'differ')
+                 for opt in ('', '.opt-1', '.opt-2')]
+        assert sorted(os.listdir(base)) == sorted(names)
+        data = {n: open(base + n, 'rb').read() for n in names}
+        for n in names:
+            check_pyc(data[n], str(pkg / n.split('.')[0]) + '.py')
+        # same.py: one inode, three names
+        s = [os.stat(base + n) for n in names[:3]]
+        assert data[names[0]] == data[names[1]] == data[names[2]]
+        assert os.path.samefile(base + names[0], base + names[1])
+        assert os.path.samefile(base + names[0], base + names[2])
+        assert [x.st_nlink for x in s] == [3, 3, 3]
+        # differ.py: three different files
+        d = [os.stat(base + n) for n in names[3:]]
+        assert len({x.st_ino for x in d}) == 3
+        assert [x.st_nlink for x in d] == [1, 1, 1]
+        # every name is in the shard, and the importer reads them
+        keys = [str(pkg) + '/' + n for n in names]
+        assert sorted(k for k in shard_entries(env.shard) if k.startswith(str(pkg) + '/')) == \
+            sorted(keys)
+        for flags in ([], ['-O'], ['-OO']):
+            r = subprocess.run([PY, *flags, '-v', '-c', 'import same, differ'],
+                               env=py_env(prefix, {'PYTHONPATH': str(pkg)}),
+                               capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr[-2000:]
+            ours = [k for k in loaded(r.stderr, prefix) if k.startswith(str(pkg) + '/')]
+            assert sorted(ours) == sorted(
+                k for k in keys if k.endswith({(): 'n-311.pyc', ('-O',): 'opt-1.pyc',
+                                               ('-OO',): 'opt-2.pyc'}[tuple(flags)]))
+        # unlink of one name leaves the others
+        os.unlink(base + names[1])
+        assert open(base + names[0], 'rb').read() == data[names[0]]
+        assert os.stat(base + names[2]).st_nlink == 2
+        # writing to one linked name gives it its own bytes
+        with open(base + names[2], 'r+b') as f:
+            f.seek(16)
+            f.write(b'\xff')
+        assert open(base + names[0], 'rb').read() == data[names[0]]
+        assert not os.path.samefile(base + names[0], base + names[2])
+    cli('--shard', env.shard, 'verify')
