@@ -148,6 +148,8 @@ int fs_pending_begin(struct fs *fs, uint64_t ino, pid_t pid, uint64_t keep)
 		/* (another writer may have begun first: then use its version) */
 		int named = b->n_current && d->n_blob == b && !fs_pending_find(d, FS_BLOB_NAME);
 		b->n_kind = FS_PENDING;
+		free(b->n_name); /* (a blob written before keeps its old ones) */
+		free(b->p_exe);
 		b->n_name = name;
 		name = NULL;
 		b->p_buf = buf;
