@@ -757,14 +757,19 @@ void fs_flat_unlink(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char
 		return;
 	}
 	struct fs_node *p = fs_pending_find(d, name);
+	/* a pending "blob" of an entry in the shard is a version being
+	 * written in place: removing the name removes the entry too */
+	int in_place = p && d->n_in_shard && strcmp(name, FS_BLOB_NAME) == 0;
 	if (p) {
 		if (p->p_busy)
 			err = EBUSY;
 		else
 			fs_pending_drop(fs, d, p);
-		pthread_mutex_unlock(&fs->fs_lock);
-		fuse_reply_err(req, err);
-		return;
+		if (err || !in_place) {
+			pthread_mutex_unlock(&fs->fs_lock);
+			fuse_reply_err(req, err);
+			return;
+		}
 	}
 	pthread_mutex_unlock(&fs->fs_lock);
 	if (strcmp(name, FS_BLOB_NAME) != 0 && strcmp(name, FS_META_NAME) != 0) {

@@ -856,8 +856,17 @@ void fs_tree_unlink(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 		fuse_reply_err(req, err);
 		return;
 	}
-	/* a committed file: evict the version the kernel was shown */
+	/* a committed file: evict the version the kernel was shown, and
+	 * drop a version being written in place (it must not come back) */
 	struct fs_node *d = fs_dir_find(fs, key, klen);
+	struct fs_node *ip = d ? fs_pending_find(d, FS_BLOB_NAME) : NULL;
+	if (ip && ip->p_busy) {
+		pthread_mutex_unlock(&fs->fs_lock);
+		fuse_reply_err(req, EBUSY);
+		return;
+	}
+	if (ip)
+		fs_pending_drop(fs, d, ip);
 	int known = d && d->n_in_shard;
 	uint64_t shard = known ? d->n_ver.v_shard_id : 0, off = known ? d->n_ver.v_offset : 0;
 	if (d)

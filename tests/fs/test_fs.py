@@ -355,6 +355,24 @@ def test_rename_over_a_file_being_written_in_place(env):
     assert sorted(ls_json(env)) == [key]
 
 
+def test_rm_of_a_file_being_written_in_place(env):
+    """rm of a file being written in place removes it: the pending version
+    is dropped and the committed one evicted, in both views."""
+    env.put('/rmw/a.pyc', b'aaaa', '--no-source')
+    env.put('/rmw/b.pyc', b'bbbb', '--no-source')
+    with mounted(env.shard, env.mnt, '-o', 'idle_commit_ms=%d' % IDLE_MS) as m:
+        a = os.path.join(m.path, '.tree', 'rmw', 'a.pyc')
+        b = os.path.join(m.entry('/rmw/b.pyc'), 'blob')
+        for path in (a, b):
+            with open(path, 'r+b') as f:
+                f.write(b'X')
+            os.unlink(path)
+            assert not os.path.exists(path)
+        time.sleep(3 * IDLE_MS / 1000)
+        assert not os.path.exists(a) and not os.path.exists(b)
+    assert ls_json(env) == {}
+
+
 def test_two_writers_in_place_and_cp_to_a_tree_name(env):
     """Two processes writing one file in place: both writes land, as on a
     directory.  A file copied to a new tree name (no rename) is committed
