@@ -349,6 +349,9 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 	p->p_busy = 0;
 	pthread_cond_broadcast(&fs->fs_commit_cv);
 	fs_note(fs, FS_NOTE_INODE, pd->n_ino, 0, NULL);
+	/* the shard changed, and so the root's mtime (the watcher sets it
+	 * for other writers' commits, and leaves ours alone) */
+	clock_gettime(CLOCK_REALTIME, &fs->fs_root_mtime);
 	fs_note(fs, FS_NOTE_INODE, FS_INO_ROOT, 0, NULL);
 	fs_listing_dirty();
 	fs_node_maybe_free(fs, p);

@@ -243,6 +243,10 @@ struct fs {
 	char            *fs_shard_base;
 	volatile int     fs_stop;
 
+	/* puts of the daemon (fs_put) begun, done and failed: let the
+	 * watcher tell its own commits from other writers' (atomics) */
+	uint64_t         fs_puts_begun, fs_puts_done, fs_puts_failed;
+
 	/* counters for .stats (atomics) */
 	uint64_t         st_lookups, st_reads, st_read_bytes, st_commits,
 			 st_commit_errors, st_evictions, st_notes, st_resyncs,

@@ -11,9 +11,10 @@
  *     on another filesystem namespace, or an event lost to queue overflow,
  *     is still seen within the 100 ms the mount promises).
  * It then re-reads every entry directory the kernel holds (fs_resync_dir),
- * which queues notifications for what changed, and sends the queue with no
- * lock held: fuse_lowlevel_notify_* must never run inside a handler or
- * under a lock a handler needs.
+ * which queues notifications for what changed, unless the shard changed
+ * only by the daemon's own commits, which fs_commit has applied already;
+ * and it sends the queue with no lock held: fuse_lowlevel_notify_* must
+ * never run inside a handler or under a lock a handler needs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -198,14 +199,16 @@ static void *watcher(void *arg)
 {
 	struct fs *fs = arg;
 	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
-	uint64_t last_gen = 0, last_size = 0;
-	double last_trim = now_s(), last_idle = 0;
+	uint64_t last_gen = 0, last_size = 0, last_shard = 0, last_own = 0;
+	double last_trim = now_s(), last_idle = 0, deferred_since = 0;
 	int need_trim = 0, tree_dirty = 0;
 	sc_stats s;
 
+	last_own = __atomic_load_n(&fs->fs_puts_done, __ATOMIC_SEQ_CST);
 	if (sc_get_stats(fs->fs_cache, &s) == 0) {
 		last_gen = s.generation;
 		last_size = s.file_size;
+		last_shard = s.shard_id;
 	}
 	if (!fs->fs_o.o_commit_on_close) {
 		/* Teach the kernel at once that OPEN and FLUSH are not
@@ -258,12 +261,10 @@ static void *watcher(void *arg)
 					if (ev->mask & IN_Q_OVERFLOW)
 						shard_dirty = src_dirty = 1;
 					else if (ev->wd == fs->fs_shard_wd && ev->len &&
-						 strcmp(ev->name, fs->fs_shard_base) == 0)
-						shard_dirty = 1;
-					else if (ev->wd == fs->fs_shard_wd && ev->len &&
 						 strncmp(ev->name, fs->fs_shard_base,
 							 strlen(fs->fs_shard_base)) == 0)
-						; /* the shard's lock and temporary files */
+						; /* the shard (its state is read below, every
+						   * round) and its lock and temporary files */
 					else
 						src_dirty = 1;
 					p += sizeof *ev + ev->len;
@@ -272,11 +273,42 @@ static void *watcher(void *arg)
 		}
 		if (fs->fs_stop)
 			break;
+		/*
+		 * Did anyone but us commit?  Every commit moves the generation
+		 * (a replaced file, the shard id), so the shard's state is the
+		 * truth, an inotify event only a reason to look.  Our own count
+		 * is read first: each put it counts is in the state read after
+		 * it, so a generation that moved by exactly that count moved by
+		 * our commits alone.  fs_commit has applied those to their
+		 * directories already; resyncing every directory the kernel
+		 * knows after each of them made n writes cost O(n^2).
+		 */
+		uint64_t own = __atomic_load_n(&fs->fs_puts_done, __ATOMIC_SEQ_CST);
+		double t = now_s();
 		if (sc_get_stats(fs->fs_cache, &s) == 0 &&
-		    (s.generation != last_gen || s.file_size != last_size)) {
-			shard_dirty = 1;
-			last_gen = s.generation;
-			last_size = s.file_size;
+		    (s.generation != last_gen || s.file_size != last_size ||
+		     s.shard_id != last_shard)) {
+			int ours = s.shard_id == last_shard && s.generation - last_gen == own - last_own;
+			/* puts of ours begun before the state was read and not
+			 * counted in own: one of them may be what we cannot
+			 * explain (a put under way, or one that ended since) */
+			uint64_t begun = __atomic_load_n(&fs->fs_puts_begun, __ATOMIC_SEQ_CST);
+			uint64_t failed = __atomic_load_n(&fs->fs_puts_failed, __ATOMIC_SEQ_CST);
+			int uncounted = begun - failed != own;
+			need_trim = 1; /* the file may have grown or been replaced */
+			if (!ours && uncounted && (deferred_since == 0 || t - deferred_since < 0.05)) {
+				/* look again when that commit wakes us, within the
+				 * coherence window either way */
+				if (deferred_since == 0)
+					deferred_since = t;
+			} else {
+				shard_dirty |= !ours;
+				last_gen = s.generation;
+				last_size = s.file_size;
+				last_shard = s.shard_id;
+				last_own = own;
+				deferred_since = 0;
+			}
 		}
 		if (shard_dirty || src_dirty) {
 			resync(fs, src_dirty);
@@ -293,7 +325,6 @@ static void *watcher(void *arg)
 			tree_dirty = 0;
 		send_notes(fs);
 
-		double t = now_s();
 		if (t - last_idle >= 0.1) {
 			last_idle = t;
 			fs_commit_idle(fs, 0);

@@ -421,7 +421,9 @@ int fs_put(struct fs *fs, const char *key, size_t klen, const void *buf, size_t 
 	pthread_rwlock_rdlock(&fs->fs_map_lock);
 	int had_old = sc_lookup(fs->fs_cache, key, &old) == 0;
 	pthread_rwlock_unlock(&fs->fs_map_lock);
+	__atomic_add_fetch(&fs->fs_puts_begun, 1, __ATOMIC_SEQ_CST);
 	int err = sc_put_ex(fs->fs_cache, key, buf, len, o);
+	__atomic_add_fetch(err ? &fs->fs_puts_failed : &fs->fs_puts_done, 1, __ATOMIC_SEQ_CST);
 	if (err == 0) {
 		uint64_t sum = fs_blob_sum(buf, len);
 		pthread_mutex_lock(&fs->fs_lock);

@@ -647,6 +647,47 @@ def test_coherence_with_external_put_and_rm(env):
         wait_for(lambda: os.listdir(m.path) == [], timeout=1.0)
 
 
+def test_external_put_seen_while_the_mount_commits(env):
+    """The watcher does not re-read every directory after the daemon's own
+    commits (it counts them); another process's commit made in between
+    must still reach the kernel within the coherence window."""
+    key = env.source('busy.lua')
+    env.put(key, b'version 0')
+    with mounted(env.shard, env.mnt, '-o', 'nosync') as m:
+        blob = os.path.join(m.entry(key), 'blob')
+        assert open(blob, 'rb').read() == b'version 0'
+        stop = threading.Event()
+        errors = []
+
+        def writer():
+            i = 0
+            try:
+                while not stop.is_set():
+                    d = m.entry('/busy/w%05d.lua' % i)
+                    os.mkdir(d)
+                    with open(os.path.join(d, '.tmp'), 'wb') as f:
+                        f.write(b'x' * 100)
+                    os.rename(os.path.join(d, '.tmp'), os.path.join(d, 'blob'))
+                    i += 1
+            except OSError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            for v in range(1, 6):
+                data = b'version %d' % v
+                env.put(key, data)
+                took = wait_for(lambda: open(blob, 'rb').read() == data, timeout=1.0)
+                assert took < 0.5, 'version %d took %.3f s' % (v, took)
+        finally:
+            stop.set()
+            t.join()
+        assert not errors, errors
+        stats = json.load(open(os.path.join(m.path, '.stats')))
+        assert stats['daemon']['commits'] > 0
+
+
 def test_stale_source_makes_blob_vanish(env):
     key = env.source('s.lua')
     env.put(key, b'fresh')
