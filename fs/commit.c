@@ -301,6 +301,9 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 	pthread_mutex_lock(&fs->fs_lock);
 	/* the entry directory of key: in the tree view, found or made now */
 	struct fs_node *d = tree ? fs_dir_get(fs, key, klen, enc) : pd;
+	/* a key the root listing did not show yet (a rename into the tree);
+	 * the flat view writes only into listed directories */
+	int newly_listed = d && !d->n_in_shard && !d->n_made;
 	if (d && lerr == 0) {
 		fs_apply_ver(fs, d, &e, status);
 		d->n_unwatched = !watched;
@@ -349,10 +352,14 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 	p->p_busy = 0;
 	pthread_cond_broadcast(&fs->fs_commit_cv);
 	fs_note(fs, FS_NOTE_INODE, pd->n_ino, 0, NULL);
-	/* the shard changed, and so the root's mtime (the watcher sets it
-	 * for other writers' commits, and leaves ours alone) */
-	clock_gettime(CLOCK_REALTIME, &fs->fs_root_mtime);
-	fs_note(fs, FS_NOTE_INODE, FS_INO_ROOT, 0, NULL);
+	if (newly_listed) {
+		/* the root's mtime is the time its listing changed (docs/FS.md);
+		 * the watcher, which sets it for other writers' commits, leaves
+		 * ours alone.  Noting the root after every commit cost each
+		 * next path walk a GETATTR of the root. */
+		clock_gettime(CLOCK_REALTIME, &fs->fs_root_mtime);
+		fs_note(fs, FS_NOTE_INODE, FS_INO_ROOT, 0, NULL);
+	}
 	fs_listing_dirty();
 	fs_node_maybe_free(fs, p);
 	if (d && d != pd)

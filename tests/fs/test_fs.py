@@ -688,6 +688,32 @@ def test_external_put_seen_while_the_mount_commits(env):
         assert stats['daemon']['commits'] > 0
 
 
+def test_root_listing_follows_the_mounts_own_commits(env):
+    """A commit invalidates the kernel's copy of the root only when the root
+    listing changed: a rename into .tree of a key the root did not list."""
+    def write(d, name, data):
+        with open(os.path.join(d, '.tmp'), 'wb') as f:
+            f.write(data)
+        os.rename(os.path.join(d, '.tmp'), os.path.join(d, name))
+
+    with mounted(env.shard, env.mnt) as m:
+        assert os.listdir(m.path) == []
+        # flat view: mkdir lists the directory, its commit keeps it listed
+        a = '/own/a.lua'
+        os.mkdir(m.entry(a))
+        write(m.entry(a), 'blob', b'a')
+        assert os.listdir(m.path) == [encode(a)]
+        assert open(os.path.join(m.entry(a), 'blob'), 'rb').read() == b'a'
+        t0 = os.stat(m.path).st_mtime_ns
+        # tree view: a new key appears in the root listing, the root's mtime moves
+        b = '/own/b.pyc'
+        write(os.path.join(m.path, '.tree', 'own'), 'b.pyc', b'b')
+        wait_for(lambda: sorted(os.listdir(m.path)) == sorted([encode(a), encode(b)]),
+                 timeout=0.5)
+        assert os.stat(m.path).st_mtime_ns > t0
+        assert open(os.path.join(m.entry(b), 'blob'), 'rb').read() == b'b'
+
+
 def test_stale_source_makes_blob_vanish(env):
     key = env.source('s.lua')
     env.put(key, b'fresh')
