@@ -204,7 +204,11 @@ int fs_pending_resize(struct fs_node *p, size_t len)
  * in one sc_put_ex(), so readers see the old entry or the new one, never a
  * mix.  Both views call it: @p p lives in an entry directory (flat view:
  * @p key is that directory's key) or in a tree directory (tree view: @p key
- * is the path of the name it is renamed to).
+ * is the path of the name it is renamed to).  A file committed under
+ * another key than its directory's ("moving": every tree commit, and the
+ * rename of a committed tree file, whose pending version lives in its old
+ * entry's directory) becomes the blob of that key's entry directory, and
+ * has no source (a tree key is a cache path).
  *
  * Every WRITE to @p p was answered before the request that commits it
  * arrived, so p_buf holds all of them; p_busy makes writes, truncation,
@@ -231,7 +235,8 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 	/* the directory p was written in; the kernel holds p, and p holds it */
 	struct fs_node *pd = p->n_dir;
 	int tree = pd->n_kind == FS_TDIR;
-	if (tree && sc_name_encode(key, klen, enc) < 0)
+	int moving = tree || pd->n_key_len != klen || memcmp(pd->n_key, key, klen) != 0;
+	if (moving && sc_name_encode(key, klen, enc) < 0)
 		return -EINVAL;
 
 	pthread_mutex_lock(&fs->fs_lock);
@@ -249,7 +254,7 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 	/* A flat key names the source the bytes were compiled from, unless
 	 * the version they replace was put with no source.  A tree key is a
 	 * cache path, not a source: its client validates the bytes itself. */
-	int with_source = !tree && (!pd->n_in_shard || pd->n_ver.v_has_source);
+	int with_source = !moving && (!pd->n_in_shard || pd->n_ver.v_has_source);
 	uint64_t wgen = p->p_wgen;
 	skip_put = p->p_cgen == wgen;
 	uint64_t c_shard = p->p_c_shard, c_off = p->p_c_off;
@@ -300,7 +305,7 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 	}
 	pthread_mutex_lock(&fs->fs_lock);
 	/* the entry directory of key: in the tree view, found or made now */
-	struct fs_node *d = tree ? fs_dir_get(fs, key, klen, enc) : pd;
+	struct fs_node *d = moving ? fs_dir_get(fs, key, klen, enc) : pd;
 	/* a key the root listing did not show yet (a rename into the tree);
 	 * the flat view writes only into listed directories */
 	int newly_listed = d && !d->n_in_shard && !d->n_made;
@@ -327,7 +332,7 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 			p->f_ver = d->n_ver;
 			p->f_blob = e.blob;
 			p->f_epoch = fs->fs_epoch;
-			if (tree) {
+			if (moving) {
 				/* the renamed inode is the entry's blob from now
 				 * on, in both views */
 				p->n_dir = d;

@@ -376,6 +376,8 @@ void fs_ids_fill(const struct fs *fs, const struct fs_node *n, struct stat *st);
 void fs_ids_changed(struct fs *fs, int had_old, uint64_t old_sum, uint64_t old_size,
 		    int has_new, uint64_t sum, uint64_t size);
 uint64_t fs_blob_sum(const void *buf, size_t len);
+/* After a rebuild of the table (the old one, or NULL).  fs_lock held. */
+void fs_ids_note_changes(struct fs *fs, const struct fs_ids *old);
 
 /* render.c */
 char *fs_render_meta(const sc_entry_info *e, int status, const char *name, size_t *len);

@@ -155,6 +155,23 @@ static void note_holders(struct fs *fs, uint64_t sum, uint64_t size)
 		}
 }
 
+/* fs_lock held.  The table was rebuilt (from @p old, may be NULL): the
+ * blobs the kernel knows whose count changed must show the new one. */
+void fs_ids_note_changes(struct fs *fs, const struct fs_ids *old)
+{
+	for (size_t i = 0; i < fs->fs_kcap; i++)
+		for (struct fs_node *d = fs->fs_ktab[i]; d; d = d->n_knext) {
+			struct fs_node *b = d->n_blob;
+			if (!b)
+				continue;
+			uint64_t s = b->f_ver.v_checksum, z = b->f_ver.v_blob_size;
+			const struct fs_id *e = old ? id_find(old, s, z, 0) : NULL;
+			uint64_t before = e ? e->i_count : 0;
+			if ((before >= 2 || ids_count(fs, s, z) >= 2) && before != ids_count(fs, s, z))
+				fs_note(fs, FS_NOTE_ATTR, b->n_ino, 0, NULL);
+		}
+}
+
 /*
  * An entry now holds other bytes: (@p old_sum, @p old_size) if @p had_old,
  * then (@p sum, @p size) if @p has_new.  fs_lock held.  The names that

@@ -397,6 +397,7 @@ int fs_tree_sync(struct fs *fs, int wait)
 	fs->fs_t_own = 0;
 	struct fs_ids *old_ids = fs->fs_ids;
 	fs->fs_ids = b.ids;
+	fs_ids_note_changes(fs, old_ids); /* link counts someone else changed */
 	note_rebuilt(fs, b.t);
 	FS_COUNT(fs, st_tree_rebuilds, 1);
 	pthread_mutex_unlock(&fs->fs_lock);
@@ -472,6 +473,35 @@ static int child_path(const struct fs_node *td, const char *name, char *buf, siz
 	memcpy(buf + td->n_key_len + 1, name, nl + 1);
 	*len = td->n_key_len + 1 + nl;
 	return 0;
+}
+
+/* fs_lock held: does directory @p e list anything (not only ghosts)? */
+static int has_children(const struct fs_tent *e)
+{
+	for (const struct fs_tent *c = e->te_child; c; c = c->te_sib)
+		if (c->te_dir || c->te_file)
+			return 1;
+	return 0;
+}
+
+/*
+ * fs_lock held.  The file @p key was removed through the mount: it leaves
+ * the index at once (a ghost until the next rebuild), and its directory
+ * stays, as a directory does when its last file is removed (kept like one
+ * made by mkdir, until rmdir).
+ */
+static void tree_file_gone(struct fs *fs, const char *key, size_t klen)
+{
+	struct fs_tent *f = fs->fs_tidx ? tidx_find(fs->fs_tidx, key, klen) : NULL;
+	if (!f || !f->te_file)
+		return;
+	f->te_file = 0;
+	struct fs_tent *parent = f->te_parent;
+	if (parent && parent != fs->fs_tidx->ti_root && parent->te_dir && !has_children(parent))
+		parent->te_made = 1;
+	struct fs_node *td = parent ? tdir_find(fs, parent->te_path, parent->te_len) : NULL;
+	if (td)
+		fs_note(fs, FS_NOTE_INODE, td->n_ino, 0, NULL); /* its listing changed */
 }
 
 /* fs_lock held: is @p path a directory in the index? */
@@ -758,9 +788,99 @@ int fs_tree_create(struct fs *fs, struct fs_node *td, const char *name, char *ex
 	return 0;
 }
 
+/*
+ * rename of a committed file of the tree (@p skey) to @p key: its inode
+ * (the kernel moves that dentry) becomes a pending version of itself
+ * (fs_pending_begin), committed under the new key like a renamed
+ * temporary file, then the old entry is removed.  Two steps in the shard:
+ * a crash between them leaves both names, never neither.  Sets
+ * *@p src_dir to the old entry's directory, whose flat-view "blob" dentry
+ * the caller drops after its reply.  Returns 0 or an errno.
+ */
+static int rename_committed(struct fs *fs, struct fs_node *td, const char *skey, size_t sklen,
+			    const char *key, size_t klen, unsigned flags, uint64_t *src_dir)
+{
+	sc_entry_info e;
+	int err = 0;
+	*src_dir = 0;
+	if (flags & RENAME_NOREPLACE) {
+		pthread_rwlock_rdlock(&fs->fs_map_lock);
+		if (sc_lookup(fs->fs_cache, key, &e) == 0 && sc_entry_status(&e) == 0)
+			err = EEXIST;
+		pthread_rwlock_unlock(&fs->fs_map_lock);
+		if (err)
+			return err;
+	}
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *ds = fs_dir_find(fs, skey, sklen);
+	struct fs_node *x = ds ? fs_pending_find(ds, FS_BLOB_NAME) : NULL;
+	if (!x && ds)
+		x = ds->n_blob;
+	if (!x || (x->n_kind == FS_PENDING && x->p_busy)) {
+		/* not the inode the kernel renames (it is stale, or a commit
+		 * of it runs): let mv copy */
+		pthread_mutex_unlock(&fs->fs_lock);
+		return EXDEV;
+	}
+	uint64_t xino = x->n_ino;
+	int known = ds->n_in_shard;
+	struct fs_ver v = ds->n_ver; /* the version the kernel was shown */
+	*src_dir = ds->n_ino;
+	x->n_nlookup++; /* pin x, and ds through it */
+	pthread_mutex_unlock(&fs->fs_lock);
+
+	/* the writer of the moved bytes stays the one the shard recorded */
+	char *exe = NULL;
+	pthread_rwlock_rdlock(&fs->fs_map_lock);
+	if (sc_lookup(fs->fs_cache, skey, &e) == 0 && e.exe_path_len)
+		exe = strndup(e.exe_path, e.exe_path_len);
+	pthread_rwlock_unlock(&fs->fs_map_lock);
+	err = fs_pending_begin(fs, xino, 0, UINT64_MAX);
+	pthread_mutex_lock(&fs->fs_lock);
+	if (!err && x->n_kind == FS_PENDING && exe) {
+		free(x->p_exe);
+		x->p_exe = exe;
+		exe = NULL;
+	}
+	pthread_mutex_unlock(&fs->fs_lock);
+	free(exe);
+	if (!err) {
+		int r = fs_commit(fs, x, key, klen, 1);
+		err = r ? fs_errno(r) : 0;
+	}
+	if (!err) {
+		pthread_rwlock_rdlock(&fs->fs_tlock); /* see fs_tree_unlink */
+		int r = known ? sc_remove_if(fs->fs_cache, skey, v.v_shard_id, v.v_offset) :
+				SC_ENOTFOUND;
+		pthread_mutex_lock(&fs->fs_lock);
+		struct fs_node *d = fs_dir_find(fs, key, klen);
+		if (d)
+			d->n_tparent = td->n_ino; /* the kernel moved the dentry here */
+		/* (ds may be gone: x, which held it, moved to the new key) */
+		ds = fs_dir_find(fs, skey, sklen);
+		if (r == 0)
+			fs_ids_changed(fs, 1, v.v_checksum, v.v_blob_size, 0, 0, 0);
+		if (r == 0 && ds && !ds->n_busy)
+			fs_apply_ver(fs, ds, NULL, 0);
+		if (r == 0)
+			tree_file_gone(fs, skey, sklen);
+		pthread_mutex_unlock(&fs->fs_lock);
+		pthread_rwlock_unlock(&fs->fs_tlock);
+		if (r == 0)
+			FS_COUNT(fs, st_evictions, 1);
+	}
+	pthread_mutex_lock(&fs->fs_lock);
+	x->n_nlookup--;
+	fs_node_maybe_free(fs, x);
+	pthread_mutex_unlock(&fs->fs_lock);
+	fs_wake(fs);
+	return err;
+}
+
 void fs_tree_rename(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *name,
 		    fuse_ino_t newparent, const char *newname, unsigned flags)
 {
+	uint64_t src_dir_ino = 0;
 	char key[SC_MAX_KEY + 1];
 	size_t klen;
 	sc_entry_info e;
@@ -792,9 +912,10 @@ void fs_tree_rename(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 		err = EBUSY; /* another file being written under that name */
 	pthread_mutex_unlock(&fs->fs_lock);
 	if (!p) {
-		/* A committed file or a directory is not renamed in place:
-		 * EXDEV, on which mv(1) copies and removes instead.  Over the
-		 * other kind, the errors a directory gives. */
+		/* A committed file: its inode moves to the new key
+		 * (rename_committed).  A directory is not renamed: EXDEV, on
+		 * which mv(1) copies and removes instead.  Over the other
+		 * kind, the errors a directory gives. */
 		pthread_rwlock_rdlock(&fs->fs_map_lock);
 		int dst_file = sc_lookup(fs->fs_cache, key, &e) == 0;
 		int src_file = !src_dir && child_path(td, name, skey, &sklen) == 0 &&
@@ -802,16 +923,20 @@ void fs_tree_rename(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 		pthread_rwlock_unlock(&fs->fs_map_lock);
 		if (src_dir)
 			err = dst_file ? ENOTDIR : EXDEV;
+		else if (src_file && dst_dir)
+			err = EISDIR;
+		else if (src_file && strcmp(name, newname) == 0)
+			err = -1;
 		else if (src_file)
-			err = dst_dir ? EISDIR : EXDEV;
+			err = rename_committed(fs, td, skey, sklen, key, klen, flags, &src_dir_ino);
 	}
-	if (err == 0 && (flags & RENAME_NOREPLACE)) {
+	if (p && err == 0 && (flags & RENAME_NOREPLACE)) {
 		pthread_rwlock_rdlock(&fs->fs_map_lock);
 		if (sc_lookup(fs->fs_cache, key, &e) == 0 && sc_entry_status(&e) == 0)
 			err = EEXIST;
 		pthread_rwlock_unlock(&fs->fs_map_lock);
 	}
-	if (err == 0) {
+	if (p && err == 0) {
 		/* rename(tmp, final): commit tmp's bytes under the key of final
 		 * (the kernel holds p and td) */
 		int r = fs_commit(fs, p, key, klen, 1);
@@ -831,6 +956,10 @@ void fs_tree_rename(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 		pthread_mutex_unlock(&fs->fs_lock);
 		if (dino)
 			fuse_lowlevel_notify_inval_entry(fs->fs_se, dino, FS_BLOB_NAME,
+							 strlen(FS_BLOB_NAME));
+		/* the old name's flat "blob" is gone too */
+		if (src_dir_ino)
+			fuse_lowlevel_notify_inval_entry(fs->fs_se, src_dir_ino, FS_BLOB_NAME,
 							 strlen(FS_BLOB_NAME));
 	}
 }
@@ -886,6 +1015,8 @@ void fs_tree_unlink(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 			fs_apply_ver(fs, d, NULL, 0); /* notes both views' dentries */
 		}
 	}
+	if (r == 0)
+		tree_file_gone(fs, key, klen);
 	pthread_mutex_unlock(&fs->fs_lock);
 	pthread_rwlock_unlock(&fs->fs_tlock);
 	if (r == 0) {
@@ -917,13 +1048,17 @@ void fs_tree_rmdir(fuse_req_t req, struct fs *fs, struct fs_node *td, const char
 	struct fs_node *n = tdir_find(fs, key, klen);
 	if (!e || !e->te_dir)
 		err = e ? ENOTDIR : ENOENT;
-	else if (e->te_child || (n && n->n_pending))
+	else if (has_children(e) || (n && n->n_pending))
 		err = ENOTEMPTY;
 	else if (!e->te_made)
 		err = ENOTEMPTY; /* implied by keys the index has not yet seen go */
 	if (!err) {
 		e->te_dir = 0;
 		e->te_made = 0; /* left as a childless ghost: rebuilds drop it */
+		/* its parent stays, as a directory does */
+		struct fs_tent *up = e->te_parent;
+		if (up && up != fs->fs_tidx->ti_root && !has_children(up))
+			up->te_made = 1;
 		fs_attr_drop(fs, FS_TDIR, key, klen);
 		if (n) {
 			fs_tdir_unmap(fs, n);

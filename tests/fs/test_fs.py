@@ -453,28 +453,54 @@ def test_hard_links_in_both_views(env):
     assert sorted(ls_json(env)) == ['/ln/a.pyc']
 
 
-def test_tree_renames_a_directory_would_refuse(env):
-    """Only a file being written is renamed in place; a committed file or
-    a directory answers EXDEV (mv copies and removes), and a rename across
-    kinds gives a directory's errors."""
+def test_tree_renames(env):
+    """A committed file of the tree renames as on a directory (its inode
+    moves to the new key; the old entry is removed), also over another
+    file and while it is written in place; a directory answers EXDEV (mv
+    copies and removes); across kinds, a directory's errors."""
     env.put('/rn/f.pyc', b'f', '--no-source')
-    env.put('/rn/sub/g.pyc', b'g', '--no-source')
-    with mounted(env.shard, env.mnt) as m:
+    env.put('/rn/g.pyc', b'g', '--no-source')
+    env.put('/rn/sub/s.pyc', b's', '--no-source')
+    with mounted(env.shard, env.mnt, '-o', 'idle_commit_ms=%d' % IDLE_MS) as m:
         d = os.path.join(m.path, '.tree', 'rn')
         for src, dst, want in (('sub', 'f.pyc', errno.ENOTDIR),
                                ('f.pyc', 'sub', errno.EISDIR),
-                               ('f.pyc', 'h.pyc', errno.EXDEV),
-                               ('sub', 'sub2', errno.EXDEV),
                                ('nothing', 'h.pyc', errno.ENOENT)):
             with pytest.raises(OSError) as ei:
                 os.rename(os.path.join(d, src), os.path.join(d, dst))
             assert ei.value.errno == want, (src, dst)
-        # mv(1) falls back to copy and remove
-        subprocess.run(['mv', os.path.join(d, 'f.pyc'), os.path.join(d, 'h.pyc')], check=True)
-        assert open(os.path.join(d, 'h.pyc'), 'rb').read() == b'f'
-        assert not os.path.exists(os.path.join(d, 'f.pyc'))
-    assert _shard_bytes(env, '/rn/h.pyc') == b'f'
-    assert '/rn/f.pyc' not in ls_json(env)
+        f, h = os.path.join(d, 'f.pyc'), os.path.join(d, 'h.pyc')
+        r = os.open(f, os.O_RDONLY)
+        try:
+            ino = os.fstat(r).st_ino
+            os.rename(f, h)
+            assert os.stat(h).st_ino == ino       # the same file, moved
+            assert os.pread(r, 10, 0) == b'f'
+        finally:
+            os.close(r)
+        assert not os.path.exists(f)
+        assert not os.path.exists(m.entry('/rn/f.pyc'))
+        assert open(os.path.join(m.entry('/rn/h.pyc'), 'blob'), 'rb').read() == b'f'
+        assert sorted(ls_json(env)) == ['/rn/g.pyc', '/rn/h.pyc', '/rn/sub/s.pyc']
+        # over another committed file, which is replaced
+        os.rename(h, os.path.join(d, 'g.pyc'))
+        assert open(os.path.join(d, 'g.pyc'), 'rb').read() == b'f'
+        assert _shard_bytes(env, '/rn/g.pyc') == b'f'
+        # while written in place: the pending bytes move, and complete
+        g = os.path.join(d, 'g.pyc')
+        with open(g, 'r+b') as w:
+            w.write(b'G')
+        os.rename(g, f)
+        assert _shard_bytes(env, '/rn/f.pyc') == b'G'
+        assert sorted(ls_json(env)) == ['/rn/f.pyc', '/rn/sub/s.pyc']
+        # a directory: mv falls back to copy and remove
+        with pytest.raises(OSError) as ei:
+            os.rename(os.path.join(d, 'sub'), os.path.join(d, 'sub2'))
+        assert ei.value.errno == errno.EXDEV
+        subprocess.run(['mv', os.path.join(d, 'sub'), os.path.join(d, 'sub2')], check=True)
+        assert open(os.path.join(d, 'sub2', 's.pyc'), 'rb').read() == b's'
+        wait_for(lambda: sorted(ls_json(env)) == ['/rn/f.pyc', '/rn/sub2/s.pyc'], timeout=5)
+    assert sorted(ls_json(env)) == ['/rn/f.pyc', '/rn/sub2/s.pyc']
 
 
 # ---- removing ----

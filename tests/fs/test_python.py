@@ -246,10 +246,18 @@ def test_tree_view_protocol(env):
         assert sorted(shard_entries(env.shard)) == ['/empty2/t.1', '/srv/app/mod.cpython-311.pyc']
         assert open(os.path.join(tree, 'empty2', 't.1'), 'rb').read() == b'never renamed'
         os.unlink(os.path.join(tree, 'empty2', 't.1'))
-        # rm in the tree evicts the entry
+        # rm in the tree evicts the entry; its directory stays, empty, as a
+        # directory does, until rmdir
         os.unlink(os.path.join(tree, 'srv', 'app', 'mod.cpython-311.pyc'))
         assert shard_entries(env.shard) == {}
-        wait_for(lambda: not os.path.exists(os.path.join(tree, 'srv')), timeout=2)
+        time.sleep(0.2)  # a rebuild of the index (the removal) keeps it too
+        assert os.listdir(os.path.join(tree, 'srv', 'app')) == []
+        with pytest.raises(OSError) as ei:
+            os.rmdir(os.path.join(tree, 'srv'))
+        assert ei.value.errno == errno.ENOTEMPTY
+        os.rmdir(os.path.join(tree, 'srv', 'app'))
+        os.rmdir(os.path.join(tree, 'srv'))
+        assert not os.path.exists(os.path.join(tree, 'srv'))
     cli('--shard', env.shard, 'verify')
 
 
