@@ -481,6 +481,15 @@ void fs_fill_attr(struct fs *fs, const struct fs_node *n, struct stat *st)
 		st->st_nlink = 1;
 		st->st_size = (off_t)n->p_len;
 		break;
+	case FS_UNDER:
+		/* the real file's read bits and owner: the kernel's own check
+		 * (default_permissions) then refuses whom the file refuses */
+		st->st_mode = S_IFREG | (n->u_mode & 0444);
+		st->st_nlink = 1;
+		st->st_size = (off_t)n->u_size;
+		st->st_uid = n->u_uid;
+		st->st_gid = n->u_gid;
+		break;
 	}
 	st->st_ctim = st->st_mtim;
 	st->st_atim = st->st_mtim;

@@ -26,13 +26,19 @@
  *   notify.c   the watcher thread (inotify on the shard and on source
  *              directories, resync, idle commit, sc_trim) and the queue of
  *              kernel notifications it alone sends (fs_note, fs_wake)
+ *   under.c    the distribution's .pyc underneath the tree view: a tree
+ *              lookup that finds nothing in the cache serves
+ *              /A/B/__pycache__/<name>.pyc read-only (FS_UNDER), or the real
+ *              directory /A/B/<name> as a tree directory (n_under)
  *   inode.c    the inode table: nodes, the key map, lookup counts, forget
  *   links.c    link(2) in both views; a blob's st_ino and st_nlink from the
  *              number of entries holding the same bytes (fs_ids_*)
  * Calls that still run against that order: commit.c -> tree.c (fs_put keeps
  * the tree index), commit.c -> flat.c (fs_listing_dirty), inode.c ->
- * tree.c (fs_tdir_unmap), notify.c -> entry.c, commit.c and tree.c (the
- * watcher's work); every file queues notifications through notify.c.
+ * tree.c (fs_tdir_unmap) and under.c (fs_under_unmap), notify.c -> entry.c,
+ * commit.c and tree.c (the watcher's work); tree.c -> under.c is downward
+ * (the underlay is the tree's last resort); every file queues
+ * notifications through notify.c.
  *
  * Locking (outermost first; no thread takes them in another order):
  *   fs_tlock (rwlock)     read-held around every put of the daemon (fs_put,
@@ -45,10 +51,11 @@
  *                         pointer; write-held only around sc_trim() (the
  *                         watcher).  glibc rwlocks prefer readers, so a trim
  *                         never queues readers.
- *   fs_lock (mutex)       the inode table, the tree index, the root listing,
- *                         pending files, the attributes set by chmod/chown/
- *                         utimes.  Nothing that can block on I/O or
- *                         on the core is called with it held.
+ *   fs_lock (mutex)       the inode table, the tree index, the table of
+ *                         underlay files, the root listing, pending files,
+ *                         the attributes set by chmod/chown/utimes.
+ *                         Nothing that can block on I/O or on the core is
+ *                         called with it held.
  *   fs_qlock (mutex)      the queue of kernel notifications; innermost
  *                         (fs_note is called with fs_lock held).
  * A commit runs in the thread that asks for it.  During its put it holds
@@ -99,6 +106,8 @@ enum fs_kind {
 	FS_META,     /* metadata.json of one version (and status) of an entry */
 	FS_PENDING,  /* file being written through the mount, in memory */
 	FS_TDIR,     /* directory of the tree view (n_key: its path, "" = .tree) */
+	FS_UNDER,    /* the distribution's .pyc under a tree name (under.c; n_key:
+		      * its tree path, n_tparent: the tree directory) */
 };
 
 /* What the shard says about one entry, as last seen. */
@@ -138,6 +147,8 @@ struct fs_node {
 	struct fs_node *n_pending;   /* list of FS_PENDING files (n_pnext); also FS_TDIR */
 	uint64_t        n_tparent;   /* FS_TDIR the blob was last seen through, or 0 */
 	unsigned        n_refs;      /* child nodes whose n_dir is this node */
+	int             n_under;     /* FS_TDIR: shown for a real directory (under.c),
+				      * kept by index rebuilds that do not imply it */
 
 	/* files */
 	struct fs_node *n_dir;       /* owning FS_DIR (holds an n_refs) */
@@ -161,6 +172,15 @@ struct fs_node {
 	int             p_busy;      /* a commit of this file is under way */
 	uint64_t        p_c_shard;   /* version made by the last commit */
 	uint64_t        p_c_off;
+
+	/* FS_UNDER: the file it was looked up as (mtime in n_mtime) */
+	int             u_fd;
+	dev_t           u_dev;
+	ino_t           u_ino;
+	uint64_t        u_size;
+	mode_t          u_mode;
+	uid_t           u_uid;
+	gid_t           u_gid;
 };
 
 enum fs_note_kind {
@@ -186,6 +206,8 @@ struct fs_opts {
 	int      o_commit_on_close;
 	unsigned o_idle_ms;          /* plain-cp commit delay */
 	int      o_nosync;
+	int      o_no_dist_pyc;      /* no underlay of the distribution's .pyc */
+	int      o_allow_other;      /* allow_other or allow_root: callers vary */
 };
 
 struct fs {
@@ -217,6 +239,7 @@ struct fs {
 	struct fs_node **fs_ttab;    /* FS_TDIR nodes by path (chain: n_knext) */
 	size_t           fs_tcap;
 	struct fs_node  *fs_troot;
+	struct fs_node **fs_utab;    /* FS_UNDER nodes by tree path (under.c) */
 
 	/* entries per blob identity, for st_ino and st_nlink (links.c, under
 	 * fs_lock); built with the tree index, NULL until then */
@@ -250,7 +273,7 @@ struct fs {
 	/* counters for .stats (atomics) */
 	uint64_t         st_lookups, st_reads, st_read_bytes, st_commits,
 			 st_commit_errors, st_evictions, st_notes, st_resyncs,
-			 st_trims, st_tree_rebuilds;
+			 st_trims, st_tree_rebuilds, st_dist_hits, st_dist_refused;
 };
 
 /* ops.c */
@@ -306,6 +329,31 @@ int  fs_tree_sync(struct fs *fs, int wait);
 int  fs_put(struct fs *fs, const char *key, size_t klen, const void *buf, size_t len,
 	    const sc_put_opts *o);
 void fs_tdir_unmap(struct fs *fs, struct fs_node *n);             /* fs_lock held */
+
+/* under.c: the distribution's .pyc underneath the tree view */
+int  fs_under_init(struct fs *fs);
+void fs_under_free(struct fs *fs);
+/* The file /A/B/__pycache__/<name> for tree path @p path (/A/B/<name>, a
+ * ".pyc"), if it may be served to the caller of @p req: 0 with *@p ep
+ * filled and a lookup counted, else an errno (ENOENT: nothing to serve).
+ * fs_lock NOT held (this does I/O). */
+int  fs_under_file(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *path,
+		   size_t len, struct fuse_entry_param *ep);
+/* Nonzero if the real directory @p path may be shown to the caller of @p req
+ * as a tree directory.  fs_lock NOT held. */
+int  fs_under_dir(fuse_req_t req, struct fs *fs, const char *path);
+/* Entry timeout of what the underlay answers (0 with allow_other). */
+double fs_under_entry_ttl(const struct fs *fs);
+/* READ of an FS_UNDER node: called with fs_lock held, returns without. */
+void fs_under_read(fuse_req_t req, struct fs *fs, struct fs_node *n, size_t size, off_t off);
+/* fs_lock held: a key now names @p path; the kernel must forget the
+ * underlay file it may know by that name. */
+void fs_under_shadowed(struct fs *fs, const char *path, size_t len);
+/* fs_lock held: the same for every underlay file whose path @p is_key. */
+void fs_under_recheck(struct fs *fs, int (*is_key)(void *arg, const char *p, size_t len),
+		      void *arg);
+struct fs_node *fs_under_find(struct fs *fs, const char *path, size_t len); /* fs_lock held */
+void fs_under_unmap(struct fs *fs, struct fs_node *n);                      /* fs_lock held */
 
 /* commit.c */
 /* The one commit of pending file @p p under @p key, for both views:

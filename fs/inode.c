@@ -10,12 +10,14 @@
  *
  * Lifetime: a node lives while the kernel holds lookups on it (n_nlookup),
  * or, for a directory, while files point at it (n_refs), it is a current
- * mkdir'd directory, or it owns pending files.  Everything here runs with
+ * mkdir'd directory, or it owns pending files; an underlay file (FS_UNDER)
+ * holds its descriptor until freed.  Everything here runs with
  * fs_lock held unless stated otherwise.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "fs_i.h"
@@ -48,6 +50,8 @@ int fs_table_init(struct fs *fs)
 
 static void node_free(struct fs_node *n)
 {
+	if (n->n_kind == FS_UNDER && n->u_fd >= 0)
+		close(n->u_fd);
 	free(n->n_key);
 	free(n->n_name);
 	free(n->f_text);
@@ -278,6 +282,9 @@ void fs_node_maybe_free(struct fs *fs, struct fs_node *n)
 	case FS_PENDING:
 		if (n->n_current)
 			return;
+		break;
+	case FS_UNDER:
+		fs_under_unmap(fs, n);
 		break;
 	default:
 		break;

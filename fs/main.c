@@ -33,17 +33,23 @@ static void usage(const char *prog)
 	       "    -o commit_on_close     commit <entry>/blob when its last writer closes it;\n"
 	       "                           costs an open and a close round trip on every open\n"
 	       "    -o nosync              skip fdatasync on commits\n"
+	       "    -o no_dist_pyc         do not serve the distribution's .pyc\n"
+	       "                           (/A/B/__pycache__/X.pyc) as .tree/A/B/X.pyc when\n"
+	       "                           the cache has no entry for it\n"
 	       "\n", prog);
 }
 
-enum { KEY_RO, KEY_HELP, KEY_VERSION };
+enum { KEY_RO, KEY_ALLOW_OTHER, KEY_HELP, KEY_VERSION };
 
 static const struct fuse_opt fs_optspec[] = {
 	{ "tag=%s", offsetof(struct fs_opts, o_tag), 0 },
 	{ "idle_commit_ms=%u", offsetof(struct fs_opts, o_idle_ms), 0 },
 	{ "commit_on_close", offsetof(struct fs_opts, o_commit_on_close), 1 },
 	{ "nosync", offsetof(struct fs_opts, o_nosync), 1 },
+	{ "no_dist_pyc", offsetof(struct fs_opts, o_no_dist_pyc), 1 },
 	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("allow_root", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -68,6 +74,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_RO:
 		ps->o.o_ro = 1;
 		return 1; /* also a mount option for the kernel */
+	case KEY_ALLOW_OTHER:
+		ps->o.o_allow_other = 1; /* under.c checks each caller */
+		return 1;                /* libfuse's option */
 	case KEY_HELP:
 		ps->help = 1;
 		return 0;
@@ -170,7 +179,7 @@ int main(int argc, char *argv[])
 	pthread_mutex_init(&fs->fs_lock, NULL);
 	pthread_cond_init(&fs->fs_commit_cv, NULL);
 	pthread_mutex_init(&fs->fs_qlock, NULL);
-	if (fs_table_init(fs) != 0 || fs_tree_init(fs) != 0) {
+	if (fs_table_init(fs) != 0 || fs_tree_init(fs) != 0 || fs_under_init(fs) != 0) {
 		fprintf(stderr, "%s: out of memory\n", argv[0]);
 		goto out;
 	}
@@ -223,6 +232,7 @@ out:
 	fuse_loop_cfg_destroy(lcfg);
 	fs_listing_release(fs);
 	fs_tree_free(fs);
+	fs_under_free(fs);
 	fs_attr_free(fs);
 	fs_table_free(fs);
 	sc_close(fs->fs_cache);

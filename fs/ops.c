@@ -246,6 +246,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		free(copy);
 		return;
 	}
+	case FS_UNDER:
+		fs_under_read(req, fs, n, size, off); /* releases fs_lock */
+		return;
 	case FS_PENDING:
 		/* the buffer may be reallocated by a writer: reply under the lock */
 		reply_slice(req, n->p_buf, n->p_len, size, off);
@@ -315,6 +318,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_node *n = fs_node_get(fs, ino);
 	if (!n)
 		err = ENOENT;
+	else if (wr && n->n_kind == FS_UNDER)
+		err = EACCES; /* the distribution's file (under.c) */
 	else if (wr && n->n_kind != FS_PENDING)
 		err = EPERM;
 	else if (wr)
@@ -493,6 +498,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		;
 	else if (!p)
 		err = ESTALE;
+	else if (p->n_kind == FS_UNDER)
+		err = EACCES; /* the distribution's file: the mount never writes it */
 	else if (p->n_kind != FS_PENDING)
 		err = EPERM; /* metadata.json, .stats */
 	else if ((uint64_t)off + size > SC_MAX_BLOB)
@@ -560,6 +567,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			n->n_mtime = attr->st_mtim;
 		/* mode and owner of a pending file are not kept: a committed
 		 * blob starts as 0444, owned by the mounting user */
+	} else if (n->n_kind == FS_UNDER) {
+		/* the distribution's file: truncation is a write (EACCES, as
+		 * write(2)); its mode, owner and times are not the mount's */
+		if (to_set & FUSE_SET_ATTR_SIZE)
+			err = EACCES;
+		else if (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW))
+			err = EPERM;
 	} else if (to_set & FUSE_SET_ATTR_SIZE) {
 		/* metadata.json, .stats, directories */
 		err = n->n_kind == FS_TDIR || n->n_kind == FS_DIR || n->n_kind == FS_ROOT ?

@@ -182,6 +182,8 @@ char *fs_render_stats(struct fs *fs, size_t *len)
 	json_object_set_new(me, "resyncs", LOAD(st_resyncs));
 	json_object_set_new(me, "trims", LOAD(st_trims));
 	json_object_set_new(me, "tree_rebuilds", LOAD(st_tree_rebuilds));
+	json_object_set_new(me, "dist_pyc_hits", LOAD(st_dist_hits));
+	json_object_set_new(me, "dist_pyc_refused", LOAD(st_dist_refused));
 	pthread_mutex_lock(&fs->fs_lock);
 	json_object_set_new(me, "inodes", json_integer((json_int_t)fs->fs_icount));
 	json_object_set_new(me, "pending_files", json_integer((json_int_t)fs->fs_npending));
@@ -194,6 +196,7 @@ char *fs_render_stats(struct fs *fs, size_t *len)
 	json_object_set_new(o, "commit_on_close", json_boolean(fs->fs_o.o_commit_on_close));
 	json_object_set_new(o, "idle_commit_ms", json_integer(fs->fs_o.o_idle_ms));
 	json_object_set_new(o, "tag", json_string(fs->fs_o.o_tag));
+	json_object_set_new(o, "dist_pyc", json_boolean(!fs->fs_o.o_no_dist_pyc));
 	json_object_set_new(root, "options", o);
 	return dump(root, len);
 }

@@ -25,6 +25,9 @@
  *
  * Files in the tree are looked up in the shard itself, never in the index:
  * the index only decides which directories exist and what readdir lists.
+ * A name the cache does not know may still be found underneath, in the
+ * real file system (under.c: the distribution's .pyc, and the real
+ * directories that lead to them); readdir lists only what the cache holds.
  *
  * Writing: create makes a pending file (in memory, like the flat view's);
  * rename commits it under the key of the new name, with no source (the
@@ -312,6 +315,12 @@ void fs_tree_free(struct fs *fs)
 
 /* ---- keeping the index in step with the shard ---- */
 
+static int tidx_is_file(void *t, const char *p, size_t len)
+{
+	struct fs_tent *e = tidx_find(t, p, len);
+	return e && e->te_file;
+}
+
 /* fs_lock held.  Queue what the kernel must forget after the index
  * changed from @p old to @p t: every tree directory's attributes and
  * readdir cache, and the dentries of directories that no longer exist. */
@@ -325,8 +334,8 @@ static void note_rebuilt(struct fs *fs, struct fs_tidx *t)
 			if (n == fs->fs_troot)
 				continue;
 			struct fs_tent *e = tidx_find(t, n->n_key, n->n_key_len);
-			if (e && e->te_dir)
-				continue;
+			if ((e && e->te_dir) || n->n_under)
+				continue; /* an underlay directory exists without keys */
 			const char *slash = strrchr(n->n_key, '/');
 			struct fs_node *parent = tdir_find(fs, n->n_key, (size_t)(slash - n->n_key));
 			if (parent)
@@ -336,6 +345,7 @@ static void note_rebuilt(struct fs *fs, struct fs_tidx *t)
 			fs_node_maybe_free(fs, n);
 		}
 	}
+	fs_under_recheck(fs, tidx_is_file, t); /* a key put elsewhere shadows them */
 }
 
 /*
@@ -443,6 +453,9 @@ int fs_put(struct fs *fs, const char *key, size_t klen, const void *buf, size_t 
 					fs_note(fs, FS_NOTE_INODE, td->n_ino, 0, NULL);
 			}
 		}
+		/* through the flat view too: the entry shadows the underlay */
+		if (fs_key_is_path(key, klen))
+			fs_under_shadowed(fs, key, klen);
 		pthread_mutex_unlock(&fs->fs_lock);
 	}
 	pthread_rwlock_unlock(&fs->fs_tlock);
@@ -583,6 +596,35 @@ static int lookup_file(struct fs *fs, struct fs_node *td, const char *key, size_
 	return err;
 }
 
+/*
+ * The cache has nothing called @p key: the distribution's .pyc of that
+ * name, or the real directory, may be there (under.c).  0 with *@p ep
+ * filled, or an errno.
+ */
+static int lookup_under(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *key,
+			size_t klen, struct fuse_entry_param *ep)
+{
+	if (fs->fs_o.o_no_dist_pyc)
+		return ENOENT;
+	if (klen > 4 && memcmp(key + klen - 4, ".pyc", 4) == 0) {
+		int err = fs_under_file(req, fs, td, key, klen, ep);
+		if (err != ENOENT)
+			return err;
+	}
+	if (!fs_under_dir(req, fs, key))
+		return ENOENT;
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *n = tdir_get(fs, key, klen);
+	if (n) {
+		n->n_under = 1;
+		n->n_nlookup++;
+		fs_fill_entry(fs, n, ep);
+		ep->entry_timeout = fs_under_entry_ttl(fs);
+	}
+	pthread_mutex_unlock(&fs->fs_lock);
+	return n ? 0 : ENOMEM;
+}
+
 void fs_tree_lookup(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *name)
 {
 	struct fuse_entry_param ep;
@@ -623,6 +665,10 @@ void fs_tree_lookup(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 			if (fs_tree_sync(fs, 1) != 0)
 				break;
 		}
+	}
+	if (err == ENOENT && lookup_under(req, fs, td, key, klen, &ep) == 0) {
+		fuse_reply_entry(req, &ep);
+		return;
 	}
 	fuse_reply_err(req, err ? err : ENOENT);
 }
@@ -999,6 +1045,13 @@ void fs_tree_unlink(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 	if (ip)
 		fs_pending_drop(fs, d, ip);
 	int known = d && d->n_in_shard;
+	if (!known && fs_under_find(fs, key, klen)) {
+		/* the distribution's file: nothing of the cache to evict, and
+		 * the mount never changes the file system underneath */
+		pthread_mutex_unlock(&fs->fs_lock);
+		fuse_reply_err(req, EACCES);
+		return;
+	}
 	uint64_t shard = known ? d->n_ver.v_shard_id : 0, off = known ? d->n_ver.v_offset : 0;
 	if (d)
 		d->n_busy++;
@@ -1047,7 +1100,7 @@ void fs_tree_rmdir(fuse_req_t req, struct fs *fs, struct fs_node *td, const char
 	struct fs_tent *e = tidx_find(fs->fs_tidx, key, klen);
 	struct fs_node *n = tdir_find(fs, key, klen);
 	if (!e || !e->te_dir)
-		err = e ? ENOTDIR : ENOENT;
+		err = n && n->n_under ? EACCES : e ? ENOTDIR : ENOENT; /* EACCES: a real directory */
 	else if (has_children(e) || (n && n->n_pending))
 		err = ENOTEMPTY;
 	else if (!e->te_made)
