@@ -1156,3 +1156,175 @@ def test_attributes_do_not_survive_remount_and_ro_refuses(env):
                             op()
                         assert ei.value.errno == errno.EROFS
             assert open(blob, 'rb').read() == b'kept bytes'
+
+
+# ---- underneath: the distribution's .pyc (docs/FS.md, "Underneath") ----
+
+PY = '/usr/bin/python3'
+
+
+def _dist_tree(root, names):
+    """Modules in root/dist, compiled by root into dist/__pycache__ as the
+    distribution's would be.  Returns (dist dir, {name: its real .pyc},
+    {name: its name under .tree})."""
+    d = root / 'dist'
+    d.mkdir()
+    for n in names:
+        (d / (n + '.py')).write_text('X = %r\n' % n)
+    subprocess.run([PY, '-m', 'compileall', '-q', str(d)], check=True)
+    tag = subprocess.run([PY, '-c', 'import sys; print(sys.implementation.cache_tag)'],
+                         capture_output=True, check=True, text=True).stdout.strip()
+    pyc = {n: str(d / '__pycache__' / ('%s.%s.pyc' % (n, tag))) for n in names}
+    for p in pyc.values():
+        assert os.stat(p).st_uid == 0  # these tests run as root, like CI
+    return d, pyc, {n: str(d).lstrip('/') + '/' + os.path.basename(p) for n, p in pyc.items()}
+
+
+def _daemon_stats(m):
+    with open(os.path.join(m.path, '.stats')) as f:
+        return json.load(f)['daemon']
+
+
+def test_dist_pyc_served_read_only_and_shadowed(env):
+    names = ['served', 'renamed', 'put', 'nobody', 'worldw', 'link', 'fifo']
+    d, pyc, rel = _dist_tree(env.dir, names)
+    os.chown(pyc['nobody'], 65534, 65534)          # another user's bytes
+    os.chmod(pyc['worldw'], 0o666)                 # anyone's bytes
+    os.unlink(pyc['link'])
+    os.symlink(pyc['served'], pyc['link'])         # a link to trusted bytes
+    os.unlink(pyc['fifo'])
+    os.mkfifo(pyc['fifo'], 0o644)                  # must not block the daemon
+    real = {n: open(pyc[n], 'rb').read() for n in ('served', 'renamed', 'put')}
+    with mounted(env.shard, env.mnt, '-o', 'nosync') as m:
+        tree = os.path.join(m.path, '.tree')
+        t = {n: os.path.join(tree, r) for n, r in rel.items()}
+        # served: its bytes, its size and mtime, read-only, nothing cached
+        with open(t['served'], 'rb') as f:
+            assert f.read() == real['served']
+        st, rst = os.stat(t['served']), os.stat(pyc['served'])
+        assert (st.st_size, st.st_mtime_ns, st.st_uid) == (rst.st_size, rst.st_mtime_ns, 0)
+        assert st.st_mode & 0o7777 == 0o444
+        assert ls_json(env) == {}
+        assert _daemon_stats(m)['dist_pyc_hits'] == 1
+        # refused: owned by another user, writable by others, a symbolic
+        # link, a FIFO: as if absent
+        for n in ('nobody', 'worldw', 'link', 'fifo'):
+            assert not os.path.exists(t[n]), n
+        assert _daemon_stats(m)['dist_pyc_refused'] == 3  # the FIFO is no file
+        # the mount itself is never underneath (the daemon would wait on itself)
+        assert not os.path.exists(tree + m.path)
+        assert not os.path.exists(os.path.join(tree + m.path, '.stats'))
+        # readdir lists the cache only
+        assert os.listdir(os.path.dirname(t['served'])) == []
+        # writes: EACCES (root passes the kernel's mode check, so the
+        # daemon's answer is what is seen); the real file is untouched
+        for op in (lambda: os.open(t['served'], os.O_WRONLY | os.O_TRUNC),
+                   lambda: os.truncate(t['served'], 0),
+                   lambda: os.unlink(t['served'])):
+            with pytest.raises(OSError) as ei:
+                op()
+            assert ei.value.errno == errno.EACCES
+        fd = os.open(t['served'], os.O_WRONLY)
+        try:
+            with pytest.raises(OSError) as ei:
+                os.write(fd, b'x')
+            assert ei.value.errno == errno.EACCES
+        finally:
+            os.close(fd)
+        with pytest.raises(OSError) as ei:
+            os.rmdir(os.path.join(tree, 'usr', 'lib'))  # a real directory
+        assert ei.value.errno == errno.EACCES
+        assert open(pyc['served'], 'rb').read() == real['served']
+        assert os.path.exists(os.path.join(tree, 'usr', 'lib'))
+        # a rename over the name commits, and the entry shadows the file
+        tmp = t['renamed'] + '.1234'
+        with open(tmp, 'wb') as f:
+            f.write(b'committed')
+        assert open(t['renamed'], 'rb').read() == real['renamed']
+        os.rename(tmp, t['renamed'])
+        assert open(t['renamed'], 'rb').read() == b'committed'
+        key_renamed = '/' + rel['renamed']
+        assert list(ls_json(env)) == [key_renamed]
+        # a put by another process shadows a file the kernel holds
+        assert open(t['put'], 'rb').read() == real['put']
+        key_put = '/' + rel['put']
+        env.put(key_put, b'put elsewhere', '--no-source')
+        wait_for(lambda: open(t['put'], 'rb').read() == b'put elsewhere', timeout=2)
+        # evicting the entries brings the distribution's files back
+        os.unlink(t['renamed'])
+        cli('--shard', env.shard, 'rm', '--key', key_put)
+        wait_for(lambda: open(t['put'], 'rb').read() == real['put'], timeout=2)
+        assert open(t['renamed'], 'rb').read() == real['renamed']
+        assert ls_json(env) == {}
+    assert open(pyc['served'], 'rb').read() == real['served']
+
+
+def test_dist_pyc_option_off(env):
+    d, pyc, rel = _dist_tree(env.dir, ['off'])
+    with mounted(env.shard, env.mnt, '-o', 'no_dist_pyc') as m:
+        tree = os.path.join(m.path, '.tree')
+        assert not os.path.exists(os.path.join(tree, rel['off']))
+        assert not os.path.exists(os.path.join(tree, 'usr'))
+        st = json.load(open(os.path.join(m.path, '.stats')))
+        assert st['options']['dist_pyc'] is False
+        assert st['daemon']['dist_pyc_hits'] == 0
+
+
+def test_dist_pyc_allow_other_checks_each_caller(env):
+    """With allow_other, each caller gets only what it may read itself: the
+    real path is walked with its credentials, and nothing one caller looked
+    up is kept for another (entry timeout 0)."""
+    private = env.dir / 'private'
+    private.mkdir(mode=0o700)              # nobody may not search it
+    d, pyc, rel = _dist_tree(private, ['mine'])
+    os.chmod(pyc['mine'], 0o644)           # the file itself is world-readable
+    public = env.dir / 'public'
+    public.mkdir(mode=0o755)
+    d2, pyc2, rel2 = _dist_tree(public, ['secret'])
+    os.chmod(pyc2['secret'], 0o600)        # a reachable file nobody may not read
+    nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+    # nobody must reach the mount point: open pytest's 0700 directories
+    # above it for search, for the test's duration
+    opened = []
+    p = env.dir
+    while p != p.parent and os.stat(p).st_uid == 0:
+        mode = os.stat(p).st_mode & 0o7777
+        if mode & 0o001 == 0:
+            opened.append((p, mode))
+            os.chmod(p, mode | 0o011)
+        p = p.parent
+    try:
+        with mounted(env.shard, env.mnt, '-o', 'allow_other') as m:
+            f = os.path.join(m.path, '.tree', rel['mine'])
+            real = open(pyc['mine'], 'rb').read()
+            assert open(f, 'rb').read() == real
+            assert os.path.exists(m.path + '/.stats')
+            r = subprocess.run(nobody + ['cat', m.path + '/.stats'], capture_output=True)
+            assert r.returncode == 0, r  # nobody reaches the mount
+            refused = _daemon_stats(m)['dist_pyc_refused']
+            # the daemon refuses it (ENOENT), not the kernel (EACCES):
+            # every tree directory on the way is 0755
+            for path in (f, os.path.join(m.path, '.tree', rel2['secret'])):
+                r = subprocess.run(nobody + ['cat', path], capture_output=True)
+                assert r.returncode != 0 and r.stdout == b'', r
+                assert b'No such file' in r.stderr, r
+                # refused by the daemon: private/ (which nobody may not
+                # search; the kernel asks twice, revalidating root's dentry
+                # then looking up afresh), then the file nobody may not read
+                now = _daemon_stats(m)['dist_pyc_refused']
+                assert now > refused, path
+                refused = now
+            # and root again, after nobody was refused
+            assert open(f, 'rb').read() == real
+            assert open(os.path.join(m.path, '.tree', rel2['secret']), 'rb').read() == \
+                open(pyc2['secret'], 'rb').read()
+            # what nobody may read, it gets: the standard library's own .pyc
+            lib = os.path.join(m.path, '.tree', 'usr', 'lib', 'python3.11',
+                               'json', '__init__.cpython-311.pyc')
+            r = subprocess.run(nobody + ['cat', lib], capture_output=True)
+            assert r.returncode == 0, r
+            assert r.stdout == open(
+                '/usr/lib/python3.11/json/__pycache__/__init__.cpython-311.pyc', 'rb').read()
+    finally:
+        for p, mode in opened:
+            os.chmod(p, mode)

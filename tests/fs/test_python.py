@@ -51,9 +51,12 @@ def program(imports, result):
     return 'import %s\nRESULT = %s\n%s' % (', '.join(imports), result, REPORT)
 
 
-def start_py(prefix, imports, result='None', verbose=False, path=None):
+def start_py(prefix, imports, result='None', verbose=False, path=None, extra=None):
     args = [PY] + (['-v'] if verbose else []) + ['-c', program(imports, result)]
-    return subprocess.Popen(args, env=py_env(prefix, {'PYTHONPATH': path} if path else None),
+    more = dict(extra or {})
+    if path:
+        more['PYTHONPATH'] = path
+    return subprocess.Popen(args, env=py_env(prefix, more),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -64,8 +67,8 @@ def finish(p):
     return json.loads(out), err
 
 
-def run_py(prefix, imports, result='None', verbose=False, path=None):
-    return finish(start_py(prefix, imports, result, verbose, path))
+def run_py(prefix, imports, result='None', verbose=False, path=None, extra=None):
+    return finish(start_py(prefix, imports, result, verbose, path, extra))
 
 
 def quiet(err):
@@ -129,15 +132,30 @@ def check_pyc(blob, source):
     assert code.co_filename == source
 
 
-def check_modules(m, report, prefix):
+def dist_pyc(origin, key):
+    """The .pyc the distribution ships for source origin and cache key
+    (/A/B/__pycache__/<name> for key /A/B/<name>), if it is root's; else None."""
+    p = os.path.join(os.path.dirname(origin), '__pycache__', os.path.basename(key))
+    try:
+        return p if os.stat(p).st_uid == 0 else None
+    except FileNotFoundError:
+        return None
+
+
+def check_modules(m, report, prefix, dist=False):
     """Every module Python loaded from source has its .pyc in the shard,
     keyed by its path under the prefix; also in the flat view, with blob and
-    metadata.json, stored with no source."""
+    metadata.json, stored with no source.  dist: the mount serves the
+    distribution's .pyc (the default), so a module whose .pyc Debian
+    ships must have no entry instead."""
     entries = shard_entries(m.shard)
     keys = {}
     for name, (origin, cached) in report['modules'].items():
         assert cached.startswith(prefix + '/'), (name, cached)
         key = cached[len(prefix):]
+        if dist and dist_pyc(origin, key):
+            assert key not in entries, (name, key)
+            continue
         assert key in entries, (name, key)
         keys[key] = origin
     # nothing else was committed: no temporary file, ever
@@ -162,13 +180,16 @@ def test_tree_view_protocol(env):
         tree = os.path.join(m.path, '.tree')
         assert os.path.isdir(tree)
         assert '.tree' not in os.listdir(m.path)  # hidden, like .stats
-        d = os.path.join(tree, 'srv', 'app')
+        # a directory that does not exist in the real file system either
+        # (the tree shows real directories: docs/FS.md, "Underneath")
+        assert not os.path.exists('/sc-srv')
+        d = os.path.join(tree, 'sc-srv', 'app')
         with pytest.raises(FileNotFoundError):
             os.stat(d)
         os.makedirs(d)                       # mkdir on demand, each level
         with pytest.raises(FileExistsError):
             os.mkdir(d)
-        assert os.listdir(os.path.join(tree, 'srv')) == ['app']
+        assert os.listdir(os.path.join(tree, 'sc-srv')) == ['app']
         final = os.path.join(d, 'mod.cpython-311.pyc')
         tmp = final + '.140234'
         data = os.urandom(5000)
@@ -182,14 +203,14 @@ def test_tree_view_protocol(env):
         assert shard_entries(env.shard) == {}       # the temp is never an entry
         os.replace(tmp, final)                      # the rename commits
         entries = shard_entries(env.shard)
-        assert list(entries) == ['/srv/app/mod.cpython-311.pyc']
-        assert env.get('/srv/app/mod.cpython-311.pyc').stdout == data
+        assert list(entries) == ['/sc-srv/app/mod.cpython-311.pyc']
+        assert env.get('/sc-srv/app/mod.cpython-311.pyc').stdout == data
         assert os.listdir(d) == ['mod.cpython-311.pyc']
         with open(final, 'rb') as f:
             assert f.read() == data
         assert os.stat(final).st_mode & 0o777 == 0o644
         # same entry in the flat view, with no source
-        flat = m.entry('/srv/app/mod.cpython-311.pyc')
+        flat = m.entry('/sc-srv/app/mod.cpython-311.pyc')
         assert os.path.exists(os.path.join(flat, 'blob'))
         meta = json.load(open(os.path.join(flat, 'metadata.json')))
         assert meta['source'] is None and meta['status'] == 'fresh'
@@ -222,13 +243,13 @@ def test_tree_view_protocol(env):
         with open(tmp, 'xb') as f:
             f.write(b'x')
         with pytest.raises(OSError) as ei:
-            os.rename(tmp, os.path.join(tree, 'srv', 'x.pyc'))
+            os.rename(tmp, os.path.join(tree, 'sc-srv', 'x.pyc'))
         assert ei.value.errno == errno.EXDEV
         os.unlink(tmp)
         with pytest.raises(FileNotFoundError):
             open(os.path.join(d, 'missing.pyc'), 'rb')
         with pytest.raises(IsADirectoryError):
-            open(os.path.join(tree, 'srv'), 'rb')
+            open(os.path.join(tree, 'sc-srv'), 'rb')
         # an empty directory made by mkdir lives in memory only
         os.mkdir(os.path.join(tree, 'empty'))
         assert 'empty' in os.listdir(tree)
@@ -242,22 +263,22 @@ def test_tree_view_protocol(env):
         tree = os.path.join(m.path, '.tree')
         # as in a directory, a file left under its own name stays (unmount
         # completes it); the empty directory is gone
-        assert sorted(os.listdir(tree)) == ['empty2', 'srv']
-        assert sorted(shard_entries(env.shard)) == ['/empty2/t.1', '/srv/app/mod.cpython-311.pyc']
+        assert sorted(os.listdir(tree)) == ['empty2', 'sc-srv']
+        assert sorted(shard_entries(env.shard)) == ['/empty2/t.1', '/sc-srv/app/mod.cpython-311.pyc']
         assert open(os.path.join(tree, 'empty2', 't.1'), 'rb').read() == b'never renamed'
         os.unlink(os.path.join(tree, 'empty2', 't.1'))
         # rm in the tree evicts the entry; its directory stays, empty, as a
         # directory does, until rmdir
-        os.unlink(os.path.join(tree, 'srv', 'app', 'mod.cpython-311.pyc'))
+        os.unlink(os.path.join(tree, 'sc-srv', 'app', 'mod.cpython-311.pyc'))
         assert shard_entries(env.shard) == {}
         time.sleep(0.2)  # a rebuild of the index (the removal) keeps it too
-        assert os.listdir(os.path.join(tree, 'srv', 'app')) == []
+        assert os.listdir(os.path.join(tree, 'sc-srv', 'app')) == []
         with pytest.raises(OSError) as ei:
-            os.rmdir(os.path.join(tree, 'srv'))
+            os.rmdir(os.path.join(tree, 'sc-srv'))
         assert ei.value.errno == errno.ENOTEMPTY
-        os.rmdir(os.path.join(tree, 'srv', 'app'))
-        os.rmdir(os.path.join(tree, 'srv'))
-        assert not os.path.exists(os.path.join(tree, 'srv'))
+        os.rmdir(os.path.join(tree, 'sc-srv', 'app'))
+        os.rmdir(os.path.join(tree, 'sc-srv'))
+        assert not os.path.exists(os.path.join(tree, 'sc-srv'))
     cli('--shard', env.shard, 'verify')
 
 
@@ -288,13 +309,16 @@ def test_tree_coherent_with_other_writers(env):
 # ---- real workloads ----
 
 def test_stdlib_imports_populate_then_read(env):
+    """-o no_dist_pyc: the standard library is compiled and committed."""
     prefix_of = lambda m: os.path.join(m.path, '.tree')
-    with mounted(env.shard, env.mnt, '-o', 'nosync') as m:
+    with mounted(env.shard, env.mnt, '-o', 'nosync,no_dist_pyc') as m:
         prefix = prefix_of(m)
+        assert stats(m)['options']['dist_pyc'] is False
         first, err = run_py(prefix, MODULES, verbose=True)
         assert 'could not create' not in err
         keys = check_modules(m, first, prefix)
         assert len(keys) >= 150, len(keys)
+        assert stats(m)['daemon']['dist_pyc_hits'] == 0
         assert loaded(err, prefix) == {}        # nothing was there to read
         gen, commits = generation(m), stats(m)['daemon']['commits']
         assert commits == len(keys)
@@ -308,6 +332,7 @@ def test_stdlib_imports_populate_then_read(env):
         assert out == first
     cli('--shard', env.shard, 'verify')
     # a new mount: the bytes now come from the shard, not the page cache
+    # (the committed entries win over the distribution's files)
     with mounted(env.shard, env.mnt) as m:
         prefix = prefix_of(m)
         third, err = run_py(prefix, MODULES, verbose=True)
@@ -316,6 +341,92 @@ def test_stdlib_imports_populate_then_read(env):
         st = stats(m)
         assert st['shard_stats']['generation'] == gen and st['daemon']['commits'] == 0
         assert st['daemon']['reads'] >= len(keys)
+        assert st['daemon']['dist_pyc_hits'] == 0
+
+
+def dist_keys(report, prefix):
+    """{key: (module, source, the distribution's .pyc)} of the modules of a
+    run whose .pyc the distribution ships."""
+    got = {}
+    for name, (origin, cached) in report['modules'].items():
+        key = cached[len(prefix):]
+        pyc = dist_pyc(origin, key)
+        if pyc:
+            got[key] = (name, origin, pyc)
+    return got
+
+
+def same_run(out, ref):
+    """Same result, same modules from the same sources (the cache paths
+    differ: __pycache__ without a prefix, the prefix with one)."""
+    assert out['result'] == ref['result']
+    assert {n: o for n, (o, c) in out['modules'].items()} == \
+           {n: o for n, (o, c) in ref['modules'].items()}
+
+
+def test_dist_pyc_read_underneath_empty_mount(env):
+    """An empty mount serves the .pyc Debian ships in __pycache__ (docs/FS.md,
+    "Underneath"): a first run imports the standard library without
+    compiling it and commits only the modules Debian did not compile."""
+    make_pkg(env.src)
+    path = str(env.src)
+    imports = MODULES + ['pkg.a', 'pkg.sub.b']
+    result = 'pkg.sub.b.g()'
+    # reference: no prefix, nothing written (pkg gets no __pycache__, which
+    # the mount would otherwise serve as the distribution's)
+    ref, err = run_py(None, imports, result, path=path, extra={'PYTHONDONTWRITEBYTECODE': '1'})
+    quiet(err)
+    assert not (env.src / 'pkg' / '__pycache__').exists()
+    with mounted(env.shard, env.mnt, '-o', 'nosync') as m:
+        prefix = os.path.join(m.path, '.tree')
+        first, err = run_py(prefix, imports, result, path=path, verbose=True)
+        same_run(first, ref)
+        dist = dist_keys(first, prefix)
+        assert len(dist) >= 150, len(dist)
+        # Python read and accepted every one of them ("matches"): none compiled
+        got = loaded(err, prefix)
+        missing = sorted(set(dist) - set(got))
+        assert not missing, (missing[:10], said_about(err, missing[:3]), daemon_state(m))
+        for key, (name, origin, pyc) in dist.items():
+            assert got[key] == origin
+        # ... byte for byte the distribution's file, read-only
+        for key, (name, origin, pyc) in list(dist.items())[:20]:
+            f = prefix + key
+            with open(f, 'rb') as a, open(pyc, 'rb') as b:
+                assert a.read() == b.read(), key
+            st, real = os.stat(f), os.stat(pyc)
+            assert st.st_size == real.st_size and st.st_mtime_ns == real.st_mtime_ns
+            assert st.st_mode & 0o7777 == real.st_mode & 0o444
+        # nothing written for them; our own package compiled and committed
+        keys = check_modules(m, first, prefix, dist=True)
+        assert sorted(os.path.relpath(o, path) for o in keys.values()) == [
+            'pkg/__init__.py', 'pkg/a.py', 'pkg/sub/__init__.py', 'pkg/sub/b.py']
+        st = stats(m)['daemon']
+        assert st['commits'] == 4 and st['dist_pyc_hits'] >= len(dist), st
+        assert st['dist_pyc_refused'] == 0, st
+        # readdir lists what the cache holds; the real directories are found
+        # by name only
+        assert os.listdir(prefix) == [path.split('/')[1]]
+        assert os.path.isdir(os.path.join(prefix, 'usr', 'lib'))
+        assert os.listdir(os.path.join(prefix, 'usr', 'lib')) == []
+        # a second run reads the same, writes nothing
+        gen = generation(m)
+        second, err = run_py(prefix, imports, result, path=path)
+        quiet(err)
+        assert second == first and generation(m) == gen
+        assert stats(m)['daemon']['commits'] == 4
+    cli('--shard', env.shard, 'verify')
+    # read-only, new mount: the package from the shard, the standard
+    # library from underneath, nothing to write
+    before = shard_entries(env.shard)
+    with mounted(env.shard, env.mnt, '-o', 'ro') as m:
+        prefix = os.path.join(m.path, '.tree')
+        out, err = run_py(prefix, imports, result, path=path, verbose=True)
+        same_run(out, ref)
+        assert 'could not create' not in err  # nothing was missing
+        assert loaded(err, prefix) == dict(keys, **{k: v[1] for k, v in dist.items()})
+        assert stats(m)['daemon']['dist_pyc_hits'] >= len(dist)
+    assert shard_entries(env.shard) == before
 
 
 def make_pkg(root):
@@ -351,7 +462,7 @@ def test_package_with_edits(env):
         first, err = run_py(prefix, imports, result, path=path)
         quiet(err)
         assert first['result'] == 'a1-b11'
-        keys = check_modules(m, first, prefix)
+        keys = check_modules(m, first, prefix, dist=True)
         pkg_keys = {k for k, o in keys.items() if o.startswith(path)}
         assert len(pkg_keys) == 4
         src_tree = os.path.join(prefix, path.lstrip('/'))
@@ -375,7 +486,7 @@ def test_package_with_edits(env):
             same = (after[k]['offset'], after[k]['blob_xxh3']) == \
                    (before[k]['offset'], before[k]['blob_xxh3'])
             assert same == (k != a_key), k
-        check_modules(m, third, prefix)  # the new blob matches the new source
+        check_modules(m, third, prefix, dist=True)  # the new blob matches the new source
         fourth, err = run_py(prefix, imports, result, path=path)
         quiet(err)
         assert fourth == third and generation(m) == gen + 1
@@ -389,7 +500,7 @@ def test_package_with_edits(env):
         quiet(err)
         assert fifth['result'] == 'a2, edited-b118'
         assert generation(m) == gen + 4
-        check_modules(m, fifth, prefix)
+        check_modules(m, fifth, prefix, dist=True)
     cli('--shard', env.shard, 'verify')
 
 
@@ -397,7 +508,8 @@ def test_two_pythons_at_once(env):
     make_pkg(env.src)
     imports = MODULES + ['pkg.a', 'pkg.sub.b']
     path = str(env.src)
-    with mounted(env.shard, env.mnt, '-o', 'nosync') as m:
+    # no_dist_pyc: both processes compile and commit the whole standard library
+    with mounted(env.shard, env.mnt, '-o', 'nosync,no_dist_pyc') as m:
         prefix = os.path.join(m.path, '.tree')
         for round_ in range(2):
             procs = [start_py(prefix, imports, 'pkg.sub.b.g()', path=path) for _ in range(2)]
@@ -431,8 +543,10 @@ def test_read_only_mount_falls_back_silently(env):
     imports = ['json', 'email.message', 'pkg.a', 'pkg.sub.b']
     result = 'pkg.sub.b.g()'
     # reference: no prefix at all, no bytecode written
-    ref, err = run_py(None, imports, result, path=path)
-    with mounted(env.shard, env.mnt, '-o', 'nosync') as m:
+    ref, err = run_py(None, imports, result, path=path, extra={'PYTHONDONTWRITEBYTECODE': '1'})
+    # no_dist_pyc: the standard library is what the first run caches, and
+    # what the read-only mount must read from the shard (the layer: below)
+    with mounted(env.shard, env.mnt, '-o', 'nosync,no_dist_pyc') as m:
         prefix = os.path.join(m.path, '.tree')
         first, err = run_py(prefix, ['json', 'pkg.a'], 'pkg.a.f()', path=path)
         quiet(err)
@@ -461,7 +575,7 @@ def test_read_only_mount_falls_back_silently(env):
         assert "# bytecode is stale for 'pkg.a'" in err
         assert 'could not create' in err  # it did try to write
 
-    with mounted(env.shard, env.mnt, '-o', 'ro') as m:
+    with mounted(env.shard, env.mnt, '-o', 'ro,no_dist_pyc') as m:
         prefix = os.path.join(m.path, '.tree')
         gen = generation(m)
         # cold: every cached .pyc is read through the daemon
