@@ -283,7 +283,10 @@ int fs_under_dir(fuse_req_t req, struct fs *fs, const char *path)
 		return 0;
 	memcpy(parent, path, pl);
 	parent[pl] = '\0';
-	return caller_ok(req, fs, pl ? parent : "/", NULL);
+	if (caller_ok(req, fs, pl ? parent : "/", NULL))
+		return 1;
+	FS_COUNT(fs, st_dist_refused, 1);
+	return 0;
 }
 
 int fs_under_file(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *path,
