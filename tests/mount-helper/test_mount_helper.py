@@ -117,7 +117,7 @@ def test_scriptcachefs_options_pass_unchanged(tmp):
     d = tmp.dir('m')
     out = subprocess.run([FS, '--help'], capture_output=True, text=True).stdout
     names = set(re.findall(r'-o (\w+)', out))
-    assert {'ro', 'allow_other', 'tag', 'nosync'} <= names, out
+    assert {'ro', 'allow_other', 'tag', 'nosync', 'no_dist_pyc'} <= names, out
     for name in sorted(names):
         opt = name + '=1' if name in ('tag', 'idle_commit_ms', 'max_threads',
                                      'max_idle_threads') else name
