@@ -236,6 +236,7 @@ struct fs {
 	pthread_rwlock_t fs_tlock;
 	struct fs_tidx  *fs_tidx;    /* NULL until the tree is first used */
 	uint64_t         fs_t_own;   /* own commits since the index was built */
+	uint64_t         fs_put_seq; /* own commits, ever (under fs_lock) */
 	struct fs_node **fs_ttab;    /* FS_TDIR nodes by path (chain: n_knext) */
 	size_t           fs_tcap;
 	struct fs_node  *fs_troot;

@@ -441,6 +441,7 @@ int fs_put(struct fs *fs, const char *key, size_t klen, const void *buf, size_t 
 		__atomic_add_fetch(&fs->fs_t_own, 1, __ATOMIC_RELAXED);
 		fs_ids_changed(fs, had_old, had_old ? old.blob_checksum : 0,
 			       had_old ? old.blob_size : 0, 1, sum, len);
+		fs->fs_put_seq++;
 		if (fs->fs_tidx && fs_key_is_path(key, klen)) {
 			const char *nd = NULL;
 			size_t ndl = 0;
@@ -602,12 +603,23 @@ static int lookup_file(struct fs *fs, struct fs_node *td, const char *key, size_
  * filled, or an errno.
  */
 static int lookup_under(fuse_req_t req, struct fs *fs, struct fs_node *td, const char *key,
-			size_t klen, struct fuse_entry_param *ep)
+			size_t klen, uint64_t seq, struct fuse_entry_param *ep)
 {
 	if (fs->fs_o.o_no_dist_pyc)
 		return ENOENT;
 	if (klen > 4 && memcmp(key + klen - 4, ".pyc", 4) == 0) {
 		int err = fs_under_file(req, fs, td, key, klen, ep);
+		if (err == 0) {
+			/* one of our commits may have put the key after the
+			 * shard said no (@p seq: fs_put_seq before it asked), and
+			 * fs_put shadows only the nodes it sees: queue the
+			 * kernel's forgetting of this one here */
+			pthread_mutex_lock(&fs->fs_lock);
+			struct fs_tent *e = tidx_find(fs->fs_tidx, key, klen);
+			if (fs->fs_put_seq != seq && e && e->te_file)
+				fs_under_shadowed(fs, key, klen);
+			pthread_mutex_unlock(&fs->fs_lock);
+		}
 		if (err != ENOENT)
 			return err;
 	}
@@ -640,8 +652,11 @@ void fs_tree_lookup(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 		fuse_reply_err(req, fs_errno(err));
 		return;
 	}
+	uint64_t seq = 0;
 	for (int pass = 0; pass < 2; pass++) {
 		pthread_mutex_lock(&fs->fs_lock);
+		if (pass == 0)
+			seq = fs->fs_put_seq;
 		struct fs_node *n = fs_pending_find(td, name);
 		if (!n && is_dir(fs, key, klen))
 			n = tdir_get(fs, key, klen);
@@ -666,7 +681,7 @@ void fs_tree_lookup(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 				break;
 		}
 	}
-	if (err == ENOENT && lookup_under(req, fs, td, key, klen, &ep) == 0) {
+	if (err == ENOENT && lookup_under(req, fs, td, key, klen, seq, &ep) == 0) {
 		fuse_reply_entry(req, &ep);
 		return;
 	}
