@@ -959,11 +959,14 @@ void fs_tree_rename(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 	}
 	char skey[SC_MAX_KEY + 1];
 	size_t sklen;
+	int have_skey = child_path(td, name, skey, &sklen) == 0;
 	pthread_mutex_lock(&fs->fs_lock);
 	struct fs_node *p = fs_pending_find(td, name);
-	int src_dir = !p && child_path(td, name, skey, &sklen) == 0 && is_dir(fs, skey, sklen);
+	int src_dir = !p && have_skey && is_dir(fs, skey, sklen);
 	int dst_dir = is_dir(fs, key, klen);
-	if (!p)
+	if (!p && have_skey && !src_dir && fs_under_find(fs, skey, sklen))
+		err = EACCES; /* the distribution's file, as for unlink */
+	else if (!p)
 		err = ENOENT; /* sorted out below */
 	else if (dst_dir)
 		err = EISDIR;
@@ -972,15 +975,14 @@ void fs_tree_rename(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 	else if (fs_pending_find(td, newname))
 		err = EBUSY; /* another file being written under that name */
 	pthread_mutex_unlock(&fs->fs_lock);
-	if (!p) {
+	if (!p && err == ENOENT) {
 		/* A committed file: its inode moves to the new key
 		 * (rename_committed).  A directory is not renamed: EXDEV, on
 		 * which mv(1) copies and removes instead.  Over the other
 		 * kind, the errors a directory gives. */
 		pthread_rwlock_rdlock(&fs->fs_map_lock);
 		int dst_file = sc_lookup(fs->fs_cache, key, &e) == 0;
-		int src_file = !src_dir && child_path(td, name, skey, &sklen) == 0 &&
-			       sc_lookup(fs->fs_cache, skey, &e) == 0;
+		int src_file = !src_dir && have_skey && sc_lookup(fs->fs_cache, skey, &e) == 0;
 		pthread_rwlock_unlock(&fs->fs_map_lock);
 		if (src_dir)
 			err = dst_file ? ENOTDIR : EXDEV;

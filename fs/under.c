@@ -94,7 +94,7 @@ struct fs_node *fs_under_find(struct fs *fs, const char *path, size_t len)
 
 void fs_under_unmap(struct fs *fs, struct fs_node *n)
 {
-	if (!n->n_in_map)
+	if (!n->n_in_map || !fs->fs_utab)
 		return;
 	struct fs_node **pp = &fs->fs_utab[uslot(n->n_key, n->n_key_len)];
 	while (*pp && *pp != n)
@@ -150,8 +150,8 @@ static int open_nolinks(int dirfd, const char *path, int flags, uint64_t resolve
 	how.resolve = resolve | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 	do
 		fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-	while (fd < 0 && (errno == EINTR || errno == EAGAIN));
-	return fd;
+	while (fd < 0 && errno == EINTR);
+	return fd; /* EAGAIN too (a lease on the file, with O_NONBLOCK): not served */
 }
 
 static int in_mount(const struct fs *fs, const char *path)

@@ -1220,7 +1220,8 @@ def test_dist_pyc_served_read_only_and_shadowed(env):
         # daemon's answer is what is seen); the real file is untouched
         for op in (lambda: os.open(t['served'], os.O_WRONLY | os.O_TRUNC),
                    lambda: os.truncate(t['served'], 0),
-                   lambda: os.unlink(t['served'])):
+                   lambda: os.unlink(t['served']),
+                   lambda: os.rename(t['served'], t['served'] + '.moved')):
             with pytest.raises(OSError) as ei:
                 op()
             assert ei.value.errno == errno.EACCES
