@@ -229,20 +229,22 @@ static int who_reaches(const struct who *w, const char *dir)
 	if (len >= sizeof p)
 		return 0;
 	memcpy(p, dir, len + 1);
-	for (size_t i = 1; i <= len; i++) {
+	if (stat("/", &st) != 0 || !who_may(w, &st, 1))
+		return 0;
+	for (size_t i = 1; i <= len; i++) { /* each prefix that ends a component */
 		if (i < len && p[i] != '/')
 			continue;
 		char c = p[i];
 		p[i] = '\0';
-		int ok = stat(i == 0 ? "/" : p, &st) == 0 && who_may(w, &st, 1);
+		int ok = stat(p, &st) == 0 && who_may(w, &st, 1);
 		p[i] = c;
 		if (!ok)
 			return 0;
 	}
-	return stat("/", &st) == 0 && who_may(w, &st, 1);
+	return 1;
 }
 
-/* Zero if the caller of @p req may see what lies below @p dir (and, with
+/* Nonzero if the caller of @p req may see what lies below @p dir (and, with
  * @p file, read that file): see the top for who is checked how. */
 static int caller_ok(fuse_req_t req, struct fs *fs, const char *dir, const struct stat *file)
 {
