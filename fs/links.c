@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "fs_i.h"
@@ -227,12 +229,35 @@ static int copy_file(struct fs *fs, fuse_ino_t ino, unsigned char **buf, size_t 
 		*exe = n->p_exe ? strdup(n->p_exe) : NULL;
 		if (!*buf)
 			err = ENOMEM;
+	} else if (n->n_kind == FS_UNDER) {
+		/* the distribution's .pyc: its bytes, read from the file the
+		 * node holds (with no lock held: it is I/O) */
+		struct stat st;
+		int fd = n->u_fd;
+		n->n_nlookup++; /* keeps the node, and so fd, open meanwhile */
+		pthread_mutex_unlock(&fs->fs_lock);
+		if (fstat(fd, &st) < 0) {
+			err = errno;
+		} else if (st.st_size < 0 || (uint64_t)st.st_size > SC_MAX_BLOB) {
+			err = EFBIG;
+		} else {
+			*len = (size_t)st.st_size;
+			*buf = malloc(*len ? *len : 1);
+			if (!*buf)
+				err = ENOMEM;
+			else if (pread(fd, *buf, *len, 0) != (ssize_t)*len)
+				err = EIO;
+		}
+		pthread_mutex_lock(&fs->fs_lock);
+		n->n_nlookup--;
+		fs_node_maybe_free(fs, n);
+		n = NULL;
 	} else if (n->n_kind != FS_BLOB) {
 		err = EPERM; /* directories; metadata.json and .stats are generated */
 	}
 	struct fs_ver v = n ? n->f_ver : (struct fs_ver){ 0 };
 	struct fs_node *d = n ? n->n_dir : NULL;
-	int blob = !err && n->n_kind == FS_BLOB;
+	int blob = !err && n && n->n_kind == FS_BLOB;
 	pthread_mutex_unlock(&fs->fs_lock);
 	if (blob) {
 		/* the kernel holds n, and n holds d */

@@ -1237,6 +1237,11 @@ def test_dist_pyc_served_read_only_and_shadowed(env):
         assert ei.value.errno == errno.EACCES
         assert open(pyc['served'], 'rb').read() == real['served']
         assert os.path.exists(os.path.join(tree, 'usr', 'lib'))
+        # a hard link copies the distribution's bytes into a cache entry
+        os.link(t['served'], t['served'] + '.lnk')
+        assert open(t['served'] + '.lnk', 'rb').read() == real['served']
+        assert ls_json(env)['/' + rel['served'] + '.lnk']['size'] == len(real['served'])
+        os.unlink(t['served'] + '.lnk')
         # a rename over the name commits, and the entry shadows the file
         tmp = t['renamed'] + '.1234'
         with open(tmp, 'wb') as f:
