@@ -16,8 +16,10 @@
  *              pending files); fs_flat_* handlers
  *   tree.c     the tree view (.tree/<key path>): fs_tree_* handlers, and the
  *              index of the paths the keys imply (fs_tree_sync, fs_put)
- *   commit.c   pending files and the one commit path (fs_commit) both views
- *              call; the idle commit of plainly written blobs
+ *   commit.c   pending files, a write to a committed blob turning it into
+ *              one (fs_pending_begin), the one commit path (fs_commit) both
+ *              views call, the idle commit of files written under their
+ *              own name
  *   entry.c    the entry model: what the shard says about a key applied to
  *              its directory (fs_apply_ver, fs_refresh_dir, fs_resync_dir),
  *              attributes and entry parameters, the attributes set by
@@ -36,13 +38,16 @@
  * Calls that still run against that order: commit.c -> tree.c (fs_put keeps
  * the tree index), commit.c -> flat.c (fs_listing_dirty), inode.c ->
  * tree.c (fs_tdir_unmap) and under.c (fs_under_unmap), notify.c -> entry.c,
- * commit.c and tree.c (the watcher's work); tree.c -> under.c is downward
+ * commit.c and tree.c (the watcher's work); links.c -> flat.c and tree.c
+ * (a link is a create then a commit); tree.c -> under.c is downward
  * (the underlay is the tree's last resort); every file queues
  * notifications through notify.c.
  *
  * Locking (outermost first; no thread takes them in another order):
  *   fs_tlock (rwlock)     read-held around every put of the daemon (fs_put,
- *                         from fs_commit), write-held to compare the shard's
+ *                         from fs_commit) and every removal through the
+ *                         mount (the link counts follow both, links.c),
+ *                         write-held to compare the shard's
  *                         generation with the tree index and rebuild it
  *                         (fs_tree_sync).
  *   fs_map_lock (rwlock)  read-held by every thread that calls a core
@@ -51,9 +56,11 @@
  *                         pointer; write-held only around sc_trim() (the
  *                         watcher).  glibc rwlocks prefer readers, so a trim
  *                         never queues readers.
- *   fs_lock (mutex)       the inode table, the tree index, the table of
- *                         underlay files, the root listing, pending files,
- *                         the attributes set by chmod/chown/utimes.
+ *   fs_lock (mutex)       the inode table, the tree index and link counts,
+ *                         the table of underlay files, the root listing,
+ *                         pending files, the attributes set by
+ *                         chmod/chown/utimes.  fs_commit_cv (with it):
+ *                         a write waits there for a commit of its file.
  *                         Nothing that can block on I/O or on the core is
  *                         called with it held.
  *   fs_qlock (mutex)      the queue of kernel notifications; innermost
