@@ -215,6 +215,16 @@ static int unmount_dead(const char *dir)
 }
 
 /*
+ * The errors of a FUSE mount whose daemon is gone: ENOTCONN, or
+ * ECONNABORTED for a request the kernel had queued when the connection
+ * was torn down (or aborted through /sys/fs/fuse/connections).
+ */
+static int dead_mount_errno(int e)
+{
+	return e == ENOTCONN || e == ECONNABORTED;
+}
+
+/*
  * stat() gave ENOTCONN: a FUSE daemon died and left its mount behind.  When
  * it was a scriptcachefs at exactly this directory, unmounting it is safe:
  * the kernel will never answer through it again, and every change the daemon
@@ -251,7 +261,7 @@ int mh_check_mountpoint(const char *dir, const struct mh_cmd *c)
 
 again:
 	if (stat(dir, &st) != 0) {
-		if (errno == ENOTCONN) {
+		if (dead_mount_errno(errno)) {
 			if (recover_dead_mount(dir) != 0)
 				return MH_EXIT_FAIL;
 			if (stat(dir, &st) == 0)
@@ -273,7 +283,7 @@ exists:
 		/* stat() may have been answered from the kernel's attribute
 		 * cache; statfs() always asks the daemon, dead or alive. */
 		struct statfs sfs;
-		if (statfs(dir, &sfs) != 0 && errno == ENOTCONN) {
+		if (statfs(dir, &sfs) != 0 && dead_mount_errno(errno)) {
 			if (recover_dead_mount(dir) != 0)
 				return MH_EXIT_FAIL;
 			goto again;

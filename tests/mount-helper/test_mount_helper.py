@@ -2,6 +2,7 @@
 
 Behaviour under test: man/mount.scriptcachefs.8 and docs/INSTALL.md.
 """
+import errno
 import os
 import re
 import signal
@@ -300,7 +301,9 @@ def test_crashed_daemon_is_recovered(tmp):
         proc.wait()
         with pytest.raises(OSError) as e:
             os.listdir(d)
-        assert e.value.errno == 107       # ENOTCONN
+        # ENOTCONN; ECONNABORTED if the request was queued while the
+        # kernel tore the connection down (seen under load)
+        assert e.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)
         r = helper(shard, d)
         assert r.returncode == 0, r.stderr
         assert r.stderr == ('mount.scriptcachefs: %s: unmounted the dead mount of a '
