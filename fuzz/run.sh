@@ -34,7 +34,7 @@ build() {
 	mkdir -p "$out"
 	local flags=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-		-Wall -Wextra -I"$top/core" -I"$top/fuzz" -I"$top/cli")
+		-Wall -Wextra -I"$top/include" -I"$top/core" -I"$top/fuzz" -I"$top/cli")
 	local core=("$top"/core/*.c)
 	"$CC" "${flags[@]}" -o "$out/fuzz_shard" "$top/fuzz/fuzz_shard.c" "$top/fuzz/fuzz_common.c" \
 		"$top/fuzz/shard_fix.c" "$top/fuzz/shard_mutator.c" "${core[@]}" -lxxhash -lpthread
@@ -49,7 +49,7 @@ gen() {
 	mkdir -p "$out" "$top/fuzz/corpus"
 	# a plain build against the library sources: the seeds must be what
 	# the real library writes
-	cc -std=c11 -D_GNU_SOURCE -O1 -Wall -Wextra -I"$top/core" -I"$top/fuzz" -o "$out/gen_corpus" \
+	cc -std=c11 -D_GNU_SOURCE -O1 -Wall -Wextra -I"$top/include" -I"$top/core" -I"$top/fuzz" -o "$out/gen_corpus" \
 		"$top/fuzz/gen_corpus.c" "$top/fuzz/shard_fix.c" "$top"/core/*.c -lxxhash -lpthread
 	# bad/ and pending-write/ also hold inputs found by fuzzing: overwrite, never clear
 	rm -rf "$top/fuzz/corpus/shard"
