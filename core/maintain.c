@@ -26,33 +26,6 @@
 
 #include "sc_int.h"
 
-void sc_clean_temps(const char *shard_path)
-{
-	char dir[PATH_MAX], prefix[NAME_MAX + 8];
-	const char *slash = strrchr(shard_path, '/');
-	DIR *d;
-	struct dirent *de;
-	size_t plen;
-
-	if (!slash || (size_t)(slash - shard_path) >= sizeof(dir))
-		return;
-	memcpy(dir, shard_path, (size_t)(slash - shard_path));
-	dir[slash - shard_path] = '\0';
-	if (!dir[0])
-		strcpy(dir, "/");
-	if (snprintf(prefix, sizeof(prefix), "%s.tmp.", slash + 1) >= (int)sizeof(prefix))
-		return;
-	plen = strlen(prefix);
-	if (!(d = opendir(dir)))
-		return;
-	while ((de = readdir(d)) != NULL) {
-		/* We hold the writer lock: no live writer owns such a file. */
-		if (strncmp(de->d_name, prefix, plen) == 0)
-			unlinkat(dirfd(d), de->d_name, 0);
-	}
-	closedir(d);
-}
-
 struct live {
 	uint64_t off, len, hash;
 	int64_t sec;

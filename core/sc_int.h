@@ -88,18 +88,28 @@ struct sc_cache {
 	_Atomic uint64_t n_puts, n_removes, n_evictions, n_compactions, n_heals;
 };
 
-/* shard.c */
+/* os.c: system calls made once, with EINTR, O_CLOEXEC and short writes handled */
+int64_t sc_now_ns(void);                    /* CLOCK_MONOTONIC_COARSE */
+int  sc_robust_open(const char *path, int flags, mode_t mode); /* fd or -errno */
+int  sc_make_parents(const char *path);     /* mkdir -p 0700 of path's parents */
+int  sc_write_full(int fd, const void *buf, size_t len, uint64_t off);
+int  sc_fsync_dir(const char *path);        /* fsync the directory holding path */
+int  sc_flock(int fd, int op);
+
+/* file.c: whole shard files beside the path */
+int  sc_create_shard(const char *path, int replace);
+void sc_clean_temps(const char *shard_path);
+
+/* handle.c */
 int  sc_snapshot(sc_cache *c, struct sc_snap *s);   /* takes and drops rw */
 void sc_snap_fill_locked(sc_cache *c, struct sc_snap *s); /* rw held */
 int  sc_refresh_locked(sc_cache *c, int force_path_check); /* rw held exclusively */
 int  sc_reopen_locked(sc_cache *c);                 /* rw held exclusively */
-int  sc_create_shard(const char *path, int replace);
 int  sc_lock_writer(sc_cache *c);
 void sc_unlock_writer(sc_cache *c);
 int  sc_lock_shared(const sc_cache *c);    /* fd holding it, or -errno */
 int  sc_open_shard_fd(const char *path, unsigned flags, int *fd_out);
 int  sc_map_file(sc_cache *c, int fd, uint64_t file_size);
-int64_t sc_now_ns(void);
 
 /* read.c */
 int  sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len, sc_blob *out);
@@ -115,14 +125,11 @@ uint64_t sc_key_hash(const char *key, size_t len);
 int  sc_writer_begin(sc_cache *c, struct sc_snap *s);
 void sc_writer_end(sc_cache *c);
 int  sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m);
-int  sc_write_full(int fd, const void *buf, size_t len, uint64_t off);
-int  sc_fsync_dir(const char *path);
 
 /* maintain.c */
 typedef int (*sc_keep_fn)(const struct sc_rec_view *v, void *arg);
 int  sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 		uint64_t budget, uint64_t *n_dropped);
-void sc_clean_temps(const char *shard_path);
 
 /* heal.c */
 int  sc_heal_wanted(int rc);           /* an error a heal could cure */

@@ -1,5 +1,5 @@
 /*
- * shard.c - a handle's life: open, create, map, refresh, close.
+ * handle.c - a handle's life: open, map, refresh, snapshot, locks, close.
  *
  * The shard is mapped read-only and shared, with headroom past the end of
  * the file: appends by any process become visible through the same mapping
@@ -27,146 +27,6 @@
 #define MAP_MAX_HEADROOM ((uint64_t)1 << 30)
 #define PATH_CHECK_NS    1000000000LL /* how often a reader re-stats the path */
 
-int64_t sc_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int robust_open(const char *path, int flags, mode_t mode)
-{
-	int fd;
-	do
-		fd = open(path, flags | O_CLOEXEC, mode);
-	while (fd < 0 && errno == EINTR);
-	return fd < 0 ? -errno : fd;
-}
-
-/* mkdir -p with mode 0700 for the components that do not exist yet. */
-static int make_parents(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-
-	if (len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return 0;
-}
-
-int sc_write_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-int sc_fsync_dir(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	size_t n = slash ? (size_t)(slash - path) : 0;
-	int fd, rc = 0;
-
-	if (n == 0) {
-		strcpy(dir, slash ? "/" : ".");
-	} else {
-		if (n >= sizeof(dir))
-			return -ENAMETOOLONG;
-		memcpy(dir, path, n);
-		dir[n] = '\0';
-	}
-	fd = robust_open(dir, O_RDONLY | O_DIRECTORY, 0);
-	if (fd < 0)
-		return fd;
-	if (fsync(fd) != 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-/*
- * A new shard is written completely into a temp file in the same directory
- * and then linked into place, so no process ever sees a half-initialised
- * header.  link() rather than rename(): if another process created the shard
- * meanwhile, we keep theirs.  With @p replace (a heal, writer lock held) it
- * is renamed over whatever is at the path.
- */
-int sc_create_shard(const char *path, int replace)
-{
-	struct sc_disk_header h;
-	struct sc_disk_meta m;
-	unsigned char *page = NULL;
-	char tmp[PATH_MAX];
-	int fd = -1, rc;
-	size_t table = (size_t)SC_MIN_INDEX_SLOTS * sizeof(struct sc_disk_slot);
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	page = calloc(1, SC_DATA_OFF + table);
-	if (!page)
-		return -ENOMEM;
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	sc_header_init(&h);
-	memcpy(page, &h, sizeof(h));
-	memset(&m, 0, sizeof(m));
-	m.data_end = SC_DATA_OFF + table;
-	m.index_off = SC_DATA_OFF;
-	m.index_slots = SC_MIN_INDEX_SLOTS;
-	m.redo_slot = SC_NO_REDO;
-	m.committed_sec = h.created_sec;
-	m.dead_bytes = 0;
-	strncpy(m.lib_version, SC_VERSION_STRING, sizeof(m.lib_version) - 1);
-	/* slot 0 holds txn 0, slot 1 txn 1: both valid from the start. */
-	m.txnid = 0;
-	m.checksum = sc_meta_checksum(&m);
-	memcpy(page + SC_META0_OFF, &m, sizeof(m));
-	m.txnid = 1;
-	m.checksum = sc_meta_checksum(&m);
-	memcpy(page + SC_META1_OFF, &m, sizeof(m));
-	if ((rc = sc_write_full(fd, page, SC_DATA_OFF + table, 0)) != 0)
-		goto out;
-	if (fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (replace ? rename(tmp, path) != 0 : link(tmp, path) != 0 && errno != EEXIST) {
-		rc = -errno;
-		goto out;
-	}
-	rc = sc_fsync_dir(path);
-out:
-	if (fd >= 0) {
-		close(fd);
-		unlink(tmp);
-	}
-	free(page);
-	return rc;
-}
-
 /* A bytecode cache that someone else can write is a way to run code in our
  * interpreter: refuse it.  Root-owned read-only shards are allowed for
  * system-wide caches opened with SC_RDONLY. */
@@ -183,7 +43,7 @@ static int check_owner(const struct stat *st, unsigned flags)
 
 int sc_open_shard_fd(const char *path, unsigned flags, int *fd_out)
 {
-	int fd = robust_open(path, (flags & SC_RDONLY) ? O_RDONLY : O_RDWR, 0);
+	int fd = sc_robust_open(path, (flags & SC_RDONLY) ? O_RDONLY : O_RDWR, 0);
 
 	*fd_out = fd;
 	return fd < 0 ? fd : 0;
@@ -431,16 +291,7 @@ static char *canonical_shard_path(const char *path)
 
 static int lock_file_open(const char *lock_path)
 {
-	return robust_open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
-}
-
-static int flock_retry(int fd, int op)
-{
-	int rc;
-	do
-		rc = flock(fd, op);
-	while (rc != 0 && errno == EINTR);
-	return rc == 0 ? 0 : -errno;
+	return sc_robust_open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
 }
 
 /* The inter-process writer lock: flock on <shard>.lock, never followed
@@ -454,12 +305,12 @@ int sc_lock_writer(sc_cache *c)
 		c->lock_fd = -1;
 		return rc;
 	}
-	return flock_retry(c->lock_fd, LOCK_EX);
+	return sc_flock(c->lock_fd, LOCK_EX);
 }
 
 void sc_unlock_writer(sc_cache *c)
 {
-	flock_retry(c->lock_fd, LOCK_UN);
+	sc_flock(c->lock_fd, LOCK_UN);
 }
 
 /* The writer lock held shared, which keeps commits out: <shard>.lock
@@ -469,14 +320,14 @@ void sc_unlock_writer(sc_cache *c)
 int sc_lock_shared(const sc_cache *c)
 {
 	struct stat st;
-	int fd = robust_open(c->lock_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0), rc;
+	int fd = sc_robust_open(c->lock_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0), rc;
 
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 		rc = -EINVAL;
 	else
-		rc = flock_retry(fd, LOCK_SH);
+		rc = sc_flock(fd, LOCK_SH);
 	if (rc != 0) {
 		close(fd);
 		return rc;
@@ -537,7 +388,7 @@ int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 			rc = -ENOENT;
 			goto fail;
 		}
-		if ((rc = make_parents(path)) != 0)
+		if ((rc = sc_make_parents(path)) != 0)
 			goto fail;
 	}
 	c->path = canonical_shard_path(path);

@@ -1,0 +1,106 @@
+/*
+ * file.c - shard files as wholes, beside the path: a new empty shard put in
+ * place, and the temp files a killed writer left behind.  Below the handle
+ * and the heal (both create shards); above os.c and format.c.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sc_int.h"
+
+/*
+ * A new shard is written completely into a temp file in the same directory
+ * and then linked into place, so no process ever sees a half-initialised
+ * header.  link() rather than rename(): if another process created the shard
+ * meanwhile, we keep theirs.  With @p replace (a heal, writer lock held) it
+ * is renamed over whatever is at the path.
+ */
+int sc_create_shard(const char *path, int replace)
+{
+	struct sc_disk_header h;
+	struct sc_disk_meta m;
+	unsigned char *page = NULL;
+	char tmp[PATH_MAX];
+	int fd = -1, rc;
+	size_t table = (size_t)SC_MIN_INDEX_SLOTS * sizeof(struct sc_disk_slot);
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	page = calloc(1, SC_DATA_OFF + table);
+	if (!page)
+		return -ENOMEM;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	sc_header_init(&h);
+	memcpy(page, &h, sizeof(h));
+	memset(&m, 0, sizeof(m));
+	m.data_end = SC_DATA_OFF + table;
+	m.index_off = SC_DATA_OFF;
+	m.index_slots = SC_MIN_INDEX_SLOTS;
+	m.redo_slot = SC_NO_REDO;
+	m.committed_sec = h.created_sec;
+	m.dead_bytes = 0;
+	strncpy(m.lib_version, SC_VERSION_STRING, sizeof(m.lib_version) - 1);
+	/* slot 0 holds txn 0, slot 1 txn 1: both valid from the start. */
+	m.txnid = 0;
+	m.checksum = sc_meta_checksum(&m);
+	memcpy(page + SC_META0_OFF, &m, sizeof(m));
+	m.txnid = 1;
+	m.checksum = sc_meta_checksum(&m);
+	memcpy(page + SC_META1_OFF, &m, sizeof(m));
+	if ((rc = sc_write_full(fd, page, SC_DATA_OFF + table, 0)) != 0)
+		goto out;
+	if (fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (replace ? rename(tmp, path) != 0 : link(tmp, path) != 0 && errno != EEXIST) {
+		rc = -errno;
+		goto out;
+	}
+	rc = sc_fsync_dir(path);
+out:
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	free(page);
+	return rc;
+}
+
+void sc_clean_temps(const char *shard_path)
+{
+	char dir[PATH_MAX], prefix[NAME_MAX + 8];
+	const char *slash = strrchr(shard_path, '/');
+	DIR *d;
+	struct dirent *de;
+	size_t plen;
+
+	if (!slash || (size_t)(slash - shard_path) >= sizeof(dir))
+		return;
+	memcpy(dir, shard_path, (size_t)(slash - shard_path));
+	dir[slash - shard_path] = '\0';
+	if (!dir[0])
+		strcpy(dir, "/");
+	if (snprintf(prefix, sizeof(prefix), "%s.tmp.", slash + 1) >= (int)sizeof(prefix))
+		return;
+	plen = strlen(prefix);
+	if (!(d = opendir(dir)))
+		return;
+	while ((de = readdir(d)) != NULL) {
+		/* We hold the writer lock: no live writer owns such a file. */
+		if (strncmp(de->d_name, prefix, plen) == 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
