@@ -45,6 +45,7 @@ struct sc_vset {
 	struct sc_vset *next;     /* older sets */
 	uint32_t slot[];          /* record offset / SC_ALIGN; 0 = empty */
 };
+/* vset.c */
 int  sc_vset_has(const struct sc_vset *vs, uint64_t off);
 void sc_vset_add(struct sc_vset *vs, uint64_t off);
 
@@ -111,15 +112,21 @@ int  sc_lock_shared(const sc_cache *c);    /* fd holding it, or -errno */
 int  sc_open_shard_fd(const char *path, unsigned flags, int *fd_out);
 int  sc_map_file(sc_cache *c, int fd, uint64_t file_size);
 
-/* read.c */
-int  sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len, sc_blob *out);
-/* Probe the index for @p key; on success *slot_out, *off_out, *v are set. */
+/* index.c */
+uint64_t sc_key_hash(const char *key, size_t len);
+void sc_slot_read(const struct sc_snap *s, uint64_t i, uint64_t *hash, uint64_t *off);
+/* Probe the index for @p key; on success *slot_out (may be NULL) and *v are
+ * set.  @return 0, SC_ENOTFOUND, SC_ECORRUPT, or -EAGAIN when a slot points
+ * past the snapshot (a newer commit: take a fresh one and probe again). */
 int  sc_probe(const struct sc_snap *s, const char *key, size_t key_len, uint64_t hash,
 	      uint64_t *slot_out, struct sc_rec_view *v);
-void sc_slot_read(const struct sc_snap *s, uint64_t i, uint64_t *hash, uint64_t *off);
+
+/* entry.c (sc_entry_status() is public) */
 void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_view *v,
 		  sc_entry_info *out);
-uint64_t sc_key_hash(const char *key, size_t len);
+
+/* get.c */
+int  sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len, sc_blob *out);
 
 /* write.c */
 int  sc_writer_begin(sc_cache *c, struct sc_snap *s);

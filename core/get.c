@@ -1,15 +1,13 @@
 /*
- * read.c - the read path: index probe, freshness, zero-copy hits.
+ * get.c - the read path: lookups, listing, statistics.
  *
  * A lookup never takes the writer lock and never makes a system call other
- * than the stat(2) of the source.  The index is an open-addressing table of
- * (hash, offset) slots with linear probing.  Writers update a slot in place
+ * than the stat(2) of the source.  Writers update an index slot in place
  * only after the meta that names the new value (its "redo" record) has been
- * committed; a reader applies that redo itself, so it sees the committed
- * state whether or not the in-place write has happened yet.  Whatever a slot
- * says, the record it points at is validated (bounds, magic, key, header
- * checksum) before it is believed, and the blob is checksummed before it is
- * handed out: a torn or hostile slot can cause a miss, never a wrong hit.
+ * committed; a reader applies that redo itself (index.c), so it sees the
+ * committed state whether or not the in-place write has happened yet.  The
+ * blob is checksummed before it is handed out, once per record per handle
+ * (vset.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,111 +16,6 @@
 #include <xxhash.h>
 
 #include "sc_int.h"
-
-#define VSET_PROBES 32
-
-static uint64_t vset_pos(uint64_t off)
-{
-	return (off >> 6) * 0x9e3779b97f4a7c15ull;
-}
-
-int sc_vset_has(const struct sc_vset *vs, uint64_t off)
-{
-	uint64_t mask, i;
-	uint32_t want = (uint32_t)(off / SC_ALIGN);
-
-	/* Offsets are SC_ALIGN-aligned, so off / SC_ALIGN is exact; 32 bits
-	 * of it keep the set small enough to stay in cache (shards past
-	 * 256 GiB are simply checked every time). */
-	if (!vs || off / SC_ALIGN > UINT32_MAX)
-		return 0;
-	mask = vs->cap - 1;
-	i = vset_pos(off) & mask;
-	for (int n = 0; n < VSET_PROBES; n++, i = (i + 1) & mask) {
-		uint32_t v = __atomic_load_n(&vs->slot[i], __ATOMIC_ACQUIRE);
-		if (v == want)
-			return 1;
-		if (v == 0)
-			return 0;
-	}
-	return 0;
-}
-
-void sc_vset_add(struct sc_vset *vs, uint64_t off)
-{
-	uint64_t mask, i;
-	uint32_t val = (uint32_t)(off / SC_ALIGN);
-
-	if (!vs || off / SC_ALIGN > UINT32_MAX)
-		return;
-	mask = vs->cap - 1;
-	i = vset_pos(off) & mask;
-	for (int n = 0; n < VSET_PROBES; n++, i = (i + 1) & mask) {
-		uint32_t expected = 0;
-		if (__atomic_compare_exchange_n(&vs->slot[i], &expected, val, 0,
-						__ATOMIC_RELEASE, __ATOMIC_ACQUIRE) ||
-		    expected == val)
-			return;
-	}
-	/* Crowded: the record is simply checked again next time. */
-}
-
-uint64_t sc_key_hash(const char *key, size_t len)
-{
-	return XXH3_64bits(key, len);
-}
-
-void sc_slot_read(const struct sc_snap *s, uint64_t i, uint64_t *hash, uint64_t *off)
-{
-	const uint64_t *slot;
-
-	if (i == s->meta.redo_slot) {
-		*hash = s->meta.redo_hash;
-		*off = s->meta.redo_off;
-		return;
-	}
-	slot = (const uint64_t *)(s->map + s->meta.index_off + i * sizeof(struct sc_disk_slot));
-	/* Each half is one aligned 8-byte load: a concurrent in-place update
-	 * can mix old and new halves, which the record check below rejects. */
-	*hash = __atomic_load_n(&slot[0], __ATOMIC_RELAXED);
-	*off = __atomic_load_n(&slot[1], __ATOMIC_ACQUIRE);
-}
-
-int sc_probe(const struct sc_snap *s, const char *key, size_t key_len, uint64_t hash,
-	     uint64_t *slot_out, struct sc_rec_view *v)
-{
-	uint64_t mask = s->meta.index_slots - 1;
-	int corrupt = 0, newer = 0;
-
-	for (uint64_t n = 0, i = hash & mask; n < s->meta.index_slots; n++, i = (i + 1) & mask) {
-		uint64_t h, off;
-
-		sc_slot_read(s, i, &h, &off);
-		if (off == SC_SLOT_EMPTY)
-			break;
-		if (off == SC_SLOT_TOMB || h != hash)
-			continue;
-		if (off >= s->meta.data_end) {
-			/* Updated in place by a commit newer than our snapshot,
-			 * whose record may lie past our mapping too (the file
-			 * grew beyond its headroom meanwhile): look again with
-			 * a fresh snapshot.  A slot that still points past the
-			 * data after that is damage, and a miss. */
-			newer = 1;
-			continue;
-		}
-		if (sc_record_view(s->map, s->meta.data_end, off, sc_vset_has(s->vset, off), v) != 0) {
-			corrupt = 1;
-			continue;
-		}
-		if (v->r->key_len != key_len || memcmp(v->key, key, key_len) != 0)
-			continue;
-		if (slot_out)
-			*slot_out = i;
-		return 0;
-	}
-	return newer ? -EAGAIN : corrupt ? SC_ECORRUPT : SC_ENOTFOUND;
-}
 
 /* Snapshot and probe; if the index already points past the snapshot (a
  * commit landed meanwhile), take a fresh snapshot and probe once more. */
@@ -148,33 +41,6 @@ static int snap_probe(sc_cache *c, const char *key, size_t key_len, struct sc_sn
 	}
 }
 
-void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_view *v,
-		  sc_entry_info *e)
-{
-	const struct sc_disk_record *r = v->r;
-
-	memset(e, 0, sizeof(*e));
-	e->key = v->key;
-	e->key_len = r->key_len;
-	e->has_source = !(r->flags & SC_REC_NO_SOURCE);
-	e->source_mtime_sec = r->src_mtime_sec;
-	e->source_mtime_nsec = r->src_mtime_nsec;
-	e->source_size = r->src_size;
-	e->tag = v->tag;
-	e->tag_len = r->tag_len;
-	e->exe_id = v->exe_id;
-	e->exe_id_len = r->exe_id_len;
-	e->exe_path = v->exe_path;
-	e->exe_path_len = r->exe_path_len;
-	e->cached_sec = r->cached_sec;
-	e->cached_nsec = r->cached_nsec;
-	e->blob = v->blob;
-	e->blob_size = r->blob_len;
-	e->blob_checksum = r->blob_checksum;
-	e->shard_id = s->shard_id;
-	e->offset = off;
-}
-
 static int source_fresh(const struct sc_disk_record *r, const char *key, size_t key_len)
 {
 	char path[SC_MAX_KEY + 1];
@@ -187,31 +53,6 @@ static int source_fresh(const struct sc_disk_record *r, const char *key, size_t 
 	return stat(path, &st) == 0 && (uint64_t)st.st_size == r->src_size &&
 	       (int64_t)st.st_mtim.tv_sec == r->src_mtime_sec &&
 	       (uint32_t)st.st_mtim.tv_nsec == r->src_mtime_nsec;
-}
-
-int sc_entry_status(const sc_entry_info *e)
-{
-	char path[4096], id[SC_IDENTITY_MAX];
-	struct stat st;
-
-	if (e->has_source) {
-		if (e->key_len >= sizeof(path))
-			return SC_ESTALE;
-		memcpy(path, e->key, e->key_len);
-		path[e->key_len] = '\0';
-		if (stat(path, &st) != 0 || (uint64_t)st.st_size != e->source_size ||
-		    (int64_t)st.st_mtim.tv_sec != e->source_mtime_sec ||
-		    (uint32_t)st.st_mtim.tv_nsec != e->source_mtime_nsec)
-			return SC_ESTALE;
-	}
-	if (e->exe_path_len == 0 || e->exe_path_len >= sizeof(path))
-		return SC_EWRITERGONE;
-	memcpy(path, e->exe_path, e->exe_path_len);
-	path[e->exe_path_len] = '\0';
-	if (sc_file_identity(path, id, sizeof(id)) != 0 || strlen(id) != e->exe_id_len ||
-	    memcmp(id, e->exe_id, e->exe_id_len) != 0)
-		return SC_EWRITERGONE;
-	return 0;
 }
 
 static int count_miss(sc_cache *c, int rc)

@@ -1,0 +1,61 @@
+/*
+ * entry.c - a record as the API shows it (sc_entry_info), and whether it can
+ * still hit: its source unchanged, its writer not rebuilt.  Used by lookups
+ * and by the eviction of stale entries alike.
+ */
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sc_int.h"
+
+void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_view *v,
+		  sc_entry_info *e)
+{
+	const struct sc_disk_record *r = v->r;
+
+	memset(e, 0, sizeof(*e));
+	e->key = v->key;
+	e->key_len = r->key_len;
+	e->has_source = !(r->flags & SC_REC_NO_SOURCE);
+	e->source_mtime_sec = r->src_mtime_sec;
+	e->source_mtime_nsec = r->src_mtime_nsec;
+	e->source_size = r->src_size;
+	e->tag = v->tag;
+	e->tag_len = r->tag_len;
+	e->exe_id = v->exe_id;
+	e->exe_id_len = r->exe_id_len;
+	e->exe_path = v->exe_path;
+	e->exe_path_len = r->exe_path_len;
+	e->cached_sec = r->cached_sec;
+	e->cached_nsec = r->cached_nsec;
+	e->blob = v->blob;
+	e->blob_size = r->blob_len;
+	e->blob_checksum = r->blob_checksum;
+	e->shard_id = s->shard_id;
+	e->offset = off;
+}
+
+int sc_entry_status(const sc_entry_info *e)
+{
+	char path[4096], id[SC_IDENTITY_MAX];
+	struct stat st;
+
+	if (e->has_source) {
+		if (e->key_len >= sizeof(path))
+			return SC_ESTALE;
+		memcpy(path, e->key, e->key_len);
+		path[e->key_len] = '\0';
+		if (stat(path, &st) != 0 || (uint64_t)st.st_size != e->source_size ||
+		    (int64_t)st.st_mtim.tv_sec != e->source_mtime_sec ||
+		    (uint32_t)st.st_mtim.tv_nsec != e->source_mtime_nsec)
+			return SC_ESTALE;
+	}
+	if (e->exe_path_len == 0 || e->exe_path_len >= sizeof(path))
+		return SC_EWRITERGONE;
+	memcpy(path, e->exe_path, e->exe_path_len);
+	path[e->exe_path_len] = '\0';
+	if (sc_file_identity(path, id, sizeof(id)) != 0 || strlen(id) != e->exe_id_len ||
+	    memcmp(id, e->exe_id, e->exe_id_len) != 0)
+		return SC_EWRITERGONE;
+	return 0;
+}
