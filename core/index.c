@@ -6,6 +6,7 @@
  * hostile slot can cause a miss, never a wrong hit.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -66,4 +67,68 @@ int sc_probe(const struct sc_snap *s, const char *key, size_t key_len, uint64_t 
 		return 0;
 	}
 	return newer ? -EAGAIN : corrupt ? SC_ECORRUPT : SC_ENOTFOUND;
+}
+
+uint64_t sc_table_slots(uint64_t entries)
+{
+	uint64_t n = SC_MIN_INDEX_SLOTS;
+	while (n < entries * 2)
+		n <<= 1;
+	return n;
+}
+
+/* Insert (hash, off) into an in-memory table that has a free slot. */
+void sc_table_insert(struct sc_disk_slot *t, uint64_t slots, uint64_t hash, uint64_t off)
+{
+	uint64_t i = hash & (slots - 1);
+	while (t[i].off != SC_SLOT_EMPTY)
+		i = (i + 1) & (slots - 1);
+	t[i].hash = hash;
+	t[i].off = off;
+}
+
+/* Build a bigger index from the live slots of @p s plus one new entry.
+ * Sized by counting the slots, not by the meta's entry count: the file is
+ * untrusted, and a table with no free slot would never end an insert. */
+int sc_table_grow(const struct sc_snap *s, uint64_t new_hash, uint64_t new_off,
+		      struct sc_disk_slot **out, uint64_t *slots_out)
+{
+	uint64_t live = 0, slots;
+	struct sc_disk_slot *t;
+
+	for (uint64_t i = 0; i < s->meta.index_slots; i++) {
+		uint64_t h, off;
+		sc_slot_read(s, i, &h, &off);
+		live += off != SC_SLOT_EMPTY && off != SC_SLOT_TOMB;
+	}
+	slots = sc_table_slots(live + 1);
+	t = calloc(slots, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < s->meta.index_slots; i++) {
+		uint64_t h, off;
+		sc_slot_read(s, i, &h, &off);
+		if (off != SC_SLOT_EMPTY && off != SC_SLOT_TOMB)
+			sc_table_insert(t, slots, h, off);
+	}
+	sc_table_insert(t, slots, new_hash, new_off);
+	*out = t;
+	*slots_out = slots;
+	return 0;
+}
+
+/* Where a new key goes: the first tombstone or empty slot of its probe run. */
+int sc_insertion_slot(const struct sc_snap *s, uint64_t hash, uint64_t *slot)
+{
+	uint64_t mask = s->meta.index_slots - 1;
+
+	for (uint64_t n = 0, i = hash & mask; n < s->meta.index_slots; n++, i = (i + 1) & mask) {
+		uint64_t h, off;
+		sc_slot_read(s, i, &h, &off);
+		if (off == SC_SLOT_EMPTY || off == SC_SLOT_TOMB) {
+			*slot = i;
+			return 0;
+		}
+	}
+	return SC_ECORRUPT;
 }

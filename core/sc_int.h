@@ -120,6 +120,15 @@ void sc_slot_read(const struct sc_snap *s, uint64_t i, uint64_t *hash, uint64_t 
  * past the snapshot (a newer commit: take a fresh one and probe again). */
 int  sc_probe(const struct sc_snap *s, const char *key, size_t key_len, uint64_t hash,
 	      uint64_t *slot_out, struct sc_rec_view *v);
+/* Where a new key goes: the first tombstone or empty slot of its probe run. */
+int  sc_insertion_slot(const struct sc_snap *s, uint64_t hash, uint64_t *slot);
+/* Slots of a table for @p entries live entries (load at most one half). */
+uint64_t sc_table_slots(uint64_t entries);
+/* Insert (hash, off) into an in-memory table that has a free slot. */
+void sc_table_insert(struct sc_disk_slot *t, uint64_t slots, uint64_t hash, uint64_t off);
+/* A bigger table: the live slots of @p s plus one new entry (malloc'd). */
+int  sc_table_grow(const struct sc_snap *s, uint64_t new_hash, uint64_t new_off,
+		   struct sc_disk_slot **out, uint64_t *slots_out);
 
 /* entry.c (sc_entry_status() is public) */
 void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_view *v,
@@ -128,10 +137,12 @@ void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_vie
 /* get.c */
 int  sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len, sc_blob *out);
 
-/* write.c */
+/* txn.c */
 int  sc_writer_begin(sc_cache *c, struct sc_snap *s);
 void sc_writer_end(sc_cache *c);
 int  sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m);
+/* Write the index slot that the committed meta's redo record names. */
+int  sc_apply_redo(const struct sc_snap *s);
 
 /* maintain.c */
 typedef int (*sc_keep_fn)(const struct sc_rec_view *v, void *arg);

@@ -1,5 +1,5 @@
 /*
- * write.c - the write path: put and remove, O(entry) each.
+ * put.c - the write path: put and remove, O(entry) each.
  *
  * Order of a put (docs/FORMAT.md has the full crash argument):
  *   1. append the record (and, when the index must grow, a new index) past
@@ -30,92 +30,6 @@
 
 #define AUTO_COMPACT_MIN_DEAD ((uint64_t)16 << 20)
 
-static int apply_redo(const struct sc_snap *s)
-{
-	struct sc_disk_slot want, have;
-	uint64_t at;
-
-	if (s->meta.redo_slot == SC_NO_REDO)
-		return 0;
-	at = s->meta.index_off + s->meta.redo_slot * sizeof(struct sc_disk_slot);
-	want.hash = s->meta.redo_hash;
-	want.off = s->meta.redo_off;
-	memcpy(&have, s->map + at, sizeof(have));
-	if (have.hash == want.hash && have.off == want.off)
-		return 0;
-	return sc_write_full(s->fd, &want, sizeof(want), at);
-}
-
-int sc_writer_begin(sc_cache *c, struct sc_snap *s)
-{
-	int rc;
-
-	if (c->disabled)
-		return SC_EDISABLED;
-	if (c->flags & SC_RDONLY)
-		return SC_EREADONLY;
-	pthread_mutex_lock(&c->wmutex);
-	if ((rc = sc_lock_writer(c)) != 0) {
-		pthread_mutex_unlock(&c->wmutex);
-		return rc;
-	}
-	/* Under the lock, make sure we write to the file that is at the path
-	 * now and to its newest commit. */
-	pthread_rwlock_wrlock(&c->rw);
-	rc = sc_refresh_locked(c, 1);
-	if (sc_heal_wanted(rc)) {
-		/* Damaged beyond use since we opened it: heal without
-		 * holding rw across the I/O, then write to the new file. */
-		pthread_rwlock_unlock(&c->rw);
-		int h = sc_heal_locked(c);
-		pthread_rwlock_wrlock(&c->rw);
-		if (h == 0)
-			rc = sc_refresh_locked(c, 1);
-	}
-	if (rc == 0)
-		sc_snap_fill_locked(c, s);
-	pthread_rwlock_unlock(&c->rw);
-	if (rc == 0 && !c->cleaned_temps) {
-		sc_clean_temps(c->path);
-		c->cleaned_temps = 1;
-	}
-	if (rc == 0)
-		rc = apply_redo(s);
-	if (rc != 0)
-		sc_writer_end(c);
-	return rc;
-}
-
-void sc_writer_end(sc_cache *c)
-{
-	sc_unlock_writer(c);
-	pthread_mutex_unlock(&c->wmutex);
-}
-
-int sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m)
-{
-	int rc;
-
-	m->txnid = s->meta.txnid + 1;
-	m->committed_sec = (int64_t)time(NULL);
-	memset(m->lib_version, 0, sizeof(m->lib_version));
-	strncpy(m->lib_version, SC_VERSION_STRING, sizeof(m->lib_version) - 1);
-	memset(m->pad, 0, sizeof(m->pad));
-	m->checksum = sc_meta_checksum(m);
-	/* Counts in a hostile file can be off; never write a commit that
-	 * readers would refuse (they would silently keep the old state). */
-	if (!sc_meta_sane(m, m->data_end > s->file_size ? m->data_end : s->file_size))
-		return SC_ECORRUPT;
-	if (!(c->flags & SC_NOSYNC) && fdatasync(s->fd) != 0)
-		return -errno;
-	rc = sc_write_full(s->fd, m, sizeof(*m), (m->txnid & 1) ? SC_META1_OFF : SC_META0_OFF);
-	if (rc != 0)
-		return rc;
-	if (!(c->flags & SC_NOSYNC) && fdatasync(s->fd) != 0)
-		return -errno;
-	return 0;
-}
-
 /* Undo the blocks of a failed append so that a full disk gets its space
  * back; nothing past data_end is ever read, so this is safe with readers. */
 static void drop_tail(const struct sc_snap *s)
@@ -124,70 +38,6 @@ static void drop_tail(const struct sc_snap *s)
 									: s->meta.data_end)) != 0) {
 		/* the garbage stays; the next writer overwrites it */
 	}
-}
-
-static uint64_t table_slots_for(uint64_t entries)
-{
-	uint64_t n = SC_MIN_INDEX_SLOTS;
-	while (n < entries * 2)
-		n <<= 1;
-	return n;
-}
-
-/* Insert (hash, off) into an in-memory table that has a free slot. */
-static void table_insert(struct sc_disk_slot *t, uint64_t slots, uint64_t hash, uint64_t off)
-{
-	uint64_t i = hash & (slots - 1);
-	while (t[i].off != SC_SLOT_EMPTY)
-		i = (i + 1) & (slots - 1);
-	t[i].hash = hash;
-	t[i].off = off;
-}
-
-/* Build a bigger index from the live slots of @p s plus one new entry.
- * Sized by counting the slots, not by the meta's entry count: the file is
- * untrusted, and a table with no free slot would never end an insert. */
-static int grow_table(const struct sc_snap *s, uint64_t new_hash, uint64_t new_off,
-		      struct sc_disk_slot **out, uint64_t *slots_out)
-{
-	uint64_t live = 0, slots;
-	struct sc_disk_slot *t;
-
-	for (uint64_t i = 0; i < s->meta.index_slots; i++) {
-		uint64_t h, off;
-		sc_slot_read(s, i, &h, &off);
-		live += off != SC_SLOT_EMPTY && off != SC_SLOT_TOMB;
-	}
-	slots = table_slots_for(live + 1);
-	t = calloc(slots, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	for (uint64_t i = 0; i < s->meta.index_slots; i++) {
-		uint64_t h, off;
-		sc_slot_read(s, i, &h, &off);
-		if (off != SC_SLOT_EMPTY && off != SC_SLOT_TOMB)
-			table_insert(t, slots, h, off);
-	}
-	table_insert(t, slots, new_hash, new_off);
-	*out = t;
-	*slots_out = slots;
-	return 0;
-}
-
-/* Where a new key goes: the first tombstone or empty slot of its probe run. */
-static int insertion_slot(const struct sc_snap *s, uint64_t hash, uint64_t *slot)
-{
-	uint64_t mask = s->meta.index_slots - 1;
-
-	for (uint64_t n = 0, i = hash & mask; n < s->meta.index_slots; n++, i = (i + 1) & mask) {
-		uint64_t h, off;
-		sc_slot_read(s, i, &h, &off);
-		if (off == SC_SLOT_EMPTY || off == SC_SLOT_TOMB) {
-			*slot = i;
-			return 0;
-		}
-	}
-	return SC_ECORRUPT;
 }
 
 static int after_commit(sc_cache *c, const struct sc_disk_meta *m)
@@ -309,7 +159,7 @@ int sc_put_ex(sc_cache *c, const char *key, const void *blob, size_t len,
 	off = m.data_end;
 	rc = sc_probe(&s, key, key_len, hash, &slot, &old);
 	replace = rc == 0;
-	if (!replace && (rc = insertion_slot(&s, hash, &slot)) != 0 && rc != SC_ECORRUPT)
+	if (!replace && (rc = sc_insertion_slot(&s, hash, &slot)) != 0 && rc != SC_ECORRUPT)
 		goto out;
 	grow = !replace && (rc == SC_ECORRUPT ||
 			    (m.entries + m.tombstones + 1) * 10 > m.index_slots * 7);
@@ -360,7 +210,7 @@ int sc_put_ex(sc_cache *c, const char *key, const void *blob, size_t len,
 	m.live_bytes += r.rec_len;
 	if (grow) {
 		uint64_t bytes;
-		if ((rc = grow_table(&s, hash, off, &table, &new_slots)) != 0)
+		if ((rc = sc_table_grow(&s, hash, off, &table, &new_slots)) != 0)
 			goto out;
 		bytes = new_slots * sizeof(*table);
 		if ((rc = sc_write_full(s.fd, table, (size_t)bytes, m.data_end)) != 0) {
@@ -388,7 +238,7 @@ int sc_put_ex(sc_cache *c, const char *key, const void *blob, size_t len,
 		goto out;
 	/* 5. */
 	s.meta = m;
-	(void)apply_redo(&s);
+	(void)sc_apply_redo(&s);
 	atomic_fetch_add_explicit(&c->n_puts, 1, memory_order_relaxed);
 	(void)after_commit(c, &m);
 out:
@@ -441,7 +291,7 @@ static int remove_key(sc_cache *c, const char *key, int check, uint64_t shard_id
 	if ((rc = sc_commit_meta(c, &s, &m)) != 0)
 		goto out;
 	s.meta = m;
-	(void)apply_redo(&s);
+	(void)sc_apply_redo(&s);
 	atomic_fetch_add_explicit(&c->n_removes, 1, memory_order_relaxed);
 out:
 	sc_writer_end(c);

@@ -1,0 +1,102 @@
+/*
+ * txn.c - the writer's transaction: begin (locks, the newest commit, a heal
+ * if the shard broke, the last commit's redo applied), the commit of a meta
+ * slot, end.  Every operation that writes goes through here.
+ *
+ * Why a commit is one meta write: readers take the valid meta slot with the
+ * higher transaction id, so until the new slot is written (and, in durable
+ * mode, synced) they see the old state, and after it the new one; docs/
+ * FORMAT.md has the crash argument.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sc_int.h"
+
+int sc_apply_redo(const struct sc_snap *s)
+{
+	struct sc_disk_slot want, have;
+	uint64_t at;
+
+	if (s->meta.redo_slot == SC_NO_REDO)
+		return 0;
+	at = s->meta.index_off + s->meta.redo_slot * sizeof(struct sc_disk_slot);
+	want.hash = s->meta.redo_hash;
+	want.off = s->meta.redo_off;
+	memcpy(&have, s->map + at, sizeof(have));
+	if (have.hash == want.hash && have.off == want.off)
+		return 0;
+	return sc_write_full(s->fd, &want, sizeof(want), at);
+}
+
+int sc_writer_begin(sc_cache *c, struct sc_snap *s)
+{
+	int rc;
+
+	if (c->disabled)
+		return SC_EDISABLED;
+	if (c->flags & SC_RDONLY)
+		return SC_EREADONLY;
+	pthread_mutex_lock(&c->wmutex);
+	if ((rc = sc_lock_writer(c)) != 0) {
+		pthread_mutex_unlock(&c->wmutex);
+		return rc;
+	}
+	/* Under the lock, make sure we write to the file that is at the path
+	 * now and to its newest commit. */
+	pthread_rwlock_wrlock(&c->rw);
+	rc = sc_refresh_locked(c, 1);
+	if (sc_heal_wanted(rc)) {
+		/* Damaged beyond use since we opened it: heal without
+		 * holding rw across the I/O, then write to the new file. */
+		pthread_rwlock_unlock(&c->rw);
+		int h = sc_heal_locked(c);
+		pthread_rwlock_wrlock(&c->rw);
+		if (h == 0)
+			rc = sc_refresh_locked(c, 1);
+	}
+	if (rc == 0)
+		sc_snap_fill_locked(c, s);
+	pthread_rwlock_unlock(&c->rw);
+	if (rc == 0 && !c->cleaned_temps) {
+		sc_clean_temps(c->path);
+		c->cleaned_temps = 1;
+	}
+	if (rc == 0)
+		rc = sc_apply_redo(s);
+	if (rc != 0)
+		sc_writer_end(c);
+	return rc;
+}
+
+void sc_writer_end(sc_cache *c)
+{
+	sc_unlock_writer(c);
+	pthread_mutex_unlock(&c->wmutex);
+}
+
+int sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m)
+{
+	int rc;
+
+	m->txnid = s->meta.txnid + 1;
+	m->committed_sec = (int64_t)time(NULL);
+	memset(m->lib_version, 0, sizeof(m->lib_version));
+	strncpy(m->lib_version, SC_VERSION_STRING, sizeof(m->lib_version) - 1);
+	memset(m->pad, 0, sizeof(m->pad));
+	m->checksum = sc_meta_checksum(m);
+	/* Counts in a hostile file can be off; never write a commit that
+	 * readers would refuse (they would silently keep the old state). */
+	if (!sc_meta_sane(m, m->data_end > s->file_size ? m->data_end : s->file_size))
+		return SC_ECORRUPT;
+	if (!(c->flags & SC_NOSYNC) && fdatasync(s->fd) != 0)
+		return -errno;
+	rc = sc_write_full(s->fd, m, sizeof(*m), (m->txnid & 1) ? SC_META1_OFF : SC_META0_OFF);
+	if (rc != 0)
+		return rc;
+	if (!(c->flags & SC_NOSYNC) && fdatasync(s->fd) != 0)
+		return -errno;
+	return 0;
+}
