@@ -144,7 +144,7 @@ int  sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m
 /* Write the index slot that the committed meta's redo record names. */
 int  sc_apply_redo(const struct sc_snap *s);
 
-/* maintain.c */
+/* rewrite.c */
 typedef int (*sc_keep_fn)(const struct sc_rec_view *v, void *arg);
 int  sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 		uint64_t budget, uint64_t *n_dropped);

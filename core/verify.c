@@ -1,0 +1,126 @@
+/*
+ * verify.c - sc_verify(): the whole shard checked, every problem reported
+ * with the file offset where it was found.  It only reads; commits are kept
+ * out while it runs (see below).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "sc_int.h"
+
+
+struct vctx {
+	sc_verify_fn fn;
+	void *arg;
+	int bad;
+};
+
+static void problem(struct vctx *v, uint64_t off, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void problem(struct vctx *v, uint64_t off, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+
+	v->bad = 1;
+	if (!v->fn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	v->fn(v->arg, off, buf);
+}
+
+int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
+{
+	struct vctx v = { fn, arg, 0 };
+	struct sc_disk_header h;
+	struct sc_disk_meta m[2];
+	struct sc_snap s;
+	uint64_t entries = 0, tombs = 0, live = 0, checked = 0;
+	int rc, locked = 0, shared_fd = -1;
+
+	if (!c)
+		return -EINVAL;
+	if (c->disabled)
+		return SC_EDISABLED;
+	/* Keep commits out while we look: they change index slots in place,
+	 * so a scan beside them finds slots that point past its snapshot,
+	 * slots half rewritten, and counts that do not add up.  A read-write
+	 * handle takes the writer lock; a read-only one holds it shared if
+	 * it may open the lock file (its own shard).  Otherwise (someone
+	 * else's shard, say a root-owned system cache) it verifies without,
+	 * and a commit landing meanwhile can show up as a problem. */
+	if (!(c->flags & SC_RDONLY)) {
+		if ((rc = sc_writer_begin(c, &s)) != 0)
+			return rc;
+		locked = 1;
+	} else {
+		shared_fd = sc_lock_shared(c);
+		if ((rc = sc_snapshot(c, &s)) != 0) {
+			if (shared_fd >= 0)
+				close(shared_fd);
+			return rc;
+		}
+	}
+
+	memcpy(&h, s.map, sizeof(h));
+	if ((rc = sc_header_check(&h, s.file_size)) != 0)
+		problem(&v, 0, "header: %s", sc_strerror(rc));
+	memcpy(&m[0], s.map + SC_META0_OFF, sizeof(m[0]));
+	memcpy(&m[1], s.map + SC_META1_OFF, sizeof(m[1]));
+	for (int i = 0; i < 2; i++) {
+		uint64_t at = i ? SC_META1_OFF : SC_META0_OFF;
+		if (!sc_meta_valid(&m[i]))
+			problem(&v, at, "meta slot %d: checksum mismatch", i);
+		else if (!sc_meta_sane(&m[i], s.file_size))
+			problem(&v, at, "meta slot %d: offsets outside the file", i);
+		else if ((m[i].txnid & 1) != (uint64_t)i)
+			problem(&v, at, "meta slot %d: transaction id %llu in the wrong slot", i,
+				(unsigned long long)m[i].txnid);
+	}
+	for (uint64_t i = 0; i < s.meta.index_slots; i++) {
+		struct sc_rec_view rv;
+		uint64_t hh, off, at = s.meta.index_off + i * sizeof(struct sc_disk_slot);
+
+		sc_slot_read(&s, i, &hh, &off);
+		if (off == SC_SLOT_EMPTY)
+			continue;
+		if (off == SC_SLOT_TOMB) {
+			tombs++;
+			continue;
+		}
+		checked++;
+		if (sc_record_view(s.map, s.meta.data_end, off, 0, &rv) != 0) {
+			problem(&v, off, "record (index slot %llu at %llu): bad header or checksum",
+				(unsigned long long)i, (unsigned long long)at);
+			continue;
+		}
+		if (sc_key_hash(rv.key, rv.r->key_len) != hh)
+			problem(&v, at, "index slot %llu: hash does not match the key of record %llu",
+				(unsigned long long)i, (unsigned long long)off);
+		if (XXH3_64bits(rv.blob, rv.r->blob_len) != rv.r->blob_checksum)
+			problem(&v, off + rv.r->blob_off, "record %llu (%.*s): blob checksum mismatch",
+				(unsigned long long)off, (int)rv.r->key_len, rv.key);
+		entries++;
+		live += rv.r->rec_len;
+	}
+	if (entries != s.meta.entries || tombs != s.meta.tombstones || live != s.meta.live_bytes)
+		problem(&v, (s.meta.txnid & 1) ? SC_META1_OFF : SC_META0_OFF,
+			"meta counts (%llu entries, %llu tombstones, %llu live bytes) differ from "
+			"the index (%llu, %llu, %llu)",
+			(unsigned long long)s.meta.entries, (unsigned long long)s.meta.tombstones,
+			(unsigned long long)s.meta.live_bytes, (unsigned long long)entries,
+			(unsigned long long)tombs, (unsigned long long)live);
+	if (locked)
+		sc_writer_end(c);
+	if (shared_fd >= 0)
+		close(shared_fd);
+	if (n_checked)
+		*n_checked = checked;
+	return v.bad ? SC_ECORRUPT : 0;
+}
