@@ -24,8 +24,6 @@
  */
 int sc_create_shard(const char *path, int replace)
 {
-	struct sc_disk_header h;
-	struct sc_disk_meta m;
 	unsigned char *page = NULL;
 	char tmp[PATH_MAX];
 	int fd = -1, rc;
@@ -33,6 +31,7 @@ int sc_create_shard(const char *path, int replace)
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
+	/* calloc: the empty index after the first page is all zeros. */
 	page = calloc(1, SC_DATA_OFF + table);
 	if (!page)
 		return -ENOMEM;
@@ -41,23 +40,7 @@ int sc_create_shard(const char *path, int replace)
 		rc = -errno;
 		goto out;
 	}
-	sc_header_init(&h);
-	memcpy(page, &h, sizeof(h));
-	memset(&m, 0, sizeof(m));
-	m.data_end = SC_DATA_OFF + table;
-	m.index_off = SC_DATA_OFF;
-	m.index_slots = SC_MIN_INDEX_SLOTS;
-	m.redo_slot = SC_NO_REDO;
-	m.committed_sec = h.created_sec;
-	m.dead_bytes = 0;
-	strncpy(m.lib_version, SC_VERSION_STRING, sizeof(m.lib_version) - 1);
-	/* slot 0 holds txn 0, slot 1 txn 1: both valid from the start. */
-	m.txnid = 0;
-	m.checksum = sc_meta_checksum(&m);
-	memcpy(page + SC_META0_OFF, &m, sizeof(m));
-	m.txnid = 1;
-	m.checksum = sc_meta_checksum(&m);
-	memcpy(page + SC_META1_OFF, &m, sizeof(m));
+	sc_image_init(page, SC_DATA_OFF, SC_MIN_INDEX_SLOTS, SC_DATA_OFF + table, 0, 0);
 	if ((rc = sc_write_full(fd, page, SC_DATA_OFF + table, 0)) != 0)
 		goto out;
 	if (fchmod(fd, 0600) != 0 || fsync(fd) != 0) {

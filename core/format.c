@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <sys/random.h>
+#include <sys/uio.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
@@ -95,19 +96,6 @@ int sc_meta_sane(const struct sc_disk_meta *m, uint64_t file_size)
 	return 1;
 }
 
-int sc_meta_pick(const unsigned char *map, uint64_t size, struct sc_disk_meta *out)
-{
-	struct sc_disk_meta m[2];
-
-	if (size < SC_DATA_OFF)
-		return SC_ETRUNCATED;
-	/* Copy first, then validate the copy: a writer may be rewriting the
-	 * slot under us, and checking memory that can change is meaningless. */
-	memcpy(&m[0], map + SC_META0_OFF, sizeof(m[0]));
-	memcpy(&m[1], map + SC_META1_OFF, sizeof(m[1]));
-	return sc_meta_choose(m, size, out);
-}
-
 int sc_meta_choose(const struct sc_disk_meta m[2], uint64_t size, struct sc_disk_meta *out)
 {
 	int ok[2];
@@ -126,8 +114,8 @@ int sc_meta_choose(const struct sc_disk_meta m[2], uint64_t size, struct sc_disk
 	return 0;
 }
 
-uint64_t sc_record_checksum(const struct sc_disk_record *r, const char *strings,
-			    size_t strings_len)
+uint64_t sc_record_checksum(const struct sc_disk_record *r, const struct iovec *strings,
+			    int n)
 {
 	struct sc_disk_record tmp = *r;
 	XXH3_state_t st;
@@ -135,8 +123,36 @@ uint64_t sc_record_checksum(const struct sc_disk_record *r, const char *strings,
 	tmp.checksum = 0;
 	XXH3_64bits_reset(&st);
 	XXH3_64bits_update(&st, &tmp, sizeof(tmp));
-	XXH3_64bits_update(&st, strings, strings_len);
+	for (int i = 0; i < n; i++)
+		XXH3_64bits_update(&st, strings[i].iov_base, strings[i].iov_len);
 	return XXH3_64bits_digest(&st);
+}
+
+void sc_image_init(unsigned char page[SC_DATA_OFF], uint64_t index_off, uint64_t index_slots,
+		   uint64_t data_end, uint64_t entries, uint64_t live_bytes)
+{
+	struct sc_disk_header h;
+	struct sc_disk_meta m;
+
+	memset(page, 0, SC_DATA_OFF);
+	sc_header_init(&h);
+	memcpy(page, &h, sizeof(h));
+	memset(&m, 0, sizeof(m));
+	m.data_end = data_end;
+	m.index_off = index_off;
+	m.index_slots = index_slots;
+	m.entries = entries;
+	m.live_bytes = live_bytes;
+	m.redo_slot = SC_NO_REDO;
+	m.committed_sec = h.created_sec;
+	strncpy(m.lib_version, SC_VERSION_STRING, sizeof(m.lib_version) - 1);
+	/* Slot 0 holds txn 0, slot 1 txn 1: whichever a reader picks, it
+	 * finds the same state, and the first commit (txn 2) goes to slot 0. */
+	for (int i = 0; i < 2; i++) {
+		m.txnid = (uint64_t)i;
+		m.checksum = sc_meta_checksum(&m);
+		memcpy(page + (i ? SC_META1_OFF : SC_META0_OFF), &m, sizeof(m));
+	}
 }
 
 int sc_record_view(const unsigned char *map, uint64_t data_end, uint64_t off,
@@ -160,7 +176,8 @@ int sc_record_view(const unsigned char *map, uint64_t data_end, uint64_t off,
 		return SC_ECORRUPT;
 	blob_end = r->blob_off + r->blob_len;
 	(void)blob_end;
-	if (!verified && r->checksum != sc_record_checksum(r, (const char *)(r + 1), strings))
+	if (!verified &&
+	    r->checksum != sc_record_checksum(r, &(struct iovec){ (void *)(r + 1), strings }, 1))
 		return SC_ECORRUPT;
 	v->verified = verified;
 	v->r = r;

@@ -116,10 +116,9 @@ int  sc_header_check(const struct sc_disk_header *h, uint64_t file_size);
 void sc_header_init(struct sc_disk_header *h);
 uint64_t sc_meta_checksum(const struct sc_disk_meta *m);
 int  sc_meta_valid(const struct sc_disk_meta *m);
-/* Pick the newer valid meta of the two slots in @p map (file of @p size bytes);
- * copies it to @p out.  Returns 0 or SC_ECORRUPT. */
-int  sc_meta_pick(const unsigned char *map, uint64_t size, struct sc_disk_meta *out);
-/* The same, for two meta slots already copied out of the file. */
+/* Pick the newer valid meta of two slots already copied out of a file of
+ * @p size bytes (copied: a writer may be rewriting a slot meanwhile).
+ * Returns 0 or SC_ECORRUPT. */
 int  sc_meta_choose(const struct sc_disk_meta m[2], uint64_t size, struct sc_disk_meta *out);
 /* Structural checks of a meta against the file size (index inside data, etc). */
 int  sc_meta_sane(const struct sc_disk_meta *m, uint64_t file_size);
@@ -136,7 +135,20 @@ struct sc_rec_view {
  * Returns 0 or SC_ECORRUPT. */
 int sc_record_view(const unsigned char *map, uint64_t data_end, uint64_t off,
 		   int verified, struct sc_rec_view *v);
-uint64_t sc_record_checksum(const struct sc_disk_record *r, const char *strings,
-			    size_t strings_len);
+/* The record header checksum: XXH3-64 of @p r with its checksum field 0,
+ * then of the strings key, tag, exe_id, exe_path (@p n pieces, in that
+ * order: the put has them apart, a mapped record has them in one piece). */
+struct iovec;
+uint64_t sc_record_checksum(const struct sc_disk_record *r, const struct iovec *strings,
+			    int n);
+
+/*
+ * The first SC_DATA_OFF bytes of a new shard file: a fresh header (new
+ * shard_id) and both meta slots, txn 0 and txn 1, valid from the start, for
+ * an index of @p index_slots at @p index_off and data up to @p data_end.
+ * The one place a shard image is made: creation, heal and compaction.
+ */
+void sc_image_init(unsigned char page[SC_DATA_OFF], uint64_t index_off, uint64_t index_slots,
+		   uint64_t data_end, uint64_t entries, uint64_t live_bytes);
 
 #endif /* SC_FORMAT_H */

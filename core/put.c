@@ -23,7 +23,6 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "sc_int.h"
@@ -133,22 +132,12 @@ int sc_put_ex(sc_cache *c, const char *key, const void *blob, size_t len,
 	r.blob_len = len;
 	r.rec_len = sc_align_up(r.blob_off + len);
 	r.blob_checksum = XXH3_64bits(blob, len);
-	{
-		XXH3_state_t hs;
-		struct sc_disk_record tmp = r;
-		XXH3_64bits_reset(&hs);
-		XXH3_64bits_update(&hs, &tmp, sizeof(tmp));
-		XXH3_64bits_update(&hs, key, key_len);
-		XXH3_64bits_update(&hs, tag, tag_len);
-		XXH3_64bits_update(&hs, id, id_len);
-		XXH3_64bits_update(&hs, exe_path, exe_path_len);
-		r.checksum = XXH3_64bits_digest(&hs);
-	}
-	iov[0] = (struct iovec){ &r, sizeof(r) };
 	iov[1] = (struct iovec){ (void *)key, key_len };
 	iov[2] = (struct iovec){ (void *)tag, tag_len };
 	iov[3] = (struct iovec){ (void *)id, id_len };
 	iov[4] = (struct iovec){ (void *)exe_path, exe_path_len };
+	r.checksum = sc_record_checksum(&r, iov + 1, 4);
+	iov[0] = (struct iovec){ &r, sizeof(r) };
 	iov[5] = (struct iovec){ (void *)zeros, r.blob_off - sizeof(r) - strings };
 	iov[6] = (struct iovec){ (void *)blob, len };
 	hash = sc_key_hash(key, key_len);

@@ -45,7 +45,6 @@ static int newest_first(const void *a, const void *b)
 int sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 	       uint64_t budget, uint64_t *n_dropped)
 {
-	struct sc_disk_header h;
 	struct sc_disk_meta m;
 	struct sc_disk_slot *table = NULL;
 	struct live *lv = NULL;
@@ -102,9 +101,7 @@ int sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 		}
 	}
 
-	slots = SC_MIN_INDEX_SLOTS;
-	while (slots < n * 2)
-		slots <<= 1;
+	slots = sc_table_slots(n);
 	table = calloc(slots, sizeof(*table));
 	if (!table) {
 		rc = -ENOMEM;
@@ -120,36 +117,16 @@ int sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 	}
 	pos = SC_DATA_OFF;
 	for (uint64_t i = 0; i < n; i++) {
-		uint64_t j = lv[i].hash & (slots - 1);
 		if ((rc = sc_write_full(fd, s->map + lv[i].off, (size_t)lv[i].len, pos)) != 0)
 			goto out;
-		while (table[j].off != SC_SLOT_EMPTY)
-			j = (j + 1) & (slots - 1);
-		table[j].hash = lv[i].hash;
-		table[j].off = pos;
+		sc_table_insert(table, slots, lv[i].hash, pos);
 		pos += lv[i].len;
 		live_bytes += lv[i].len;
 	}
 	if ((rc = sc_write_full(fd, table, (size_t)(slots * sizeof(*table)), pos)) != 0)
 		goto out;
 
-	memset(page, 0, sizeof(page));
-	sc_header_init(&h);
-	memcpy(page, &h, sizeof(h));
-	memset(&m, 0, sizeof(m));
-	m.data_end = pos + slots * sizeof(*table);
-	m.index_off = pos;
-	m.index_slots = slots;
-	m.entries = n;
-	m.live_bytes = live_bytes;
-	m.redo_slot = SC_NO_REDO;
-	m.committed_sec = h.created_sec;
-	strncpy(m.lib_version, SC_VERSION_STRING, sizeof(m.lib_version) - 1);
-	for (int i = 0; i < 2; i++) {
-		m.txnid = (uint64_t)i;
-		m.checksum = sc_meta_checksum(&m);
-		memcpy(page + (i ? SC_META1_OFF : SC_META0_OFF), &m, sizeof(m));
-	}
+	sc_image_init(page, pos, slots, pos + slots * sizeof(*table), n, live_bytes);
 	if ((rc = sc_write_full(fd, page, sizeof(page), 0)) != 0)
 		goto out;
 	/* Always durable, even with SC_NOSYNC: renaming an unsynced file over
