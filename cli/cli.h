@@ -11,7 +11,6 @@
  *   keyarg.c       the key a KEY argument stands for (paths as typed)
  *   humanfmt.c     sizes, ages and terminal-safe keys for human output
  *   jsonout.c      JSON output through jansson
- *   pathenc.c      the key <-> name encoding itself (shared with fs/)
  */
 #ifndef SC_CLI_H
 #define SC_CLI_H

@@ -1,6 +1,6 @@
 /*
  * cmd_names.c - encode / decode: the FUSE mount's file name for a key and
- * back (the rules are in pathenc.h).
+ * back (the rules are in scriptcache.h, "Entry names").
  *
  * Neither needs the shard, except to decode a hashed name ("#" + XXH3-128
  * of a key too long to spell out): the hash cannot be inverted, so decode
@@ -12,7 +12,6 @@
 
 #include "cli.h"
 #include "humanfmt.h"
-#include "pathenc.h"
 
 int cmd_encode(struct cli *cli)
 {

@@ -12,7 +12,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "pathenc.h"
 #include "humanfmt.h"
 
 json_t *jo_bytes(const char *s, size_t len)

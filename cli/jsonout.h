@@ -3,7 +3,7 @@
  *
  * Byte strings from the shard (keys, tags, paths) need not be UTF-8; JSON
  * strings must be.  Such a field is written as null, and every entry also
- * carries "name", its mount name (pathenc.h), which is always ASCII.
+ * carries "name", its mount name (sc_name_encode()), which is always ASCII.
  */
 #ifndef SC_JSONOUT_H
 #define SC_JSONOUT_H

@@ -31,7 +31,6 @@
 #include <unistd.h>
 
 #include "fs_i.h"
-#include "pathenc.h"
 
 char *fs_writer_exe(pid_t pid)
 {

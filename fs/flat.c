@@ -1,6 +1,6 @@
 /*
  * flat.c - the flat view: one directory per key at the top level, named by
- * the key's encoding (cli/pathenc.h), holding "blob" and "metadata.json"
+ * the key's encoding (sc_name_encode(), scriptcache.h), holding "blob" and "metadata.json"
  * and the pending files written into it; and ".stats".  Its handlers are
  * called by ops.c for the root and for entry directories (FS_DIR).
  */
@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "fs_i.h"
-#include "pathenc.h"
 
 /* Key of the entry directory called @p name; hashed names are resolved by a
  * scan of the shard (rare: only keys whose encoding exceeds NAME_MAX). */

@@ -20,7 +20,6 @@
 #include <sys/statvfs.h>
 
 #include "fs_i.h"
-#include "pathenc.h"
 
 /* ---- init ---- */
 

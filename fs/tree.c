@@ -43,7 +43,6 @@
 #include <xxhash.h>
 
 #include "fs_i.h"
-#include "pathenc.h"
 
 struct fs_tent {
 	char           *te_path;     /* "" for the tree root, else "/a/b" */

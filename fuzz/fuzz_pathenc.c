@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "pathenc.h"
+#include "scriptcache.h"
 
 const char fuzz_target_name[] = "fuzz_pathenc";
 

@@ -34,14 +34,14 @@ build() {
 	mkdir -p "$out"
 	local flags=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-		-Wall -Wextra -I"$top/include" -I"$top/core" -I"$top/fuzz" -I"$top/cli")
+		-Wall -Wextra -I"$top/include" -I"$top/core" -I"$top/fuzz")
 	local core=("$top"/core/*.c)
 	"$CC" "${flags[@]}" -o "$out/fuzz_shard" "$top/fuzz/fuzz_shard.c" "$top/fuzz/fuzz_common.c" \
 		"$top/fuzz/shard_fix.c" "$top/fuzz/shard_mutator.c" "${core[@]}" -lxxhash -lpthread
 	"$CC" "${flags[@]}" -o "$out/fuzz_shard_write" "$top/fuzz/fuzz_shard_write.c" "$top/fuzz/fuzz_common.c" \
 		"$top/fuzz/shard_fix.c" "$top/fuzz/shard_mutator.c" "${core[@]}" -lxxhash -lpthread
 	"$CC" "${flags[@]}" -o "$out/fuzz_pathenc" "$top/fuzz/fuzz_pathenc.c" "$top/fuzz/fuzz_common.c" \
-		"$top/cli/pathenc.c" "${core[@]}" -lxxhash -lpthread
+		"${core[@]}" -lxxhash -lpthread
 	echo "built ${targets[*]} in $out"
 }
 

@@ -1,6 +1,6 @@
 /*
- * test_pathenc.c - unit tests of the key <-> mount file name encoding
- * (cli/pathenc.c), which the FUSE mount and `scriptcache encode` share.
+ * test_keyname.c - unit tests of the key <-> mount file name encoding
+ * (core/keyname.c), which the FUSE mount and `scriptcache encode` share.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -9,7 +9,7 @@
 
 #include <xxhash.h>
 
-#include "pathenc.h"
+#include "scriptcache.h"
 #include "tap.h"
 
 static int enc_is(const char *key, size_t len, const char *want)

@@ -1,16 +1,16 @@
 /*
- * pathenc.c - key <-> directory-entry name (see pathenc.h for the rules).
+ * keyname.c - key <-> directory-entry name (scriptcache.h states the rules).
  *
- * Kept free of the rest of the CLI so fs/ can link the same object: the
- * mount and `scriptcache encode` must agree byte for byte.
+ * In the library, not in one of its consumers, because the mount and
+ * `scriptcache encode` must agree byte for byte: both call this code.
  */
-#include "pathenc.h"
-
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <xxhash.h>
+
+#include "scriptcache.h"
 
 static const char hexdig[] = "0123456789ABCDEF";
 
