@@ -4,7 +4,7 @@
  *
  * Neither needs the shard, except to decode a hashed name ("#" + XXH3-128
  * of a key too long to spell out): the hash cannot be inverted, so decode
- * looks for the entry whose key encodes to that name.
+ * asks sc_lookup_name() for the entry whose key encodes to that name.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,31 +26,9 @@ int cmd_encode(struct cli *cli)
 	return CLI_OK;
 }
 
-struct find_hashed {
-	const char *name;
-	char *key; /* malloc'd copy once found */
-	size_t key_len;
-};
-
-static int find_hashed_cb(const sc_entry_info *e, void *arg)
-{
-	struct find_hashed *f = arg;
-	char name[SC_NAME_MAX + 1];
-
-	if (sc_name_encode(e->key, e->key_len, name) < 0 || strcmp(name, f->name) != 0)
-		return 0;
-	f->key = malloc(e->key_len + 1);
-	if (!f->key)
-		return -ENOMEM;
-	memcpy(f->key, e->key, e->key_len);
-	f->key[e->key_len] = '\0';
-	f->key_len = e->key_len;
-	return 1; /* stop */
-}
-
 static int decode_hashed(struct cli *cli, const char *name)
 {
-	struct find_hashed f = { .name = name };
+	sc_entry_info e;
 	int rc;
 
 	rc = cli_open(cli, CLI_OPEN_READ);
@@ -61,18 +39,17 @@ static int decode_hashed(struct cli *cli, const char *name)
 	}
 	if (rc != CLI_OK)
 		return rc;
-	rc = sc_foreach(cli->cache, find_hashed_cb, &f);
+	rc = sc_lookup_name(cli->cache, name, &e);
+	if (rc == SC_ENOTFOUND) {
+		cli_msg("decode %s: hashed name matches no entry in %s", name, cli->path);
+		return CLI_MISS;
+	}
 	if (rc < 0) {
 		cli_err(rc, "decode %s: cannot read shard %s", name, cli->path);
 		return cli_exit_code(rc);
 	}
-	if (!f.key) {
-		cli_msg("decode %s: hashed name matches no entry in %s", name, cli->path);
-		return CLI_MISS;
-	}
-	fwrite(f.key, 1, f.key_len, stdout);
+	fwrite(e.key, 1, e.key_len, stdout);
 	putchar('\n');
-	free(f.key);
 	return CLI_OK;
 }
 

@@ -1,4 +1,4 @@
-/* errors.c - sc_strerror(): the library's own codes and negated errno. */
+/* errors.c - sc_strerror(): the library's own codes and negated errno; sc_version(). */
 #include <string.h>
 
 #include "scriptcache.h"
@@ -30,4 +30,15 @@ const char *sc_strerror(int err)
 	if (err < 0 && err > -4096)
 		return strerror(-err);
 	return "unknown error";
+}
+
+const char *sc_version(int *major, int *minor, int *patch)
+{
+	if (major)
+		*major = SC_VERSION_NUMBER / 10000;
+	if (minor)
+		*minor = SC_VERSION_NUMBER / 100 % 100;
+	if (patch)
+		*patch = SC_VERSION_NUMBER % 100;
+	return SC_VERSION_STRING;
 }

@@ -5,6 +5,7 @@
  * `scriptcache encode` must agree byte for byte: both call this code.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -165,4 +166,64 @@ int sc_name_decode(const char *name, char *out, size_t out_size, size_t *key_len
 	if (key_len)
 		*key_len = n;
 	return 0;
+}
+
+struct find_hashed {
+	const char *name;
+	char *key;                /* malloc'd copy once found */
+	int rc;
+};
+
+static int find_hashed_cb(const sc_entry_info *e, void *arg)
+{
+	struct find_hashed *f = arg;
+	char name[SC_NAME_MAX + 1];
+
+	/* Each byte costs at most three characters: a key this short always
+	 * has a plain name, so it cannot be the one hashed. */
+	if (e->key_len * 3 <= SC_NAME_MAX)
+		return 0;
+	if (sc_name_encode(e->key, e->key_len, name) < 0 || strcmp(name, f->name) != 0)
+		return 0;
+	if (!(f->key = malloc(e->key_len + 1))) {
+		f->rc = -ENOMEM;
+		return 1;
+	}
+	memcpy(f->key, e->key, e->key_len);
+	f->key[e->key_len] = '\0';
+	return 1; /* stop */
+}
+
+/*
+ * A plain name decodes to its key.  A hashed name cannot be inverted, so
+ * the entries are walked and each long key encoded until one matches:
+ * O(entries), which is why the mount remembers the names it has handed out.
+ */
+int sc_lookup_name(sc_cache *c, const char *name, sc_entry_info *out)
+{
+	struct find_hashed f = { name, NULL, 0 };
+	size_t cap, len;
+	char *key;
+	int rc;
+
+	if (!c || !name || !out)
+		return -EINVAL;
+	cap = strlen(name) + 1;
+	if (cap > SC_NAME_MAX + 1)
+		return -ENAMETOOLONG;
+	if (!(key = malloc(cap)))
+		return -ENOMEM;
+	rc = sc_name_decode(name, key, cap, &len, NULL);
+	if (rc == SC_NAME_HASHED) {
+		rc = sc_foreach(c, find_hashed_cb, &f);
+		rc = f.rc ? f.rc : rc < 0 ? rc : f.key ? 0 : SC_ENOTFOUND;
+		free(key);
+		key = f.key;
+	}
+	/* The key is looked up again so that the entry is checksummed, blob
+	 * and all, as sc_lookup() promises. */
+	if (rc == 0)
+		rc = sc_lookup(c, key, out);
+	free(key);
+	return rc;
 }

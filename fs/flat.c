@@ -1,7 +1,7 @@
 /*
  * flat.c - the flat view: one directory per key at the top level, named by
- * the key's encoding (sc_name_encode(), scriptcache.h), holding "blob" and "metadata.json"
- * and the pending files written into it; and ".stats".  Its handlers are
+ * the key's encoding (sc_name_encode(), scriptcache.h), holding "blob" and
+ * "metadata.json" and the pending files written into it; and ".stats".  Its handlers are
  * called by ops.c for the root and for entry directories (FS_DIR).
  */
 #include <errno.h>
@@ -12,32 +12,9 @@
 
 #include "fs_i.h"
 
-/* Key of the entry directory called @p name; hashed names are resolved by a
- * scan of the shard (rare: only keys whose encoding exceeds NAME_MAX). */
-struct hashed_find {
-	const char *name;
-	char *key;
-	size_t key_len;
-};
-
-static int hashed_cb(const sc_entry_info *e, void *arg)
-{
-	struct hashed_find *h = arg;
-	char name[SC_NAME_MAX + 1];
-	if (e->key_len < SC_NAME_MAX / 3)
-		return 0; /* too short to need a hashed name */
-	if (sc_name_encode(e->key, e->key_len, name) < 0 || strcmp(name, h->name) != 0)
-		return 0;
-	h->key = malloc(e->key_len + 1);
-	if (!h->key)
-		return -ENOMEM;
-	memcpy(h->key, e->key, e->key_len);
-	h->key[e->key_len] = '\0';
-	h->key_len = e->key_len;
-	return 1;
-}
-
-/* Decode a top-level name.  Returns a malloc'd key or NULL with *err set. */
+/* Key of the entry directory called @p name: a malloc'd key, or NULL with
+ * *err set.  Hashed names are resolved by a scan of the shard in
+ * sc_lookup_name() (rare: only keys whose encoding exceeds NAME_MAX). */
 char *fs_name_to_key(struct fs *fs, const char *name, size_t *len, int *err)
 {
 	size_t n = strlen(name);
@@ -51,7 +28,7 @@ char *fs_name_to_key(struct fs *fs, const char *name, size_t *len, int *err)
 		return key;
 	free(key);
 	if (r == SC_NAME_HASHED) {
-		struct hashed_find h = { name, NULL, 0 };
+		struct { char *key; size_t key_len; } h = { NULL, 0 };
 		pthread_mutex_lock(&fs->fs_lock);
 		/* a directory the kernel already knows is found without a scan */
 		for (size_t i = 0; i < fs->fs_kcap && !h.key; i++)
@@ -64,7 +41,13 @@ char *fs_name_to_key(struct fs *fs, const char *name, size_t *len, int *err)
 		pthread_mutex_unlock(&fs->fs_lock);
 		if (!h.key) {
 			pthread_rwlock_rdlock(&fs->fs_map_lock);
-			sc_foreach(fs->fs_cache, hashed_cb, &h);
+			sc_entry_info e;
+			if (sc_lookup_name(fs->fs_cache, name, &e) == 0 &&
+			    (h.key = malloc(e.key_len + 1)) != NULL) {
+				memcpy(h.key, e.key, e.key_len);
+				h.key[e.key_len] = '\0';
+				h.key_len = e.key_len;
+			}
 			pthread_rwlock_unlock(&fs->fs_map_lock);
 		}
 		if (h.key) {

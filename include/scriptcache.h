@@ -323,6 +323,14 @@ typedef void (*sc_verify_fn)(void *arg, uint64_t offset, const char *problem);
  */
 SC_API int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked);
 
+/**
+ * The version of the library actually loaded, which may differ from the
+ * SC_VERSION_* macros a program was compiled with.
+ * @param[out] major, minor, patch  its parts (each may be NULL).
+ * @return the version string, e.g. "0.1.0" (static).
+ */
+SC_API const char *sc_version(int *major, int *minor, int *patch);
+
 /** Describe any return code of this library (SC_E* or -errno). Never NULL. */
 SC_API const char *sc_strerror(int err);
 
@@ -409,6 +417,19 @@ SC_API int sc_name_is_hashed(const char *name);
  */
 SC_API int sc_name_decode(const char *name, char *out, size_t out_size, size_t *key_len,
 			  const char **why);
+
+/**
+ * sc_lookup() by entry name: the entry whose key sc_name_encode() turns
+ * into @p name.  A plain name is decoded; a hashed one ("#" + 32 hex
+ * digits) is found by encoding the keys of the shard's entries, a walk of
+ * the index (O(entries)).
+ * @param[out] out  as sc_lookup(): the blob is checksummed; pointers stay
+ *                  valid as sc_get()'s do.
+ * @return 0; SC_ENOTFOUND (no entry has that name); -EINVAL (not a name
+ *         the encoder produces); -ENAMETOOLONG; SC_ECORRUPT; SC_EDISABLED;
+ *         -errno.
+ */
+SC_API int sc_lookup_name(sc_cache *c, const char *name, sc_entry_info *out);
 
 /* ---- Convenience layer: one process-wide cache on the default shard ---- */
 

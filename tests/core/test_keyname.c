@@ -9,8 +9,7 @@
 
 #include <xxhash.h>
 
-#include "scriptcache.h"
-#include "tap.h"
+#include "testutil.h"
 
 static int enc_is(const char *key, size_t len, const char *want)
 {
@@ -272,6 +271,59 @@ static void test_canonical(void)
 	tap_ok(accepted > 1000, "the sample had accepted names (%d)", accepted);
 }
 
+static int put_named(sc_cache *c, const char *key)
+{
+	sc_put_opts o = { .no_source = 1 };
+	return sc_put_ex(c, key, key, strlen(key), &o);
+}
+
+/* sc_lookup_name(): a plain name decodes, a hashed one is found by a scan. */
+static void test_lookup_name(void)
+{
+	char longkey[400], name[SC_NAME_MAX + 1];
+	sc_entry_info e;
+	sc_cache *c;
+
+	tu_setup("keyname");
+	memset(longkey, 'k', sizeof(longkey) - 1);
+	longkey[0] = '/';
+	longkey[sizeof(longkey) - 1] = '\0';
+	TAP_EQ(sc_open(&c, tu_path("names.shard"), "test", 0), 0, "open a shard");
+	TAP_EQ(put_named(c, "/a/b.lua"), 0, "put a short key");
+	TAP_EQ(put_named(c, longkey), 0, "put a key too long for a plain name");
+
+	TAP_EQ(sc_lookup_name(c, "%2Fa%2Fb.lua", &e), 0, "plain name found");
+	tap_ok(e.key_len == 8 && memcmp(e.key, "/a/b.lua", 8) == 0 && e.blob_size == 8,
+	       "... it is the entry of its key");
+	TAP_EQ(sc_name_encode(longkey, strlen(longkey), name), SC_NAME_HASHED_LEN,
+	       "the long key has a hashed name");
+	TAP_EQ(sc_lookup_name(c, name, &e), 0, "hashed name found by the scan");
+	tap_ok(e.key_len == strlen(longkey) && memcmp(e.key, longkey, e.key_len) == 0,
+	       "... it is the entry of the long key");
+	TAP_EQ(sc_lookup_name(c, "%2Fnot%2Fthere", &e), SC_ENOTFOUND, "absent plain name");
+	TAP_EQ(sc_lookup_name(c, "#0123456789abcdef0123456789abcdef", &e), SC_ENOTFOUND,
+	       "a hashed name no key has");
+	TAP_EQ(sc_lookup_name(c, "/a/b.lua", &e), -EINVAL, "a raw '/' is not a name");
+	TAP_EQ(sc_lookup_name(c, "%2fa", &e), -EINVAL, "lower-case hex is not canonical");
+	TAP_EQ(sc_lookup_name(c, "%41", &e), -EINVAL, "a needless escape is not canonical");
+	TAP_EQ(sc_remove(c, longkey), 0, "remove the long key");
+	TAP_EQ(sc_lookup_name(c, name, &e), SC_ENOTFOUND, "its hashed name is gone with it");
+	sc_close(c);
+}
+
+static void test_version(void)
+{
+	int major = -1, minor = -1, patch = -1;
+	const char *v = sc_version(&major, &minor, &patch);
+	char want[32];
+
+	tap_ok(v && strcmp(v, SC_VERSION_STRING) == 0, "sc_version() is %s", v ? v : "(null)");
+	snprintf(want, sizeof(want), "%d.%d.%d", major, minor, patch);
+	tap_ok(strcmp(want, v) == 0, "its parts spell the string (%s)", want);
+	TAP_EQ(major * 10000 + minor * 100 + patch, SC_VERSION_NUMBER, "and make SC_VERSION_NUMBER");
+	tap_ok(sc_version(NULL, NULL, NULL) == v, "the parts may be NULL");
+}
+
 int main(void)
 {
 	test_basic();
@@ -280,5 +332,7 @@ int main(void)
 	test_decode_rejects();
 	test_random_roundtrip();
 	test_canonical();
+	test_lookup_name();
+	test_version();
 	return tap_done();
 }
