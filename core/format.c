@@ -72,28 +72,33 @@ int sc_meta_valid(const struct sc_disk_meta *m)
 	return m->checksum == sc_meta_checksum(m);
 }
 
-int sc_meta_sane(const struct sc_disk_meta *m, uint64_t file_size)
+const char *sc_meta_insane(const struct sc_disk_meta *m, uint64_t file_size)
 {
 	uint64_t table_bytes;
 
 	if (m->data_end < SC_DATA_OFF || m->data_end > file_size || m->data_end % SC_ALIGN)
-		return 0;
+		return "data_end outside the file or misaligned";
 	if (m->index_slots < SC_MIN_INDEX_SLOTS || (m->index_slots & (m->index_slots - 1)))
-		return 0;
+		return "index_slots not a power of two >= 1024";
 	if (m->index_slots > (UINT64_MAX / sizeof(struct sc_disk_slot)))
-		return 0;
+		return "index_slots too large";
 	table_bytes = m->index_slots * sizeof(struct sc_disk_slot);
 	if (m->index_off < SC_DATA_OFF || m->index_off % SC_ALIGN ||
 	    m->index_off > m->data_end || table_bytes > m->data_end - m->index_off)
-		return 0;
+		return "index table outside the data or misaligned";
 	if (m->redo_slot != SC_NO_REDO && m->redo_slot >= m->index_slots)
-		return 0;
+		return "redo slot outside the index";
 	if (m->entries > m->index_slots || m->tombstones > m->index_slots - m->entries)
-		return 0;
+		return "entries and tombstones exceed the index slots";
 	/* A writer could not commit past this without wrapping. */
 	if (m->txnid >= UINT64_MAX - 1)
-		return 0;
-	return 1;
+		return "transaction id at its limit";
+	return NULL;
+}
+
+int sc_meta_sane(const struct sc_disk_meta *m, uint64_t file_size)
+{
+	return sc_meta_insane(m, file_size) == NULL;
 }
 
 int sc_meta_choose(const struct sc_disk_meta m[2], uint64_t size, struct sc_disk_meta *out)
@@ -155,30 +160,45 @@ void sc_image_init(unsigned char page[SC_DATA_OFF], uint64_t index_off, uint64_t
 	}
 }
 
-int sc_record_view(const unsigned char *map, uint64_t data_end, uint64_t off,
-		   int verified, struct sc_rec_view *v)
+int sc_record_check(const unsigned char *map, uint64_t data_end, uint64_t off,
+		    int verified, struct sc_rec_view *v, const char **why)
 {
 	const struct sc_disk_record *r;
-	uint64_t strings, blob_end;
+	uint64_t strings;
+	const char *dummy;
 
+	if (!why)
+		why = &dummy;
 	if (off < SC_DATA_OFF || off % SC_ALIGN || off >= data_end ||
-	    data_end - off < sizeof(*r))
+	    data_end - off < sizeof(*r)) {
+		*why = "offset outside the data or misaligned";
 		return SC_ECORRUPT;
+	}
 	r = (const struct sc_disk_record *)(map + off);
-	if (r->magic != SC_REC_MAGIC || r->rec_len > data_end - off || r->rec_len % SC_ALIGN)
+	if (r->magic != SC_REC_MAGIC) {
+		*why = "bad record magic";
 		return SC_ECORRUPT;
-	if (r->key_len == 0 || r->key_len > SC_MAX_KEY)
+	}
+	if (r->rec_len > data_end - off || r->rec_len % SC_ALIGN) {
+		*why = "rec_len past the committed data or misaligned";
 		return SC_ECORRUPT;
+	}
+	if (r->key_len == 0 || r->key_len > SC_MAX_KEY) {
+		*why = "key_len out of range";
+		return SC_ECORRUPT;
+	}
 	strings = (uint64_t)r->key_len + r->tag_len + r->exe_id_len + r->exe_path_len;
 	if (r->blob_off % SC_ALIGN || r->blob_off < sizeof(*r) + strings ||
 	    r->blob_len > SC_MAX_BLOB || r->blob_off > r->rec_len ||
-	    r->blob_len > r->rec_len - r->blob_off)
+	    r->blob_len > r->rec_len - r->blob_off) {
+		*why = "blob_off or blob_len outside the record";
 		return SC_ECORRUPT;
-	blob_end = r->blob_off + r->blob_len;
-	(void)blob_end;
+	}
 	if (!verified &&
-	    r->checksum != sc_record_checksum(r, &(struct iovec){ (void *)(r + 1), strings }, 1))
+	    r->checksum != sc_record_checksum(r, &(struct iovec){ (void *)(r + 1), strings }, 1)) {
+		*why = "header checksum mismatch";
 		return SC_ECORRUPT;
+	}
 	v->verified = verified;
 	v->r = r;
 	v->key = (const char *)(r + 1);
@@ -187,4 +207,10 @@ int sc_record_view(const unsigned char *map, uint64_t data_end, uint64_t off,
 	v->exe_path = v->exe_id + r->exe_id_len;
 	v->blob = (const unsigned char *)r + r->blob_off;
 	return 0;
+}
+
+int sc_record_view(const unsigned char *map, uint64_t data_end, uint64_t off,
+		   int verified, struct sc_rec_view *v)
+{
+	return sc_record_check(map, data_end, off, verified, v, NULL);
 }

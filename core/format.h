@@ -122,6 +122,8 @@ int  sc_meta_valid(const struct sc_disk_meta *m);
 int  sc_meta_choose(const struct sc_disk_meta m[2], uint64_t size, struct sc_disk_meta *out);
 /* Structural checks of a meta against the file size (index inside data, etc). */
 int  sc_meta_sane(const struct sc_disk_meta *m, uint64_t file_size);
+/* The same, saying which check failed (a static string), or NULL if sane. */
+const char *sc_meta_insane(const struct sc_disk_meta *m, uint64_t file_size);
 
 /* A validated view of one record inside a mapping. */
 struct sc_rec_view {
@@ -135,6 +137,9 @@ struct sc_rec_view {
  * Returns 0 or SC_ECORRUPT. */
 int sc_record_view(const unsigned char *map, uint64_t data_end, uint64_t off,
 		   int verified, struct sc_rec_view *v);
+/* sc_record_view() that says which check failed (*why, a static string). */
+int sc_record_check(const unsigned char *map, uint64_t data_end, uint64_t off,
+		    int verified, struct sc_rec_view *v, const char **why);
 /* The record header checksum: XXH3-64 of @p r with its checksum field 0,
  * then of the strings key, tag, exe_id, exe_path (@p n pieces, in that
  * order: the put has them apart, a mapped record has them in one piece). */

@@ -75,16 +75,18 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 	memcpy(&m[1], s.map + SC_META1_OFF, sizeof(m[1]));
 	for (int i = 0; i < 2; i++) {
 		uint64_t at = i ? SC_META1_OFF : SC_META0_OFF;
+		const char *why;
 		if (!sc_meta_valid(&m[i]))
 			problem(&v, at, "meta slot %d: checksum mismatch", i);
-		else if (!sc_meta_sane(&m[i], s.file_size))
-			problem(&v, at, "meta slot %d: offsets outside the file", i);
+		else if ((why = sc_meta_insane(&m[i], s.file_size)) != NULL)
+			problem(&v, at, "meta slot %d: %s", i, why);
 		else if ((m[i].txnid & 1) != (uint64_t)i)
 			problem(&v, at, "meta slot %d: transaction id %llu in the wrong slot", i,
 				(unsigned long long)m[i].txnid);
 	}
 	for (uint64_t i = 0; i < s.meta.index_slots; i++) {
 		struct sc_rec_view rv;
+		const char *why = NULL;
 		uint64_t hh, off, at = s.meta.index_off + i * sizeof(struct sc_disk_slot);
 
 		sc_slot_read(&s, i, &hh, &off);
@@ -95,9 +97,10 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 			continue;
 		}
 		checked++;
-		if (sc_record_view(s.map, s.meta.data_end, off, 0, &rv) != 0) {
-			problem(&v, off, "record (index slot %llu at %llu): bad header or checksum",
-				(unsigned long long)i, (unsigned long long)at);
+		if (sc_record_check(s.map, s.meta.data_end, off, 0, &rv, &why) != 0) {
+			problem(&v, off, "record %llu (index slot %llu at %llu): %s",
+				(unsigned long long)off, (unsigned long long)i,
+				(unsigned long long)at, why);
 			continue;
 		}
 		if (sc_key_hash(rv.key, rv.r->key_len) != hh)

@@ -308,7 +308,10 @@ typedef struct sc_stats {
 /** Fill @p out.  @return 0 or -errno / SC_E* if the shard cannot be read. */
 SC_API int sc_get_stats(sc_cache *c, sc_stats *out);
 
-/** Called by sc_verify() for each problem found. */
+/** Called by sc_verify() for each problem found: @p offset is where in the
+ *  file the failed check looked (the record, the blob, the meta slot, the
+ *  index slot), and @p problem names that check, e.g. "record 20480 (index
+ *  slot 3 at 8240): header checksum mismatch" (valid during the call). */
 typedef void (*sc_verify_fn)(void *arg, uint64_t offset, const char *problem);
 
 /**
