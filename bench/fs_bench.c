@@ -168,18 +168,11 @@ static double warm_us(const char *path, int iters)
 	return (now() - t0) / iters * 1e6;
 }
 
+/* The mount's name of a key (@p out holds SC_NAME_MAX + 1 bytes). */
 static void encode_key(const char *key, char *out)
 {
-	/* keys here are plain: '/' is the only byte to escape */
-	for (; *key; key++) {
-		if (*key == '/') {
-			memcpy(out, "%2F", 3);
-			out += 3;
-		} else {
-			*out++ = *key;
-		}
-	}
-	*out = '\0';
+	if (sc_name_encode(key, strlen(key), out) < 0)
+		out[0] = '\0';
 }
 
 static double ls_l(const char *dir)

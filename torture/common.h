@@ -218,18 +218,14 @@ static inline void tt_guard(void)
 
 /* ---- writing through the mount -------------------------------------------- */
 
-/* The flat view's name of a key: '/' and '%' escaped (the keys used here
- * have no other special bytes). */
+/* The flat view's name of a key: the library's encoding, the mount's own. */
 static inline void tt_encode(char *out, size_t len, const char *key)
 {
-	size_t o = 0;
-	for (const char *p = key; *p && o + 4 < len; p++) {
-		if (*p == '/' || *p == '%')
-			o += (size_t)snprintf(out + o, len - o, "%%%02X", (unsigned char)*p);
-		else
-			out[o++] = *p;
-	}
-	out[o] = 0;
+	char name[SC_NAME_MAX + 1];
+
+	if (sc_name_encode(key, strlen(key), name) < 0)
+		name[0] = '\0';
+	snprintf(out, len, "%s", name);
 }
 
 /* Commit @p blob under @p key the way caches write files: mkdir the entry
