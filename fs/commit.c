@@ -364,7 +364,7 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 		clock_gettime(CLOCK_REALTIME, &fs->fs_root_mtime);
 		fs_note(fs, FS_NOTE_INODE, FS_INO_ROOT, 0, NULL);
 	}
-	fs_listing_dirty();
+	fs_listing_dirty(fs);
 	fs_node_maybe_free(fs, p);
 	if (d && d != pd)
 		fs_node_maybe_free(fs, d);

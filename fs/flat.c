@@ -276,12 +276,6 @@ struct fs_listing {
 	int             ls_err;
 };
 
-static uint64_t made_gen; /* bumped (under fs_lock) by mkdir/rmdir */
-
-void fs_listing_dirty(void)
-{
-	made_gen++;
-}
 
 static void listing_free(struct fs_listing *l)
 {
@@ -352,7 +346,7 @@ static struct fs_listing *listing_get(struct fs *fs, off_t off, int *err)
 		gen = s.generation;
 	pthread_mutex_lock(&fs->fs_lock);
 	l = fs->fs_list;
-	mg = made_gen;
+	mg = fs->fs_made_gen;
 	if (l && (off > 0 || (l->ls_gen == gen && l->ls_made_gen == mg))) {
 		l->ls_refs++;
 		pthread_mutex_unlock(&fs->fs_lock);
@@ -632,7 +626,7 @@ void fs_flat_mkdir(fuse_req_t req, struct fs *fs, const char *name)
 			clock_gettime(CLOCK_REALTIME, &d->n_mtime);
 			d->n_nlookup++;
 			fs_fill_entry(fs, d, &ep);
-			fs_listing_dirty();
+			fs_listing_dirty(fs);
 		}
 	}
 	pthread_mutex_unlock(&fs->fs_lock);
@@ -808,7 +802,7 @@ void fs_flat_unlink(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char
 		gone->n_current = 0;
 		fs_node_maybe_free(fs, gone);
 	}
-	fs_listing_dirty();
+	fs_listing_dirty(fs);
 	fs_note(fs, FS_NOTE_INODE, FS_INO_ROOT, 0, NULL);
 	pthread_mutex_unlock(&fs->fs_lock);
 	pthread_rwlock_unlock(&fs->fs_tlock);
@@ -860,7 +854,7 @@ void fs_flat_rmdir(fuse_req_t req, struct fs *fs, const char *name)
 	} else if (r == SC_ENOTFOUND) {
 		err = ENOENT;
 	}
-	fs_listing_dirty();
+	fs_listing_dirty(fs);
 	pthread_mutex_unlock(&fs->fs_lock);
 	free(key);
 	if (r == 0) {

@@ -32,12 +32,12 @@
  *              lookup that finds nothing in the cache serves
  *              /A/B/__pycache__/<name>.pyc read-only (FS_UNDER), or the real
  *              directory /A/B/<name> as a tree directory (n_under)
- *   inode.c    the inode table: nodes, the key map, lookup counts, forget
+ *   inode.c    the inode table: nodes, the key map, tree directories by
+ *              path, lookup counts, forget
  *   links.c    link(2) in both views; a blob's st_ino and st_nlink from the
  *              number of entries holding the same bytes (fs_ids_*)
  * Calls that still run against that order: commit.c -> tree.c (fs_put keeps
- * the tree index), commit.c -> flat.c (fs_listing_dirty), inode.c ->
- * tree.c (fs_tdir_unmap) and under.c (fs_under_unmap), notify.c -> entry.c,
+ * the tree index), inode.c -> under.c (fs_under_unmap), notify.c -> entry.c,
  * commit.c and tree.c (the watcher's work); links.c -> flat.c and tree.c
  * (a link is a create then a commit); tree.c -> under.c is downward
  * (the underlay is the tree's last resort); every file queues
@@ -259,6 +259,7 @@ struct fs {
 
 	/* root listing snapshot for readdir offsets (flat.c, under fs_lock) */
 	struct fs_listing *fs_list;
+	uint64_t         fs_made_gen; /* bumped when the set of mkdir'd directories changes */
 
 	pthread_mutex_t  fs_qlock;
 	struct fs_note  *fs_qhead, **fs_qtail;
@@ -307,7 +308,6 @@ void fs_flat_unlink(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char
 void fs_flat_rmdir(fuse_req_t req, struct fs *fs, const char *name);
 /* Key of the top-level name (malloc'd), or NULL with *err an errno. */
 char *fs_name_to_key(struct fs *fs, const char *name, size_t *len, int *err);
-void fs_listing_dirty(void);   /* fs_lock held: the set of mkdir'd directories changed */
 void fs_listing_release(struct fs *fs);
 
 /* tree.c: handlers for .tree and its directories (FS_TDIR) */
@@ -336,7 +336,6 @@ int  fs_tree_sync(struct fs *fs, int wait);
 /* sc_put_ex() for every commit of the daemon (keeps the tree index). */
 int  fs_put(struct fs *fs, const char *key, size_t klen, const void *buf, size_t len,
 	    const sc_put_opts *o);
-void fs_tdir_unmap(struct fs *fs, struct fs_node *n);             /* fs_lock held */
 
 /* under.c: the distribution's .pyc underneath the tree view */
 int  fs_under_init(struct fs *fs);
@@ -461,6 +460,10 @@ struct fs_node *fs_node_get(struct fs *fs, uint64_t ino);
 struct fs_node *fs_node_new(struct fs *fs, enum fs_kind kind);
 struct fs_node *fs_dir_find(struct fs *fs, const char *key, size_t len);
 struct fs_node *fs_dir_get(struct fs *fs, const char *key, size_t len, const char *name);
+/* Tree directories by path ("" = .tree): found, or made (FS_TDIR). */
+struct fs_node *fs_tdir_find(struct fs *fs, const char *path, size_t len);
+struct fs_node *fs_tdir_get(struct fs *fs, const char *path, size_t len);
+void fs_tdir_unmap(struct fs *fs, struct fs_node *n);
 void fs_dir_unmap(struct fs *fs, struct fs_node *d);
 struct fs_node *fs_child_new(struct fs *fs, struct fs_node *dir, enum fs_kind kind);
 void fs_detach_children(struct fs *fs, struct fs_node *dir);
@@ -468,6 +471,13 @@ void fs_node_maybe_free(struct fs *fs, struct fs_node *n);
 void fs_forget_one(struct fs *fs, uint64_t ino, uint64_t nlookup);
 void fs_pending_unlink(struct fs *fs, struct fs_node *dir, struct fs_node *p);
 struct fs_node *fs_pending_find(struct fs_node *dir, const char *name);
+
+/* The root listing must be rebuilt: the set of directories made by mkdir
+ * (or first committed) changed.  fs_lock held. */
+static inline void fs_listing_dirty(struct fs *fs)
+{
+	fs->fs_made_gen++;
+}
 
 static inline struct fs *fs_of(fuse_req_t req)
 {

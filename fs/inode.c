@@ -36,9 +36,11 @@ int fs_table_init(struct fs *fs)
 {
 	fs->fs_icap = 1024;
 	fs->fs_kcap = 1024;
+	fs->fs_tcap = 4096; /* what the kernel caches; never resized */
 	fs->fs_itab = calloc(fs->fs_icap, sizeof(*fs->fs_itab));
 	fs->fs_ktab = calloc(fs->fs_kcap, sizeof(*fs->fs_ktab));
-	if (!fs->fs_itab || !fs->fs_ktab)
+	fs->fs_ttab = calloc(fs->fs_tcap, sizeof(*fs->fs_ttab));
+	if (!fs->fs_itab || !fs->fs_ktab || !fs->fs_ttab)
 		return -ENOMEM;
 	fs->fs_next_ino = FS_INO_ROOT;
 	fs->fs_root = fs_node_new(fs, FS_ROOT);
@@ -73,8 +75,10 @@ void fs_table_free(struct fs *fs)
 	}
 	free(fs->fs_itab);
 	free(fs->fs_ktab);
+	free(fs->fs_ttab);
 	fs->fs_itab = NULL;
 	fs->fs_ktab = NULL;
+	fs->fs_ttab = NULL;
 }
 
 static void grow_itab(struct fs *fs)
@@ -209,6 +213,57 @@ void fs_dir_unmap(struct fs *fs, struct fs_node *d)
 	}
 	d->n_in_map = 0;
 	d->n_knext = NULL;
+}
+
+/* ---- tree directories (FS_TDIR) by path, while the kernel knows them (tree.c) ---- */
+
+static size_t tslot(const struct fs *fs, const char *p, size_t len)
+{
+	return (size_t)XXH3_64bits(p, len) & (fs->fs_tcap - 1);
+}
+
+struct fs_node *fs_tdir_find(struct fs *fs, const char *p, size_t len)
+{
+	struct fs_node *n = fs->fs_ttab[tslot(fs, p, len)];
+	while (n && !(n->n_key_len == len && memcmp(n->n_key, p, len) == 0))
+		n = n->n_knext;
+	return n;
+}
+
+struct fs_node *fs_tdir_get(struct fs *fs, const char *p, size_t len)
+{
+	struct fs_node *n = fs_tdir_find(fs, p, len);
+	if (n)
+		return n;
+	n = fs_node_new(fs, FS_TDIR);
+	if (!n)
+		return NULL;
+	n->n_key = malloc(len + 1);
+	if (!n->n_key) {
+		fs_node_maybe_free(fs, n);
+		return NULL;
+	}
+	memcpy(n->n_key, p, len);
+	n->n_key[len] = '\0';
+	n->n_key_len = len;
+	size_t s = tslot(fs, p, len);
+	n->n_knext = fs->fs_ttab[s];
+	fs->fs_ttab[s] = n;
+	n->n_in_map = 1;
+	return n;
+}
+
+void fs_tdir_unmap(struct fs *fs, struct fs_node *n)
+{
+	if (!n->n_in_map)
+		return;
+	struct fs_node **pp = &fs->fs_ttab[tslot(fs, n->n_key, n->n_key_len)];
+	while (*pp && *pp != n)
+		pp = &(*pp)->n_knext;
+	if (*pp)
+		*pp = n->n_knext;
+	n->n_in_map = 0;
+	n->n_knext = NULL;
 }
 
 struct fs_node *fs_child_new(struct fs *fs, struct fs_node *dir, enum fs_kind kind)

@@ -239,66 +239,10 @@ static int build_cb(const sc_entry_info *e, void *arg)
 	return 0;
 }
 
-/* ---- tree directory nodes (FS_TDIR), one per path while the kernel knows it ---- */
-
-static size_t tslot(const struct fs *fs, const char *p, size_t len)
-{
-	return path_hash(p, len) & (fs->fs_tcap - 1);
-}
-
-static struct fs_node *tdir_find(struct fs *fs, const char *p, size_t len)
-{
-	struct fs_node *n = fs->fs_ttab[tslot(fs, p, len)];
-	while (n && !(n->n_key_len == len && memcmp(n->n_key, p, len) == 0))
-		n = n->n_knext;
-	return n;
-}
-
-static struct fs_node *tdir_get(struct fs *fs, const char *p, size_t len)
-{
-	struct fs_node *n = tdir_find(fs, p, len);
-	if (n)
-		return n;
-	n = fs_node_new(fs, FS_TDIR);
-	if (!n)
-		return NULL;
-	n->n_key = malloc(len + 1);
-	if (!n->n_key) {
-		fs_node_maybe_free(fs, n);
-		return NULL;
-	}
-	memcpy(n->n_key, p, len);
-	n->n_key[len] = '\0';
-	n->n_key_len = len;
-	/* the table is small (what the kernel caches) and never resized */
-	size_t s = tslot(fs, p, len);
-	n->n_knext = fs->fs_ttab[s];
-	fs->fs_ttab[s] = n;
-	n->n_in_map = 1;
-	return n;
-}
-
-void fs_tdir_unmap(struct fs *fs, struct fs_node *n)
-{
-	if (!n->n_in_map)
-		return;
-	struct fs_node **pp = &fs->fs_ttab[tslot(fs, n->n_key, n->n_key_len)];
-	while (*pp && *pp != n)
-		pp = &(*pp)->n_knext;
-	if (*pp)
-		*pp = n->n_knext;
-	n->n_in_map = 0;
-	n->n_knext = NULL;
-}
-
 int fs_tree_init(struct fs *fs)
 {
 	pthread_rwlock_init(&fs->fs_tlock, NULL);
-	fs->fs_tcap = 4096;
-	fs->fs_ttab = calloc(fs->fs_tcap, sizeof(*fs->fs_ttab));
-	if (!fs->fs_ttab)
-		return -ENOMEM;
-	fs->fs_troot = tdir_get(fs, "", 0);
+	fs->fs_troot = fs_tdir_get(fs, "", 0);
 	return fs->fs_troot ? 0 : -ENOMEM;
 }
 
@@ -308,8 +252,6 @@ void fs_tree_free(struct fs *fs)
 	fs->fs_tidx = NULL;
 	fs_ids_free(fs->fs_ids);
 	fs->fs_ids = NULL;
-	free(fs->fs_ttab);
-	fs->fs_ttab = NULL;
 }
 
 /* ---- keeping the index in step with the shard ---- */
@@ -336,7 +278,7 @@ static void note_rebuilt(struct fs *fs, struct fs_tidx *t)
 			if ((e && e->te_dir) || n->n_under)
 				continue; /* an underlay directory exists without keys */
 			const char *slash = strrchr(n->n_key, '/');
-			struct fs_node *parent = tdir_find(fs, n->n_key, (size_t)(slash - n->n_key));
+			struct fs_node *parent = fs_tdir_find(fs, n->n_key, (size_t)(slash - n->n_key));
 			if (parent)
 				fs_note(fs, FS_NOTE_DELETE, parent->n_ino, n->n_ino, slash + 1);
 			fs_attr_drop(fs, FS_TDIR, n->n_key, n->n_key_len);
@@ -448,7 +390,7 @@ int fs_put(struct fs *fs, const char *key, size_t klen, const void *buf, size_t 
 				fs->fs_tidx->ti_gen = UINT64_MAX / 2; /* rebuild */
 			} else if (nd) {
 				/* a new name in a directory the kernel may list */
-				struct fs_node *td = tdir_find(fs, nd, ndl);
+				struct fs_node *td = fs_tdir_find(fs, nd, ndl);
 				if (td)
 					fs_note(fs, FS_NOTE_INODE, td->n_ino, 0, NULL);
 			}
@@ -512,7 +454,7 @@ static void tree_file_gone(struct fs *fs, const char *key, size_t klen)
 	struct fs_tent *parent = f->te_parent;
 	if (parent && parent != fs->fs_tidx->ti_root && parent->te_dir && !has_children(parent))
 		parent->te_made = 1;
-	struct fs_node *td = parent ? tdir_find(fs, parent->te_path, parent->te_len) : NULL;
+	struct fs_node *td = parent ? fs_tdir_find(fs, parent->te_path, parent->te_len) : NULL;
 	if (td)
 		fs_note(fs, FS_NOTE_INODE, td->n_ino, 0, NULL); /* its listing changed */
 }
@@ -625,7 +567,7 @@ static int lookup_under(fuse_req_t req, struct fs *fs, struct fs_node *td, const
 	if (!fs_under_dir(req, fs, key))
 		return ENOENT;
 	pthread_mutex_lock(&fs->fs_lock);
-	struct fs_node *n = tdir_get(fs, key, klen);
+	struct fs_node *n = fs_tdir_get(fs, key, klen);
 	if (n) {
 		n->n_under = 1;
 		n->n_nlookup++;
@@ -658,7 +600,7 @@ void fs_tree_lookup(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 			seq = fs->fs_put_seq;
 		struct fs_node *n = fs_pending_find(td, name);
 		if (!n && is_dir(fs, key, klen))
-			n = tdir_get(fs, key, klen);
+			n = fs_tdir_get(fs, key, klen);
 		if (n) {
 			n->n_nlookup++;
 			fs_fill_entry(fs, n, &ep);
@@ -778,7 +720,7 @@ void fs_tree_mkdir(fuse_req_t req, struct fs *fs, struct fs_node *td, const char
 	if (file || fs_pending_find(td, name) || is_dir(fs, key, klen)) {
 		err = EEXIST;
 	} else if (tidx_insert(fs->fs_tidx, key, klen, 0, NULL, NULL) < 0 ||
-		   !(n = tdir_get(fs, key, klen))) {
+		   !(n = fs_tdir_get(fs, key, klen))) {
 		err = ENOMEM;
 	} else {
 		n->n_nlookup++;
@@ -1114,7 +1056,7 @@ void fs_tree_rmdir(fuse_req_t req, struct fs *fs, struct fs_node *td, const char
 	}
 	pthread_mutex_lock(&fs->fs_lock);
 	struct fs_tent *e = tidx_find(fs->fs_tidx, key, klen);
-	struct fs_node *n = tdir_find(fs, key, klen);
+	struct fs_node *n = fs_tdir_find(fs, key, klen);
 	if (!e || !e->te_dir)
 		err = n && n->n_under ? EACCES : e ? ENOTDIR : ENOENT; /* EACCES: a real directory */
 	else if (has_children(e) || (n && n->n_pending))
