@@ -35,27 +35,27 @@ int sc_create_shard(const char *path, int replace)
 	page = calloc(1, SC_DATA_OFF + table);
 	if (!page)
 		return -ENOMEM;
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
+	if ((fd = sc_mkostemp(tmp)) < 0) {
+		rc = fd;
 		goto out;
 	}
 	sc_image_init(page, SC_DATA_OFF, SC_MIN_INDEX_SLOTS, SC_DATA_OFF + table, 0, 0);
 	if ((rc = sc_write_full(fd, page, SC_DATA_OFF + table, 0)) != 0)
 		goto out;
-	if (fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
+	if (fchmod(fd, 0600) != 0) {
 		rc = -errno;
 		goto out;
 	}
-	if (replace ? rename(tmp, path) != 0 : link(tmp, path) != 0 && errno != EEXIST) {
-		rc = -errno;
+	if ((rc = sc_fsync(fd)) != 0)
 		goto out;
-	}
+	rc = replace ? sc_rename(tmp, path) : sc_link(tmp, path);
+	if (rc != 0 && rc != -EEXIST)
+		goto out;
 	rc = sc_fsync_dir(path);
 out:
 	if (fd >= 0) {
 		close(fd);
-		unlink(tmp);
+		(void)sc_unlink(tmp);
 	}
 	free(page);
 	return rc;
@@ -63,7 +63,7 @@ out:
 
 void sc_clean_temps(const char *shard_path)
 {
-	char dir[PATH_MAX], prefix[NAME_MAX + 8];
+	char dir[PATH_MAX], prefix[NAME_MAX + 8], victim[PATH_MAX + NAME_MAX + 2];
 	const char *slash = strrchr(shard_path, '/');
 	DIR *d;
 	struct dirent *de;
@@ -82,8 +82,9 @@ void sc_clean_temps(const char *shard_path)
 		return;
 	while ((de = readdir(d)) != NULL) {
 		/* We hold the writer lock: no live writer owns such a file. */
-		if (strncmp(de->d_name, prefix, plen) == 0)
-			unlinkat(dirfd(d), de->d_name, 0);
+		if (strncmp(de->d_name, prefix, plen) == 0 &&
+		    snprintf(victim, sizeof(victim), "%s/%s", dir, de->d_name) < (int)sizeof(victim))
+			(void)sc_unlink(victim);
 	}
 	closedir(d);
 }

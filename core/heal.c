@@ -169,16 +169,14 @@ uint64_t sc_count_set_aside(const char *path)
 /* Keep the newest SC_KEEP_SET_ASIDE copies: the evidence, bounded. */
 static void prune_set_aside(const char *path)
 {
-	char dir[PATH_MAX], **v;
-	int n = list_set_aside(path, dir, sizeof(dir), &v), dfd;
+	char dir[PATH_MAX], victim[PATH_MAX + NAME_MAX + 2], **v;
+	int n = list_set_aside(path, dir, sizeof(dir), &v);
 
 	if (n <= 0)
 		return;
-	if (n > SC_KEEP_SET_ASIDE && (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		for (int i = 0; i < n - SC_KEEP_SET_ASIDE; i++)
-			unlinkat(dfd, v[i], 0);
-		close(dfd);
-	}
+	for (int i = 0; i < n - SC_KEEP_SET_ASIDE; i++)
+		if (snprintf(victim, sizeof(victim), "%s/%s", dir, v[i]) < (int)sizeof(victim))
+			(void)sc_unlink(victim);
 	free_names(v, n);
 }
 
@@ -198,10 +196,9 @@ static int link_aside(const char *path, char *aside, size_t len)
 				 (long)ts.tv_nsec);
 		if (n < 0 || (size_t)n >= len)
 			return -ENAMETOOLONG;
-		if (link(path, aside) == 0)
-			return 0;
-		if (errno != EEXIST)
-			return -errno;
+		int rc = sc_link(path, aside);
+		if (rc != -EEXIST)
+			return rc;
 	}
 	return -EEXIST;
 }
@@ -219,7 +216,7 @@ int sc_heal_locked(sc_cache *c)
 	if ((rc = link_aside(c->path, aside, sizeof(aside))) != 0)
 		return rc;
 	if ((rc = sc_create_shard(c->path, 1)) != 0) {
-		unlink(aside);
+		(void)sc_unlink(aside);
 		return rc;
 	}
 	atomic_fetch_add(&c->n_heals, 1);

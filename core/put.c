@@ -33,8 +33,8 @@
  * back; nothing past data_end is ever read, so this is safe with readers. */
 static void drop_tail(const struct sc_snap *s)
 {
-	if (ftruncate(s->fd, (off_t)(s->file_size > s->meta.data_end ? s->file_size
-									: s->meta.data_end)) != 0) {
+	if (sc_ftruncate(s->fd, s->file_size > s->meta.data_end ? s->file_size
+								 : s->meta.data_end) != 0) {
 		/* the garbage stays; the next writer overwrites it */
 	}
 }
@@ -156,33 +156,12 @@ int sc_put_ex(sc_cache *c, const char *key, const void *blob, size_t len,
 
 	/* 1. the record, then its tail padding */
 	{
-		size_t done = 0, total = (size_t)r.rec_len - (r.blob_off + len) ;
-		ssize_t n;
-		int cnt = 7;
-		struct iovec *v = iov;
-		size_t want = (size_t)(r.blob_off + len);
-		uint64_t pos = off;
+		size_t total = (size_t)r.rec_len - (r.blob_off + len);
+		uint64_t pos = off + r.blob_off + len;
 
-		while (done < want) {
-			n = pwritev(s.fd, v, cnt, (off_t)pos);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				rc = n < 0 ? -errno : -EIO;
-				drop_tail(&s);
-				goto out;
-			}
-			done += (size_t)n;
-			pos += (uint64_t)n;
-			while (cnt > 0 && (size_t)n >= v->iov_len) {
-				n -= (ssize_t)v->iov_len;
-				v++;
-				cnt--;
-			}
-			if (cnt > 0) {
-				v->iov_base = (char *)v->iov_base + n;
-				v->iov_len -= (size_t)n;
-			}
+		if ((rc = sc_writev_full(s.fd, iov, 7, off)) != 0) {
+			drop_tail(&s);
+			goto out;
 		}
 		if (total && (rc = sc_write_full(s.fd, zeros, total, pos)) != 0) {
 			drop_tail(&s);

@@ -111,8 +111,8 @@ int sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 		rc = -ENAMETOOLONG;
 		goto out;
 	}
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
-		rc = -errno;
+	if ((fd = sc_mkostemp(tmp)) < 0) {
+		rc = fd;
 		goto out;
 	}
 	pos = SC_DATA_OFF;
@@ -131,14 +131,12 @@ int sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 		goto out;
 	/* Always durable, even with SC_NOSYNC: renaming an unsynced file over
 	 * the shard could lose every entry, not just the newest. */
-	if (fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
+	if (fchmod(fd, 0600) != 0) {
 		rc = -errno;
 		goto out;
 	}
-	if (rename(tmp, c->path) != 0) {
-		rc = -errno;
+	if ((rc = sc_fsync(fd)) != 0 || (rc = sc_rename(tmp, c->path)) != 0)
 		goto out;
-	}
 	tmp[0] = '\0';
 	if ((rc = sc_fsync_dir(c->path)) != 0)
 		goto out;
@@ -160,7 +158,7 @@ out:
 	if (fd >= 0) {
 		close(fd);
 		if (tmp[0])
-			unlink(tmp);
+			(void)sc_unlink(tmp);
 	}
 	free(table);
 	free(lv);

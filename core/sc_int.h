@@ -89,13 +89,48 @@ struct sc_cache {
 	_Atomic uint64_t n_puts, n_removes, n_evictions, n_compactions, n_heals;
 };
 
-/* os.c: system calls made once, with EINTR, O_CLOEXEC and short writes handled */
+/* os.c: system calls made once, with EINTR, O_CLOEXEC and short writes
+ * handled.  Each returns 0 (or an fd) or -errno; every call that changes a
+ * file or a directory entry goes through here. */
+struct iovec;
 int64_t sc_now_ns(void);                    /* CLOCK_MONOTONIC_COARSE */
 int  sc_robust_open(const char *path, int flags, mode_t mode); /* fd or -errno */
+int  sc_mkostemp(char *tmpl);               /* mkostemp(O_CLOEXEC): fd or -errno */
 int  sc_make_parents(const char *path);     /* mkdir -p 0700 of path's parents */
 int  sc_write_full(int fd, const void *buf, size_t len, uint64_t off);
+/* pwritev until done; advances @p v in place over what was written. */
+int  sc_writev_full(int fd, struct iovec *v, int cnt, uint64_t off);
+int  sc_ftruncate(int fd, uint64_t len);
+int  sc_fsync(int fd);
+int  sc_fdatasync(int fd);
+int  sc_rename(const char *from, const char *to);
+int  sc_link(const char *from, const char *to);
+int  sc_unlink(const char *path);
 int  sc_fsync_dir(const char *path);        /* fsync the directory holding path */
 int  sc_flock(int fd, int op);
+
+#ifdef SC_OS_TRACE
+/* Test builds only (torture/crashsim.c): what os.c did, reported after
+ * each successful call while sc_os_trace is set.  WRITE: @p len bytes at
+ * @p off, gathered from @p iov (@p iovcnt entries, possibly longer than
+ * len); TRUNCATE: new size in @p off; DIRSYNC: @p path is the directory;
+ * RENAME and LINK: @p path to @p path2. */
+enum sc_os_op {
+	SC_OS_OPEN, SC_OS_WRITE, SC_OS_TRUNCATE, SC_OS_SYNC, SC_OS_DIRSYNC,
+	SC_OS_RENAME, SC_OS_LINK, SC_OS_UNLINK,
+};
+struct sc_os_event {
+	enum sc_os_op op;
+	int fd;
+	int flags;
+	const char *path, *path2;
+	const struct iovec *iov;
+	int iovcnt;
+	size_t len;
+	uint64_t off;
+};
+extern void (*sc_os_trace)(const struct sc_os_event *ev);
+#endif
 
 /* file.c: whole shard files beside the path */
 int  sc_create_shard(const char *path, int replace);

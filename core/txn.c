@@ -91,12 +91,12 @@ int sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m)
 	 * readers would refuse (they would silently keep the old state). */
 	if (!sc_meta_sane(m, m->data_end > s->file_size ? m->data_end : s->file_size))
 		return SC_ECORRUPT;
-	if (!(c->flags & SC_NOSYNC) && fdatasync(s->fd) != 0)
-		return -errno;
+	if (!(c->flags & SC_NOSYNC) && (rc = sc_fdatasync(s->fd)) != 0)
+		return rc;
 	rc = sc_write_full(s->fd, m, sizeof(*m), (m->txnid & 1) ? SC_META1_OFF : SC_META0_OFF);
 	if (rc != 0)
 		return rc;
-	if (!(c->flags & SC_NOSYNC) && fdatasync(s->fd) != 0)
-		return -errno;
+	if (!(c->flags & SC_NOSYNC) && (rc = sc_fdatasync(s->fd)) != 0)
+		return rc;
 	return 0;
 }
