@@ -39,6 +39,9 @@
 
 /* Meta flags */
 #define SC_META_RETIRED 1u /* file replaced by a compaction: reopen the path */
+#define SC_META_SYNCED  2u /* this commit was made durable (not SC_NOSYNC): its
+			    * redo slot write must be synced before a later
+			    * commit drops the redo (txn.c sc_commit_meta) */
 
 struct sc_disk_header {
 	char     magic[8];

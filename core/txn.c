@@ -82,6 +82,10 @@ int sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m)
 	int rc;
 
 	m->txnid = s->meta.txnid + 1;
+	if (c->flags & SC_NOSYNC)
+		m->flags &= ~(uint64_t)SC_META_SYNCED;
+	else
+		m->flags |= SC_META_SYNCED;
 	m->committed_sec = (int64_t)time(NULL);
 	memset(m->lib_version, 0, sizeof(m->lib_version));
 	strncpy(m->lib_version, SC_VERSION_STRING, sizeof(m->lib_version) - 1);
@@ -91,8 +95,20 @@ int sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m)
 	 * readers would refuse (they would silently keep the old state). */
 	if (!sc_meta_sane(m, m->data_end > s->file_size ? m->data_end : s->file_size))
 		return SC_ECORRUPT;
-	if (!(c->flags & SC_NOSYNC) && (rc = sc_fdatasync(s->fd)) != 0)
-		return rc;
+	/* The previous commit's slot write (its redo, applied in place by
+	 * sc_writer_begin or after that commit) is durable only after the
+	 * next fdatasync, and this meta drops that redo.  Were this meta to
+	 * reach the disk first, a power loss would undo the previous commit:
+	 * a removed key back, a replaced one old, a new one gone.  A durable
+	 * commit's own fdatasync orders them; an SC_NOSYNC commit right
+	 * after a durable one (another handle, another process) must sync
+	 * once too, or it would take back what that one acknowledged.  After
+	 * an SC_NOSYNC commit there is nothing durable to keep. */
+	if (!(c->flags & SC_NOSYNC) ||
+	    ((s->meta.flags & SC_META_SYNCED) && s->meta.redo_slot != SC_NO_REDO)) {
+		if ((rc = sc_fdatasync(s->fd)) != 0)
+			return rc;
+	}
 	rc = sc_write_full(s->fd, m, sizeof(*m), (m->txnid & 1) ? SC_META1_OFF : SC_META0_OFF);
 	if (rc != 0)
 		return rc;
