@@ -31,6 +31,19 @@ int sc_apply_redo(const struct sc_snap *s)
 	return sc_write_full(s->fd, &want, sizeof(want), at);
 }
 
+/* The header is checked at open only; a refresh reads the metas.  A
+ * header damaged since (a disk fault, a foreign write) leaves a file no new
+ * handle can open, and the next one to open it read-write would set it
+ * aside with everything committed meanwhile: so a writer checks it before
+ * each commit (256 bytes from the mapping) and heals first. */
+static int header_intact(const sc_cache *c)
+{
+	struct sc_disk_header h;
+
+	memcpy(&h, c->maps->base, sizeof(h));
+	return sc_header_check(&h, c->file_size);
+}
+
 int sc_writer_begin(sc_cache *c, struct sc_snap *s)
 {
 	int rc;
@@ -48,6 +61,8 @@ int sc_writer_begin(sc_cache *c, struct sc_snap *s)
 	 * now and to its newest commit. */
 	pthread_rwlock_wrlock(&c->rw);
 	rc = sc_refresh_locked(c, 1);
+	if (rc == 0)
+		rc = header_intact(c);
 	if (sc_heal_wanted(rc)) {
 		/* Damaged beyond use since we opened it: heal without
 		 * holding rw across the I/O, then write to the new file. */
