@@ -9,7 +9,8 @@
  * reports every write, truncate, sync, create, rename, link and unlink of
  * the library.  A workload (durable puts of new keys and replacements,
  * removes, SC_NOSYNC puts from a second handle, a compaction, eviction of a
- * stale entry, a clear, a damaged header healed by the next put) runs once
+ * stale entry, a clear, a put past the size limit that evicts the oldest
+ * entries, a damaged header healed by the next put) runs once
  * under the recorder (fsmodel.c).  Then every cut point of the recording is
  * replayed: the files a crash there could leave (every pending write, none,
  * the last one torn, subsets of the pending writes and names, reorders) are
@@ -57,6 +58,8 @@ struct step {
 	int durable;
 	size_t start, end;       /* ops [start, end) of the recording are this step's */
 	uint32_t *after;         /* value of every key afterwards (0 = absent) */
+	uint32_t *mid;           /* a put that evicts: the state between its commit
+				  * and the eviction's rename, else NULL */
 	char what[64];
 };
 
@@ -247,6 +250,17 @@ static void workload(int n)
 	end(s, a, sc_clear(a));
 	for (int i = 0; i < 3 && i < n; i++)
 		put(a, i, 1, size_for(i + 2));
+	/* Past the size limit: the put commits, then evicts the oldest
+	 * entries into a new file. */
+	sc_set_max_size(a, 24 * 1024);
+	put(a, 3, 1, 13000);
+	s = &G.steps[G.n_steps - 1];
+	s->mid = calloc((size_t)G.n_keys, sizeof(uint32_t));
+	TU_CHECK(s->mid != NULL);
+	memcpy(s->mid, s[-1].after, (size_t)G.n_keys * sizeof(uint32_t));
+	s->mid[3] = G.version;
+	TU_CHECK(s->after[0] == 0); /* the oldest went */
+	sc_set_max_size(a, 0);
 
 	/* A disk fault: the header's checksum no longer matches.  The next
 	 * put sets the file aside and starts a new shard. */
@@ -463,7 +477,9 @@ static int check(void *arg, size_t cut, const char *what, const struct fsm_state
 		/* Durable stretches: the shard is one state, never a mix. */
 		for (int j = d < 0 ? -1 : d; j < last && !exact && !unsynced; j++)
 			exact = !memcmp(ro, j < 0 ? none : G.steps[j].after,
-					(size_t)G.n_keys * sizeof(uint32_t));
+					(size_t)G.n_keys * sizeof(uint32_t)) ||
+				(j > d && G.steps[j].mid &&
+				 !memcmp(ro, G.steps[j].mid, (size_t)G.n_keys * sizeof(uint32_t)));
 		if (!exact && !unsynced) {
 			snprintf(k.msg, sizeof(k.msg),
 				 "the shard mixes the states of steps %d to %d", d, last - 1);
