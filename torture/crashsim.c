@@ -73,7 +73,7 @@ static struct {
 	int n_steps;
 	uint32_t version;
 	int verbose, failures, max_failures;
-	uint64_t checks;
+	uint64_t checks, torn_meta_reports;
 	uint64_t seed;
 } G;
 
@@ -336,9 +336,26 @@ struct chk {
 static void verify_problem(void *arg, uint64_t off, const char *problem)
 {
 	struct chk *c = arg;
+	/* -b tears a meta write inside its sector: readers fall back to the
+	 * other slot, but sc_verify reports the torn one (docs/RELIABILITY.md
+	 * says why that is kept); count it and check the rest. */
+	if (G.m.tear && strncmp(problem, "meta slot", 9) == 0 &&
+	    strstr(problem, "checksum mismatch")) {
+		G.torn_meta_reports++;
+		return;
+	}
 	if (!c->problems++)
 		snprintf(c->msg, sizeof(c->msg), "verify: at %llu: %s", (unsigned long long)off,
 			 problem);
+}
+
+/* sc_verify, with -b's torn meta slots forgiven (verify_problem). */
+static int verify(sc_cache *c, struct chk *k)
+{
+	uint64_t before = G.torn_meta_reports;
+	int rc = sc_verify(c, verify_problem, k, NULL);
+
+	return rc == SC_ECORRUPT && !k->problems && G.torn_meta_reports > before ? 0 : rc;
 }
 
 /* Every key's value (0: absent or unreadable); -1 if a lookup failed
@@ -440,7 +457,7 @@ static int check(void *arg, size_t cut, const char *what, const struct fsm_state
 			return fail_state(&k, st);
 		}
 	} else {
-		rc = sc_verify(c, verify_problem, &k, NULL);
+		rc = verify(c, &k);
 		if ((rc != 0 || k.problems) && !unsynced) {
 			if (!k.problems)
 				snprintf(k.msg, sizeof(k.msg), "verify: %s", sc_strerror(rc));
@@ -500,7 +517,7 @@ static int check(void *arg, size_t cut, const char *what, const struct fsm_state
 	}
 	if (!unsynced || stats.heals) {
 		k.problems = 0;
-		if ((rc = sc_verify(c, verify_problem, &k, NULL)) != 0 || k.problems) {
+		if ((rc = verify(c, &k)) != 0 || k.problems) {
 			if (!k.problems)
 				snprintf(k.msg, sizeof(k.msg), "verify after open: %s", sc_strerror(rc));
 			goto fail;
@@ -558,7 +575,8 @@ static int usage(void)
 		"  -r random subsets per cut point beyond that (16)\n"
 		"  -o random reorders per cut point (4)\n"
 		"  -S leave out the N-th sync of the recording (self-test: must fail)\n"
-		"  -b tear writes at any byte, not at sector boundaries\n"
+		"  -b tear writes at any byte, not at sector boundaries (a torn meta slot\n"
+		"     that sc_verify reports is then not counted as a failure)\n"
 		"  -v list the recording\n");
 	return 2;
 }
@@ -655,6 +673,9 @@ int main(int argc, char **argv)
 	       (unsigned long long)fs.torn, (unsigned long long)fs.subsets,
 	       (unsigned long long)fs.reordered, (unsigned long long)fs.unique,
 	       (unsigned long long)fs.max_pending, t2 - t1);
+	if (G.m.tear)
+		printf("# -b: sc_verify reported a torn meta slot %llu times (not counted)\n",
+		       (unsigned long long)G.torn_meta_reports);
 	tap_ok(G.failures >= G.max_failures || (fs.cuts == G.m.n_ops + 1 && fs.unique > fs.cuts / 2),
 	       "every cut point was tried");
 	tap_ok(G.failures == 0, "every crash state opens, verifies and holds every acknowledged put "
