@@ -73,7 +73,7 @@ static struct {
 	int n_steps;
 	uint32_t version;
 	int verbose, failures, max_failures;
-	uint64_t checks, torn_meta_reports;
+	uint64_t checks, torn_meta_reports, max_slots;
 	uint64_t seed;
 } G;
 
@@ -177,6 +177,7 @@ static void end(struct step *s, sc_cache *c, int rc)
 
 static void put(sc_cache *c, int k, int durable, size_t size)
 {
+	sc_stats stats;
 	char what[64];
 	snprintf(what, sizeof(what), "put key %d v%u%s", k, G.version + 1, durable ? "" : " nosync");
 	struct step *s = begin(S_PUT, k, durable, what);
@@ -190,6 +191,9 @@ static void put(sc_cache *c, int k, int durable, size_t size)
 	}
 	end(s, c, sc_put_ex(c, G.keys[k], blobbuf, len, &o));
 	TU_CHECK(s->after[k] == G.version);
+	TU_CHECK(sc_get_stats(c, &stats) == 0);
+	if (stats.index_slots > G.max_slots)
+		G.max_slots = stats.index_slots;
 }
 
 static void del(sc_cache *c, int k, int durable)
@@ -205,7 +209,9 @@ static size_t size_for(int i)
 {
 	/* small, a page and more, several pages: cuts inside records */
 	static const size_t sizes[] = { 100, 5000, 300, 13000, 40 };
-	return sizes[i % 5];
+	/* beyond the first 64 keys (-k 720 makes the index grow) small ones,
+	 * to keep the shard, and each check, small */
+	return i < 64 ? sizes[i % 5] : 40;
 }
 
 static void workload(int n)
@@ -655,8 +661,9 @@ int main(int argc, char **argv)
 	tap_ok(same, "the recording accounts for every byte the library wrote (%s%s)",
 	       G.m.error, why);
 	printf("# workload: %d steps, %.2f s; recorded %zu operations: %zu write pieces "
-	       "(page-split), %zu syncs, %zu name operations\n",
-	       G.n_steps, t1 - t0, G.m.n_ops - 2 * (size_t)G.n_steps, writes, syncs, names);
+	       "(page-split), %zu syncs, %zu name operations; largest index %llu slots\n",
+	       G.n_steps, t1 - t0, G.m.n_ops - 2 * (size_t)G.n_steps, writes, syncs, names,
+	       (unsigned long long)G.max_slots);
 	if (skip)
 		printf("# self-test: sync number %ld left out of the recording (of %ld)\n", skip,
 		       G.m.n_syncs);
