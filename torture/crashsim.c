@@ -50,7 +50,7 @@
 #define MAX_KEYS 2048
 #define MAX_STEPS 8192
 
-enum step_kind { S_OPEN, S_PUT, S_REMOVE, S_COMPACT, S_EVICT, S_CLEAR, S_DAMAGE, S_CLOSE };
+enum step_kind { S_OPEN, S_PUT, S_REMOVE, S_COMPACT, S_EVICT, S_CLEAR, S_DAMAGE, S_DIED, S_CLOSE };
 
 struct step {
 	enum step_kind kind;
@@ -205,6 +205,31 @@ static void del(sc_cache *c, int k, int durable)
 	TU_CHECK(s->after[k] == 0);
 }
 
+/* A writer that died after its append (step 2 of a put): a whole, valid
+ * record of key @p k's current version past data_end, never synced or
+ * committed.  The next put appends over it; a crash state must never show
+ * it.  Written through the core's own os.c calls, so it is recorded. */
+static void died_after_append(sc_cache *c, int k)
+{
+	sc_entry_info e;
+	struct sc_disk_record r;
+	struct step *s = begin(S_DIED, -1, 0, "a writer dies after its append");
+
+	TU_CHECK(sc_lookup(c, G.keys[k], &e) == 0);
+	pthread_rwlock_rdlock(&c->rw);
+	uint64_t tail = c->meta.data_end;
+	memcpy(&r, c->maps->base + e.offset, sizeof(r));
+	unsigned char *copy = malloc(r.rec_len);
+	TU_CHECK(copy != NULL);
+	memcpy(copy, c->maps->base + e.offset, r.rec_len);
+	pthread_rwlock_unlock(&c->rw);
+	int fd = sc_robust_open(G.rec_shard, O_RDWR, 0);
+	TU_CHECK(fd >= 0 && sc_write_full(fd, copy, r.rec_len, tail) == 0);
+	close(fd);
+	free(copy);
+	end(s, c, 0);
+}
+
 static size_t size_for(int i)
 {
 	/* small, a page and more, several pages: cuts inside records */
@@ -240,7 +265,8 @@ static void workload(int n)
 	end(s, a, sc_compact(a));
 	put(a, 0, 1, 4500);
 	put(b, 5 % n, 0, 100); /* b still maps the retired file */
-	put(a, 6 % n, 1, 100);
+	died_after_append(a, 3);
+	put(a, 6 % n, 1, 100); /* reuses the space past data_end */
 	del(a, 0, 1);
 
 	/* The source changes: evict-stale drops that entry. */
