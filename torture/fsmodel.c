@@ -275,6 +275,8 @@ void fsm_inject(struct fsm *m, const char *name, uint64_t off, const void *buf, 
 		fail(m, "inject into %s, which does not exist", name);
 		return;
 	}
+	/* Borrow the last fd slot (no real descriptor gets that high here)
+	 * so that the write is split into pages like any other. */
 	int fd = (int)(sizeof(m->fd_ino) / sizeof(m->fd_ino[0])) - 1, save = m->fd_ino[fd];
 	m->fd_ino[fd] = m->names[i].ino + 1;
 	fsm_write(m, fd, off, buf, len);
