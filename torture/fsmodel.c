@@ -396,7 +396,8 @@ static void state_borrow(struct fsm_state *to, const struct fsm_state *from)
 		to->ino[i] = (struct fsm_file){ from->ino[i].b, from->ino[i].len, 0 };
 	to->n_names = from->n_names;
 	to->names = xrealloc(NULL, from->n_names * sizeof(*to->names));
-	memcpy(to->names, from->names, from->n_names * sizeof(*to->names));
+	if (from->n_names) /* memcpy from NULL is undefined, even of 0 bytes */
+		memcpy(to->names, from->names, from->n_names * sizeof(*to->names));
 }
 
 static int by_name(const void *a, const void *b)
