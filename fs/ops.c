@@ -477,6 +477,27 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		fuse_reply_entry(req, &ep);
 }
 
+/* Write @p size bytes at @p off into pending file @p p.  fs_lock held;
+ * returns an errno. */
+static int write_locked(struct fs_node *p, const char *buf, size_t size, off_t off)
+{
+	if (p->n_kind == FS_UNDER)
+		return EACCES; /* the distribution's file: the mount never writes it */
+	if (p->n_kind != FS_PENDING)
+		return EPERM; /* metadata.json, .stats */
+	if ((uint64_t)off + size > SC_MAX_BLOB)
+		return EFBIG;
+	size_t end = (size_t)off + size;
+	if (end > p->p_len) {
+		int err = fs_pending_resize(p, end);
+		if (err)
+			return err;
+	}
+	memcpy(p->p_buf + off, buf, size);
+	fs_pending_touch(p);
+	return 0;
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		 struct fuse_file_info *fi)
 {
@@ -489,29 +510,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		pthread_mutex_unlock(&fs->fs_lock);
 		err = begin_write(req, fs, ino, UINT64_MAX);
 		pthread_mutex_lock(&fs->fs_lock);
-		p = err ? NULL : fs_node_get(fs, ino);
+		p = fs_node_get(fs, ino);
 	}
 	if (p)
 		fs_pending_wait(fs, p);
-	if (err)
-		;
-	else if (!p)
-		err = ESTALE;
-	else if (p->n_kind == FS_UNDER)
-		err = EACCES; /* the distribution's file: the mount never writes it */
-	else if (p->n_kind != FS_PENDING)
-		err = EPERM; /* metadata.json, .stats */
-	else if ((uint64_t)off + size > SC_MAX_BLOB)
-		err = EFBIG;
-	else {
-		size_t end = (size_t)off + size;
-		if (end > p->p_len)
-			err = fs_pending_resize(p, end);
-		if (!err) {
-			memcpy(p->p_buf + off, buf, size);
-			fs_pending_touch(p);
-		}
-	}
+	if (!err)
+		err = p ? write_locked(p, buf, size, off) : ESTALE;
 	pthread_mutex_unlock(&fs->fs_lock);
 	if (err)
 		fuse_reply_err(req, err);
@@ -524,6 +528,44 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 #define SETATTR_META (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |     \
 		      FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | \
 		      FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)
+
+/* SETATTR on node @p n (a pending file's size and mtime; attributes kept
+ * by the daemon for the others).  fs_lock held; returns an errno. */
+static int setattr_locked(struct fs *fs, struct fs_node *n, const struct stat *attr, int to_set)
+{
+	int err = 0;
+	if (n->n_kind == FS_PENDING) {
+		if (to_set & FUSE_SET_ATTR_SIZE) {
+			err = fs_pending_resize(n, (size_t)attr->st_size);
+			if (!err)
+				fs_pending_touch(n);
+		}
+		if (!err && (to_set & FUSE_SET_ATTR_MTIME_NOW))
+			clock_gettime(CLOCK_REALTIME, &n->n_mtime);
+		else if (!err && (to_set & FUSE_SET_ATTR_MTIME))
+			n->n_mtime = attr->st_mtim;
+		/* mode and owner of a pending file are not kept: its committed
+		 * version starts as 0644, owned by the mounting user */
+	} else if (n->n_kind == FS_UNDER) {
+		/* the distribution's file: truncation is a write (EACCES, as
+		 * write(2)); its mode, owner and times are not the mount's */
+		if (to_set & FUSE_SET_ATTR_SIZE)
+			err = EACCES;
+		else if (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW))
+			err = EPERM;
+	} else if (to_set & FUSE_SET_ATTR_SIZE) {
+		/* metadata.json, .stats, directories */
+		err = n->n_kind == FS_TDIR || n->n_kind == FS_DIR || n->n_kind == FS_ROOT ?
+			      EISDIR : EPERM;
+	} else if (n->n_kind == FS_STATS) {
+		if (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW))
+			err = EPERM; /* a control file, made anew by each lookup */
+	} else if (to_set & SETATTR_META) {
+		/* directories, blob, metadata.json: kept in the daemon (entry.c) */
+		err = fs_attr_set(fs, n, attr, to_set);
+	}
+	return err;
+}
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		   struct fuse_file_info *fi)
@@ -550,40 +592,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	}
 	if (n)
 		fs_pending_wait(fs, n);
-	if (err) {
-		;
-	} else if (!n) {
-		err = ENOENT;
-	} else if (n->n_kind == FS_PENDING) {
-		if (to_set & FUSE_SET_ATTR_SIZE) {
-			err = fs_pending_resize(n, (size_t)attr->st_size);
-			if (!err)
-				fs_pending_touch(n);
-		}
-		if (!err && (to_set & FUSE_SET_ATTR_MTIME_NOW))
-			clock_gettime(CLOCK_REALTIME, &n->n_mtime);
-		else if (!err && (to_set & FUSE_SET_ATTR_MTIME))
-			n->n_mtime = attr->st_mtim;
-		/* mode and owner of a pending file are not kept: a committed
-		 * blob starts as 0444, owned by the mounting user */
-	} else if (n->n_kind == FS_UNDER) {
-		/* the distribution's file: truncation is a write (EACCES, as
-		 * write(2)); its mode, owner and times are not the mount's */
-		if (to_set & FUSE_SET_ATTR_SIZE)
-			err = EACCES;
-		else if (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW))
-			err = EPERM;
-	} else if (to_set & FUSE_SET_ATTR_SIZE) {
-		/* metadata.json, .stats, directories */
-		err = n->n_kind == FS_TDIR || n->n_kind == FS_DIR || n->n_kind == FS_ROOT ?
-			      EISDIR : EPERM;
-	} else if (n->n_kind == FS_STATS) {
-		if (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW))
-			err = EPERM; /* a control file, made anew by each lookup */
-	} else if (to_set & SETATTR_META) {
-		/* directories, blob, metadata.json: kept in the daemon (entry.c) */
-		err = fs_attr_set(fs, n, attr, to_set);
-	}
+	if (!err)
+		err = n ? setattr_locked(fs, n, attr, to_set) : ENOENT;
 	if (!err) {
 		fs_fill_attr(fs, n, &st);
 		ttl = fs_attr_ttl(n);
