@@ -210,10 +210,11 @@ int fs_pending_resize(struct fs_node *p, size_t len)
  * has no source (a tree key is a cache path).
  *
  * Every WRITE to @p p was answered before the request that commits it
- * arrived, so p_buf holds all of them; p_busy makes writes, truncation,
- * renames and unlinks fail with EBUSY while the commit runs with no lock
- * held, and afterwards a file committed @p as_blob is a committed blob
- * (writes fail with EPERM).
+ * arrived, so p_buf holds all of them; while the commit runs with no lock
+ * held, p_busy makes writes and truncation wait (fs_pending_wait) and
+ * renames and unlinks fail with EBUSY.  Afterwards a file committed
+ * @p as_blob is a committed blob: a later write begins its next pending
+ * version (fs_pending_begin).
  *
  * @p as_blob: @p p becomes the entry's blob inode (rename over "blob" or
  * in the tree, plain cp, close); else (fsync) it stays a pending file and
@@ -247,8 +248,8 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 		pthread_mutex_unlock(&fs->fs_lock);
 		return -EBUSY;
 	}
-	/* While busy, writes and truncation fail with EBUSY, so p_buf is
-	 * stable without the lock. */
+	/* While busy, writes and truncation wait, so p_buf is stable without
+	 * the lock. */
 	p->p_busy = 1;
 	/* A flat key names the source the bytes were compiled from, unless
 	 * the version they replace was put with no source.  A tree key is a
