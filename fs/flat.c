@@ -1,8 +1,9 @@
 /*
  * flat.c - the flat view: one directory per key at the top level, named by
  * the key's encoding (sc_name_encode(), scriptcache.h), holding "blob" and
- * "metadata.json" and the pending files written into it; and ".stats".  Its handlers are
- * called by ops.c for the root and for entry directories (FS_DIR).
+ * "metadata.json" and the pending files written into it; and ".stats".
+ * Its handlers are called by ops.c for the root and for entry directories
+ * (FS_DIR).
  */
 #include <errno.h>
 #include <limits.h>
@@ -275,7 +276,6 @@ struct fs_listing {
 	unsigned        ls_refs;
 	int             ls_err;
 };
-
 
 static void listing_free(struct fs_listing *l)
 {
@@ -688,21 +688,21 @@ void fs_flat_rename(fuse_req_t req, struct fs *fs, fuse_ino_t parent, const char
 			int r = fs_commit(fs, p, d->n_key, d->n_key_len, 1);
 			err = r ? fs_errno(r) : 0;
 		}
+		/* The tree view's dentry of this key names the version the
+		 * rename replaced: dropped right after the reply, as in
+		 * fs_tree_rename (before it, the kernel holds this directory's
+		 * lock).  Taken now: after the reply d may be forgotten. */
+		char base[SC_NAME_MAX + 1] = "";
+		pthread_mutex_lock(&fs->fs_lock);
+		uint64_t tparent = err ? 0 : d->n_tparent;
+		const char *slash = strrchr(d->n_key, '/');
+		if (tparent && slash && strlen(slash + 1) < sizeof base)
+			strcpy(base, slash + 1);
+		pthread_mutex_unlock(&fs->fs_lock);
 		fs_send_attr_notes(fs); /* other names' link counts */
 		fuse_reply_err(req, err);
-		if (!err) {
-			/* The tree view's dentry of this key names the version
-			 * the rename replaced: dropped right after the reply, as
-			 * in fs_tree_rename (before it, the kernel holds this
-			 * directory's lock). */
-			pthread_mutex_lock(&fs->fs_lock);
-			uint64_t tparent = d->n_tparent;
-			pthread_mutex_unlock(&fs->fs_lock);
-			const char *base = strrchr(d->n_key, '/');
-			if (tparent && base)
-				fuse_lowlevel_notify_inval_entry(fs->fs_se, tparent, base + 1,
-								 strlen(base + 1));
-		}
+		if (tparent && base[0])
+			fuse_lowlevel_notify_inval_entry(fs->fs_se, tparent, base, strlen(base));
 		return;
 	}
 	if (t && (flags & RENAME_NOREPLACE)) {
