@@ -507,3 +507,24 @@ void fs_fill_entry(struct fs *fs, struct fs_node *n, struct fuse_entry_param *ep
 	ep->attr_timeout = fs_attr_ttl(n);
 	ep->entry_timeout = n->n_kind == FS_STATS ? 0.0 : ep->attr_timeout;
 }
+
+void fs_entry_ref(struct fs *fs, struct fs_node *n, struct fuse_entry_param *ep)
+{
+	n->n_nlookup++;
+	fs_fill_entry(fs, n, ep);
+}
+
+struct fs_node *fs_dir_blob(struct fs *fs, struct fs_node *d, const unsigned char *blob,
+			    uint64_t epoch)
+{
+	if (!d->n_blob) {
+		struct fs_node *b = fs_child_new(fs, d, FS_BLOB);
+		if (!b)
+			return NULL;
+		b->f_ver = d->n_ver;
+		b->f_blob = blob;
+		b->f_epoch = epoch;
+		d->n_blob = b;
+	}
+	return d->n_blob;
+}

@@ -81,8 +81,7 @@ static void lookup_stats(fuse_req_t req, struct fs *fs)
 	}
 	n->f_text = text;
 	n->f_text_len = len;
-	n->n_nlookup++;
-	fs_fill_entry(fs, n, &ep);
+	fs_entry_ref(fs, n, &ep);
 	pthread_mutex_unlock(&fs->fs_lock);
 	fuse_reply_entry(req, &ep);
 }
@@ -125,8 +124,7 @@ void fs_flat_lookup_root(fuse_req_t req, struct fs *fs, const char *name)
 			d = NULL;
 	}
 	if (d) {
-		d->n_nlookup++;
-		fs_fill_entry(fs, d, &ep);
+		fs_entry_ref(fs, d, &ep);
 	}
 	pthread_mutex_unlock(&fs->fs_lock);
 	pthread_rwlock_unlock(&fs->fs_map_lock);
@@ -167,15 +165,8 @@ static void ensure_children(struct fs *fs, struct fs_node *d, const sc_entry_inf
 				text = NULL;
 			}
 		}
-		if (!d->n_blob && d->n_ver.v_status == 0) {
-			struct fs_node *b = fs_child_new(fs, d, FS_BLOB);
-			if (b) {
-				b->f_ver = d->n_ver;
-				b->f_blob = e->blob;
-				b->f_epoch = fs->fs_epoch;
-				d->n_blob = b;
-			}
-		}
+		if (d->n_ver.v_status == 0)
+			fs_dir_blob(fs, d, e->blob, fs->fs_epoch);
 	}
 	pthread_mutex_unlock(&fs->fs_lock);
 	free(text);
@@ -191,8 +182,7 @@ void fs_flat_lookup(fuse_req_t req, struct fs *fs, struct fs_node *d, const char
 	pthread_mutex_lock(&fs->fs_lock);
 	n = fs_pending_find(d, name);
 	if (n) {
-		n->n_nlookup++;
-		fs_fill_entry(fs, n, &ep);
+		fs_entry_ref(fs, n, &ep);
 		pthread_mutex_unlock(&fs->fs_lock);
 		fuse_reply_entry(req, &ep);
 		return;
@@ -214,19 +204,9 @@ void fs_flat_lookup(fuse_req_t req, struct fs *fs, struct fs_node *d, const char
 		pthread_mutex_lock(&fs->fs_lock);
 		if (d->n_in_shard && d->n_ver.v_status == 0 && !d->n_unwatched &&
 		    d->d_blob && d->d_epoch == fs->fs_epoch && !fs_pending_find(d, name)) {
-			if (!d->n_blob) {
-				struct fs_node *b = fs_child_new(fs, d, FS_BLOB);
-				if (b) {
-					b->f_ver = d->n_ver;
-					b->f_blob = d->d_blob;
-					b->f_epoch = d->d_epoch;
-					d->n_blob = b;
-				}
-			}
-			n = d->n_blob;
+			n = fs_dir_blob(fs, d, d->d_blob, d->d_epoch);
 			if (n) {
-				n->n_nlookup++;
-				fs_fill_entry(fs, n, &ep);
+				fs_entry_ref(fs, n, &ep);
 			}
 		}
 		pthread_mutex_unlock(&fs->fs_lock);
@@ -244,8 +224,7 @@ void fs_flat_lookup(fuse_req_t req, struct fs *fs, struct fs_node *d, const char
 	if (!n)
 		n = is_blob ? d->n_blob : d->n_meta;
 	if (n) {
-		n->n_nlookup++;
-		fs_fill_entry(fs, n, &ep);
+		fs_entry_ref(fs, n, &ep);
 	}
 	pthread_mutex_unlock(&fs->fs_lock);
 	pthread_rwlock_unlock(&fs->fs_map_lock);
@@ -585,8 +564,7 @@ static int make_pending(struct fs *fs, fuse_ino_t parent, const char *name, char
 	p->n_pnext = d->n_pending;
 	d->n_pending = p;
 	fs->fs_npending++;
-	p->n_nlookup++;
-	fs_fill_entry(fs, p, ep);
+	fs_entry_ref(fs, p, ep);
 	return 0;
 }
 
@@ -624,8 +602,7 @@ void fs_flat_mkdir(fuse_req_t req, struct fs *fs, const char *name)
 		} else {
 			d->n_made = 1;
 			clock_gettime(CLOCK_REALTIME, &d->n_mtime);
-			d->n_nlookup++;
-			fs_fill_entry(fs, d, &ep);
+			fs_entry_ref(fs, d, &ep);
 			fs_listing_dirty(fs);
 		}
 	}

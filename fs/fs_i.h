@@ -402,6 +402,14 @@ int  fs_ver_same(const struct fs_ver *a, const struct fs_ver *b);
 void fs_fill_attr(struct fs *fs, const struct fs_node *n, struct stat *st); /* fs_lock held */
 double fs_attr_ttl(const struct fs_node *n);
 void fs_fill_entry(struct fs *fs, struct fs_node *n, struct fuse_entry_param *ep); /* fs_lock held */
+/* @p n goes to the kernel in an entry reply: count the lookup, fill @p ep.
+ * fs_lock held. */
+void fs_entry_ref(struct fs *fs, struct fs_node *n, struct fuse_entry_param *ep);
+/* The blob node of @p d's current version, made on first use from @p blob,
+ * a pointer into the mapping of @p epoch.  fs_lock held; NULL if out of
+ * memory. */
+struct fs_node *fs_dir_blob(struct fs *fs, struct fs_node *d, const unsigned char *blob,
+			    uint64_t epoch);
 /* Attributes set through the mount (chmod, chown, utimes): kept in the
  * daemon by key, not on nodes, so a node the kernel forgot and looks up
  * again keeps them (docs/FS.md, "Attributes").  fs_lock held. */

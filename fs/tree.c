@@ -472,8 +472,7 @@ void fs_tree_lookup_root(fuse_req_t req, struct fs *fs)
 {
 	struct fuse_entry_param ep;
 	pthread_mutex_lock(&fs->fs_lock);
-	fs->fs_troot->n_nlookup++;
-	fs_fill_entry(fs, fs->fs_troot, &ep);
+	fs_entry_ref(fs, fs->fs_troot, &ep);
 	pthread_mutex_unlock(&fs->fs_lock);
 	fuse_reply_entry(req, &ep);
 }
@@ -512,21 +511,10 @@ static int lookup_file(struct fs *fs, struct fs_node *td, const char *key, size_
 		d->n_unwatched = !watched;
 		d->n_tparent = td->n_ino;
 		b = fs_pending_find(d, FS_BLOB_NAME); /* being written in place */
-		if (!b && d->n_in_shard && d->n_ver.v_status == 0) {
-			if (!d->n_blob) {
-				b = fs_child_new(fs, d, FS_BLOB);
-				if (b) {
-					b->f_ver = d->n_ver;
-					b->f_blob = e.blob;
-					b->f_epoch = fs->fs_epoch;
-					d->n_blob = b;
-				}
-			}
-			b = d->n_blob;
-		}
+		if (!b && d->n_in_shard && d->n_ver.v_status == 0)
+			b = fs_dir_blob(fs, d, e.blob, fs->fs_epoch);
 		if (b) {
-			b->n_nlookup++;
-			fs_fill_entry(fs, b, ep);
+			fs_entry_ref(fs, b, ep);
 		} else {
 			err = ENOENT; /* stale: as in the flat view, no blob */
 			fs_node_maybe_free(fs, d);
@@ -570,8 +558,7 @@ static int lookup_under(fuse_req_t req, struct fs *fs, struct fs_node *td, const
 	struct fs_node *n = fs_tdir_get(fs, key, klen);
 	if (n) {
 		n->n_under = 1;
-		n->n_nlookup++;
-		fs_fill_entry(fs, n, ep);
+		fs_entry_ref(fs, n, ep);
 		ep->entry_timeout = fs_under_entry_ttl(fs);
 	}
 	pthread_mutex_unlock(&fs->fs_lock);
@@ -602,8 +589,7 @@ void fs_tree_lookup(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 		if (!n && is_dir(fs, key, klen))
 			n = fs_tdir_get(fs, key, klen);
 		if (n) {
-			n->n_nlookup++;
-			fs_fill_entry(fs, n, &ep);
+			fs_entry_ref(fs, n, &ep);
 			pthread_mutex_unlock(&fs->fs_lock);
 			fuse_reply_entry(req, &ep);
 			return;
@@ -723,9 +709,8 @@ void fs_tree_mkdir(fuse_req_t req, struct fs *fs, struct fs_node *td, const char
 		   !(n = fs_tdir_get(fs, key, klen))) {
 		err = ENOMEM;
 	} else {
-		n->n_nlookup++;
 		clock_gettime(CLOCK_REALTIME, &n->n_mtime);
-		fs_fill_entry(fs, n, &ep);
+		fs_entry_ref(fs, n, &ep);
 		fs_note(fs, FS_NOTE_INODE, td->n_ino, 0, NULL);
 	}
 	pthread_mutex_unlock(&fs->fs_lock);
@@ -778,8 +763,7 @@ int fs_tree_create(struct fs *fs, struct fs_node *td, const char *name, char *ex
 	p->n_pnext = td->n_pending;
 	td->n_pending = p;
 	fs->fs_npending++;
-	p->n_nlookup++;
-	fs_fill_entry(fs, p, ep);
+	fs_entry_ref(fs, p, ep);
 	/* The name keeps this inode until the kernel itself unlinks or
 	 * renames it (rename moves this dentry to the final name, which
 	 * then names the committed blob): a long entry timeout saves a

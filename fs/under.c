@@ -366,8 +366,7 @@ int fs_under_file(fuse_req_t req, struct fs *fs, struct fs_node *td, const char 
 	}
 	if (n) {
 		n->n_tparent = td->n_ino;
-		n->n_nlookup++;
-		fs_fill_entry(fs, n, ep);
+		fs_entry_ref(fs, n, ep);
 		ep->entry_timeout = fs_under_entry_ttl(fs);
 		err = 0;
 	} else {
