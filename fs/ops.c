@@ -46,6 +46,33 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
 /* ---- directories: each request goes to its view ---- */
 
+/*
+ * Directory @p ino with the view it belongs to (*@p kind: FS_DIR, an entry
+ * directory of the flat view, or FS_TDIR, the tree), or NULL with *@p err
+ * ENOENT or ENOTDIR.  The kernel holds a lookup on a directory while a
+ * request on it runs, so the node stays alive after fs_lock is dropped.
+ */
+static struct fs_node *view_dir(struct fs *fs, fuse_ino_t ino, enum fs_kind *kind, int *err)
+{
+	pthread_mutex_lock(&fs->fs_lock);
+	struct fs_node *d = fs_node_get(fs, ino);
+	*kind = d ? d->n_kind : 0;
+	pthread_mutex_unlock(&fs->fs_lock);
+	if (d && (*kind == FS_DIR || *kind == FS_TDIR))
+		return d;
+	*err = d ? ENOTDIR : ENOENT;
+	return NULL;
+}
+
+/* The tree directory @p parent, or NULL if it is not one. */
+static struct fs_node *tree_parent(struct fs *fs, fuse_ino_t parent)
+{
+	enum fs_kind kind;
+	int err;
+	struct fs_node *d = view_dir(fs, parent, &kind, &err);
+	return d && kind == FS_TDIR ? d : NULL;
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
@@ -57,22 +84,15 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			fs_flat_lookup_root(req, fs, name);
 		return;
 	}
-	pthread_mutex_lock(&fs->fs_lock);
-	struct fs_node *d = fs_node_get(fs, parent);
-	int ok = d && d->n_kind == FS_DIR;
-	int tree = d && d->n_kind == FS_TDIR;
-	pthread_mutex_unlock(&fs->fs_lock);
-	if (tree) {
-		/* d stays alive: the kernel holds a lookup on the parent */
+	enum fs_kind kind;
+	int err;
+	struct fs_node *d = view_dir(fs, parent, &kind, &err);
+	if (!d)
+		fuse_reply_err(req, err);
+	else if (kind == FS_TDIR)
 		fs_tree_lookup(req, fs, d, name);
-		return;
-	}
-	if (!ok) {
-		fuse_reply_err(req, d ? ENOTDIR : ENOENT);
-		return;
-	}
-	/* d stays alive: the kernel holds a lookup on the parent meanwhile. */
-	fs_flat_lookup(req, fs, d, name);
+	else
+		fs_flat_lookup(req, fs, d, name);
 }
 
 /* ---- any inode ---- */
@@ -124,20 +144,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
 		fs_flat_readdir_root(req, fs, size, off, plus);
 		return;
 	}
-	pthread_mutex_lock(&fs->fs_lock);
-	struct fs_node *d = fs_node_get(fs, ino);
-	int ok = d && d->n_kind == FS_DIR;
-	int tree = d && d->n_kind == FS_TDIR;
-	pthread_mutex_unlock(&fs->fs_lock);
-	if (tree) {
+	enum fs_kind kind;
+	int err;
+	struct fs_node *d = view_dir(fs, ino, &kind, &err);
+	if (!d)
+		fuse_reply_err(req, err);
+	else if (kind == FS_TDIR)
 		fs_tree_readdir(req, fs, d, size, off, plus);
-		return;
-	}
-	if (!ok) {
-		fuse_reply_err(req, d ? ENOTDIR : ENOENT);
-		return;
-	}
-	fs_flat_readdir(req, fs, d, size, off, plus);
+	else
+		fs_flat_readdir(req, fs, d, size, off, plus);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -260,19 +275,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 }
 
-/* The tree directory @p parent, or NULL if it is not one.  The kernel holds
- * a reference on a parent while a request on it runs. */
-/* ---- writing: files are answered here, directory changes go to their view ---- */
-
-static struct fs_node *tree_parent(struct fs *fs, fuse_ino_t parent)
-{
-	pthread_mutex_lock(&fs->fs_lock);
-	struct fs_node *td = fs_node_get(fs, parent);
-	if (td && td->n_kind != FS_TDIR)
-		td = NULL;
-	pthread_mutex_unlock(&fs->fs_lock);
-	return td;
-}
 
 static int may_write_here(struct fs *fs, fuse_ino_t parent)
 {
