@@ -85,26 +85,6 @@ int sc_make_parents(const char *path)
 	return 0;
 }
 
-int sc_write_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		TRACE(.op = SC_OS_WRITE, .fd = fd, .off = off + done, .len = (size_t)n,
-		      .iov = &(struct iovec){ (void *)((const char *)buf + done), (size_t)n },
-		      .iovcnt = 1);
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 int sc_writev_full(int fd, struct iovec *v, int cnt, uint64_t off)
 {
 	while (cnt > 0) {
@@ -129,6 +109,12 @@ int sc_writev_full(int fd, struct iovec *v, int cnt, uint64_t off)
 		}
 	}
 	return 0;
+}
+
+int sc_write_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	struct iovec v = { (void *)buf, len };
+	return len ? sc_writev_full(fd, &v, 1, off) : 0;
 }
 
 int sc_ftruncate(int fd, uint64_t len)
