@@ -369,19 +369,25 @@ int fs_put(struct fs *fs, const char *key, size_t klen, const void *buf, size_t 
 {
 	sc_entry_info old;
 	pthread_rwlock_rdlock(&fs->fs_tlock);
-	/* the bytes it replaces, for the link counts (links.c) */
-	pthread_rwlock_rdlock(&fs->fs_map_lock);
-	int had_old = sc_lookup(fs->fs_cache, key, &old) == 0;
-	pthread_rwlock_unlock(&fs->fs_map_lock);
+	/* the bytes it replaces, for the link counts (links.c), kept once the
+	 * tree index exists; fs_tlock keeps a rebuild from setting them up
+	 * meanwhile */
+	int counted = fs->fs_ids != NULL, had_old = 0;
+	if (counted) {
+		pthread_rwlock_rdlock(&fs->fs_map_lock);
+		had_old = sc_lookup(fs->fs_cache, key, &old) == 0;
+		pthread_rwlock_unlock(&fs->fs_map_lock);
+	}
 	__atomic_add_fetch(&fs->fs_puts_begun, 1, __ATOMIC_SEQ_CST);
 	int err = sc_put_ex(fs->fs_cache, key, buf, len, o);
 	__atomic_add_fetch(err ? &fs->fs_puts_failed : &fs->fs_puts_done, 1, __ATOMIC_SEQ_CST);
 	if (err == 0) {
-		uint64_t sum = fs_blob_sum(buf, len);
+		uint64_t sum = counted ? fs_blob_sum(buf, len) : 0;
 		pthread_mutex_lock(&fs->fs_lock);
 		__atomic_add_fetch(&fs->fs_t_own, 1, __ATOMIC_RELAXED);
-		fs_ids_changed(fs, had_old, had_old ? old.blob_checksum : 0,
-			       had_old ? old.blob_size : 0, 1, sum, len);
+		if (counted)
+			fs_ids_changed(fs, had_old, had_old ? old.blob_checksum : 0,
+				       had_old ? old.blob_size : 0, 1, sum, len);
 		fs->fs_put_seq++;
 		if (fs->fs_tidx && fs_key_is_path(key, klen)) {
 			const char *nd = NULL;
