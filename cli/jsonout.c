@@ -29,7 +29,7 @@ json_t *jo_u64(uint64_t v)
 json_t *jo_entry(const sc_entry_info *e, int status)
 {
 	char name[SC_NAME_MAX + 1];
-	char sum[17];
+	char sum[33];
 	json_t *o = json_object();
 	int bad = 0;
 
@@ -37,7 +37,7 @@ json_t *jo_entry(const sc_entry_info *e, int status)
 		return NULL;
 	if (sc_name_encode(e->key, e->key_len, name) < 0)
 		name[0] = '\0';
-	snprintf(sum, sizeof(sum), "%016" PRIx64, e->blob_checksum);
+	snprintf(sum, sizeof(sum), "%016" PRIx64 "%016" PRIx64, e->blob_id[1], e->blob_id[0]);
 
 	bad |= json_object_set_new(o, "key", jo_bytes(e->key, e->key_len));
 	bad |= json_object_set_new(o, "name", json_string(name));
@@ -55,8 +55,8 @@ json_t *jo_entry(const sc_entry_info *e, int status)
 	bad |= json_object_set_new(o, "tag", jo_bytes(e->tag, e->tag_len));
 	bad |= json_object_set_new(o, "exe_id", jo_bytes(e->exe_id, e->exe_id_len));
 	bad |= json_object_set_new(o, "exe_path", jo_bytes(e->exe_path, e->exe_path_len));
-	/* Hex string: an XXH3-64 does not fit JSON's safe integer range. */
-	bad |= json_object_set_new(o, "blob_xxh3", json_string(sum));
+	/* Hex string (XXH3-128, high half first, as xxhsum prints it). */
+	bad |= json_object_set_new(o, "blob_id", json_string(sum));
 	bad |= json_object_set_new(o, "offset", jo_u64(e->offset));
 	if (bad) {
 		json_decref(o);

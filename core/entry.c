@@ -1,7 +1,7 @@
 /*
- * entry.c - a record as the API shows it (sc_entry_info), and whether it can
- * still hit: its source unchanged, its writer not rebuilt.  Used by lookups
- * and by the eviction of stale entries alike.
+ * entry.c - an entry record as the API shows it (sc_entry_info), and whether
+ * it can still hit: its source unchanged, its writer not rebuilt.  Used by
+ * lookups and by the eviction of stale entries alike.
  */
 #include <string.h>
 #include <sys/stat.h>
@@ -11,15 +11,18 @@
 void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_view *v,
 		  sc_entry_info *e)
 {
-	const struct sc_disk_record *r = v->r;
+	const struct sc_disk_entry *r = v->r;
 
 	memset(e, 0, sizeof(*e));
 	e->key = v->key;
 	e->key_len = r->key_len;
-	e->has_source = !(r->flags & SC_REC_NO_SOURCE);
+	e->has_source = !(r->flags & SC_ENT_NO_SOURCE);
 	e->source_mtime_sec = r->src_mtime_sec;
 	e->source_mtime_nsec = r->src_mtime_nsec;
 	e->source_size = r->src_size;
+	e->has_source_hash = e->has_source && (r->flags & SC_ENT_SRC_HASH);
+	if (e->has_source_hash)
+		memcpy(e->source_hash, r->src_hash, sizeof(e->source_hash));
 	e->tag = v->tag;
 	e->tag_len = r->tag_len;
 	e->exe_id = v->exe_id;
@@ -30,26 +33,33 @@ void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_vie
 	e->cached_nsec = r->cached_nsec;
 	e->blob = v->blob;
 	e->blob_size = r->blob_len;
-	e->blob_checksum = r->blob_checksum;
+	memcpy(e->blob_id, r->blob_id, sizeof(e->blob_id));
 	e->shard_id = s->shard_id;
 	e->offset = off;
+}
+
+int sc_entry_source_fresh(const sc_entry_info *e, int *by_content)
+{
+	char path[SC_MAX_KEY + 1];
+
+	if (by_content)
+		*by_content = 0;
+	if (!e->has_source)
+		return 1;
+	if (e->key_len >= sizeof(path))
+		return 0;
+	memcpy(path, e->key, e->key_len);
+	path[e->key_len] = '\0';
+	return sc_source_fresh(path, e->source_mtime_sec, e->source_mtime_nsec, e->source_size,
+			       e->has_source_hash ? e->source_hash : NULL, by_content);
 }
 
 int sc_entry_status(const sc_entry_info *e)
 {
 	char path[4096], id[SC_IDENTITY_MAX];
-	struct stat st;
 
-	if (e->has_source) {
-		if (e->key_len >= sizeof(path))
-			return SC_ESTALE;
-		memcpy(path, e->key, e->key_len);
-		path[e->key_len] = '\0';
-		if (stat(path, &st) != 0 || (uint64_t)st.st_size != e->source_size ||
-		    (int64_t)st.st_mtim.tv_sec != e->source_mtime_sec ||
-		    (uint32_t)st.st_mtim.tv_nsec != e->source_mtime_nsec)
-			return SC_ESTALE;
-	}
+	if (!sc_entry_source_fresh(e, NULL))
+		return SC_ESTALE;
 	if (e->exe_path_len == 0 || e->exe_path_len >= sizeof(path))
 		return SC_EWRITERGONE;
 	memcpy(path, e->exe_path, e->exe_path_len);

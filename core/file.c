@@ -28,19 +28,27 @@ int sc_create_shard(const char *path, int replace)
 	char tmp[PATH_MAX];
 	int fd = -1, rc;
 	size_t table = (size_t)SC_MIN_INDEX_SLOTS * sizeof(struct sc_disk_slot);
+	size_t btable = (size_t)SC_MIN_BLOB_SLOTS * sizeof(struct sc_disk_bslot);
+	struct sc_disk_meta m;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	/* calloc: the empty index after the first page is all zeros. */
-	page = calloc(1, SC_DATA_OFF + table);
+	/* calloc: the empty indexes after the first page are all zeros. */
+	page = calloc(1, SC_DATA_OFF + table + btable);
 	if (!page)
 		return -ENOMEM;
 	if ((fd = sc_mkostemp(tmp)) < 0) {
 		rc = fd;
 		goto out;
 	}
-	sc_image_init(page, SC_DATA_OFF, SC_MIN_INDEX_SLOTS, SC_DATA_OFF + table, 0, 0);
-	if ((rc = sc_write_full(fd, page, SC_DATA_OFF + table, 0)) != 0)
+	memset(&m, 0, sizeof(m));
+	m.index_off = SC_DATA_OFF;
+	m.index_slots = SC_MIN_INDEX_SLOTS;
+	m.blobs_off = SC_DATA_OFF + table;
+	m.blob_slots = SC_MIN_BLOB_SLOTS;
+	m.data_end = SC_DATA_OFF + table + btable;
+	sc_image_init(page, &m);
+	if ((rc = sc_write_full(fd, page, SC_DATA_OFF + table + btable, 0)) != 0)
 		goto out;
 	if (fchmod(fd, 0600) != 0) {
 		rc = -errno;

@@ -4,6 +4,7 @@
  * by anyone: nothing is trusted until it has been bounds-checked and its
  * checksum verified, and all arithmetic is checked for overflow.
  */
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,24 +73,53 @@ int sc_meta_valid(const struct sc_disk_meta *m)
 	return m->checksum == sc_meta_checksum(m);
 }
 
+/* Is [off, off + bytes) a 64-aligned table inside the committed data? */
+static int table_inside(uint64_t off, uint64_t slots, size_t slot_size, uint64_t data_end)
+{
+	if (slots > UINT64_MAX / slot_size)
+		return 0;
+	return off >= SC_DATA_OFF && off % SC_ALIGN == 0 && off <= data_end &&
+	       slots * slot_size <= data_end - off;
+}
+
+static int pow2_at_least(uint64_t n, uint64_t min)
+{
+	return n >= min && (n & (n - 1)) == 0;
+}
+
 const char *sc_meta_insane(const struct sc_disk_meta *m, uint64_t file_size)
 {
-	uint64_t table_bytes;
-
 	if (m->data_end < SC_DATA_OFF || m->data_end > file_size || m->data_end % SC_ALIGN)
 		return "data_end outside the file or misaligned";
-	if (m->index_slots < SC_MIN_INDEX_SLOTS || (m->index_slots & (m->index_slots - 1)))
+	if (!pow2_at_least(m->index_slots, SC_MIN_INDEX_SLOTS))
 		return "index_slots not a power of two >= 1024";
-	if (m->index_slots > (UINT64_MAX / sizeof(struct sc_disk_slot)))
-		return "index_slots too large";
-	table_bytes = m->index_slots * sizeof(struct sc_disk_slot);
-	if (m->index_off < SC_DATA_OFF || m->index_off % SC_ALIGN ||
-	    m->index_off > m->data_end || table_bytes > m->data_end - m->index_off)
+	if (!table_inside(m->index_off, m->index_slots, sizeof(struct sc_disk_slot), m->data_end))
 		return "index table outside the data or misaligned";
+	if (!pow2_at_least(m->blob_slots, SC_MIN_BLOB_SLOTS))
+		return "blob_slots not a power of two >= 1024";
+	if (!table_inside(m->blobs_off, m->blob_slots, sizeof(struct sc_disk_bslot), m->data_end))
+		return "blob index outside the data or misaligned";
 	if (m->redo_slot != SC_NO_REDO && m->redo_slot >= m->index_slots)
 		return "redo slot outside the index";
 	if (m->entries > m->index_slots || m->tombstones > m->index_slots - m->entries)
 		return "entries and tombstones exceed the index slots";
+	if (m->blobs > m->blob_slots || m->blob_tombs > m->blob_slots - m->blobs)
+		return "blobs and blob tombstones exceed the blob slots";
+	if (m->chunk_off != 0 &&
+	    (m->chunk_off < SC_DATA_OFF || m->chunk_off % SC_ALIGN || m->chunk_off > m->data_end ||
+	     m->chunk_len > m->data_end - m->chunk_off || m->chunk_used > m->chunk_len ||
+	     m->chunk_used % SC_ENT_ALIGN))
+		return "metadata chunk outside the data or misaligned";
+	if (m->chunk_off == 0 && (m->chunk_used || m->chunk_len))
+		return "metadata chunk sizes without a chunk";
+	if (m->wredo_n > SC_WREDO_MAX)
+		return "too many blob slot redo records";
+	for (uint64_t i = 0; i < m->wredo_n; i++) {
+		uint64_t at = m->wredo[i].at;
+		if (at < m->blobs_off || (at - m->blobs_off) % sizeof(struct sc_disk_bslot) ||
+		    (at - m->blobs_off) / sizeof(struct sc_disk_bslot) >= m->blob_slots)
+			return "blob slot redo outside the blob index";
+	}
 	/* A writer could not commit past this without wrapping. */
 	if (m->txnid >= UINT64_MAX - 1)
 		return "transaction id at its limit";
@@ -119,10 +149,9 @@ int sc_meta_choose(const struct sc_disk_meta m[2], uint64_t size, struct sc_disk
 	return 0;
 }
 
-uint64_t sc_record_checksum(const struct sc_disk_record *r, const struct iovec *strings,
-			    int n)
+uint64_t sc_record_checksum(const struct sc_disk_entry *r, const struct iovec *strings, int n)
 {
-	struct sc_disk_record tmp = *r;
+	struct sc_disk_entry tmp = *r;
 	XXH3_state_t st;
 
 	tmp.checksum = 0;
@@ -133,23 +162,29 @@ uint64_t sc_record_checksum(const struct sc_disk_record *r, const struct iovec *
 	return XXH3_64bits_digest(&st);
 }
 
-void sc_image_init(unsigned char page[SC_DATA_OFF], uint64_t index_off, uint64_t index_slots,
-		   uint64_t data_end, uint64_t entries, uint64_t live_bytes)
+void sc_blob_id(const void *blob, size_t len, uint64_t id[2])
+{
+	XXH128_hash_t h = XXH3_128bits(blob, len);
+
+	id[0] = h.low64;
+	id[1] = h.high64;
+}
+
+void sc_image_init(unsigned char page[SC_DATA_OFF], const struct sc_disk_meta *state)
 {
 	struct sc_disk_header h;
-	struct sc_disk_meta m;
+	struct sc_disk_meta m = *state;
 
 	memset(page, 0, SC_DATA_OFF);
 	sc_header_init(&h);
 	memcpy(page, &h, sizeof(h));
-	memset(&m, 0, sizeof(m));
-	m.data_end = data_end;
-	m.index_off = index_off;
-	m.index_slots = index_slots;
-	m.entries = entries;
-	m.live_bytes = live_bytes;
+	m.flags = 0;
 	m.redo_slot = SC_NO_REDO;
+	m.redo_hash = m.redo_off = 0;
+	m.wredo_n = 0;
+	memset(m.wredo, 0, sizeof(m.wredo));
 	m.committed_sec = h.created_sec;
+	memset(m.lib_version, 0, sizeof(m.lib_version));
 	strncpy(m.lib_version, SC_VERSION_STRING, sizeof(m.lib_version) - 1);
 	/* Slot 0 holds txn 0, slot 1 txn 1: whichever a reader picks, it
 	 * finds the same state, and the first commit (txn 2) goes to slot 0. */
@@ -163,24 +198,20 @@ void sc_image_init(unsigned char page[SC_DATA_OFF], uint64_t index_off, uint64_t
 int sc_record_check(const unsigned char *map, uint64_t data_end, uint64_t off,
 		    int verified, struct sc_rec_view *v, const char **why)
 {
-	const struct sc_disk_record *r;
+	const struct sc_disk_entry *r;
 	uint64_t strings;
 	const char *dummy;
 
 	if (!why)
 		why = &dummy;
-	if (off < SC_DATA_OFF || off % SC_ALIGN || off >= data_end ||
+	if (off < SC_DATA_OFF || off % SC_ENT_ALIGN || off >= data_end ||
 	    data_end - off < sizeof(*r)) {
 		*why = "offset outside the data or misaligned";
 		return SC_ECORRUPT;
 	}
-	r = (const struct sc_disk_record *)(map + off);
-	if (r->magic != SC_REC_MAGIC) {
-		*why = "bad record magic";
-		return SC_ECORRUPT;
-	}
-	if (r->rec_len > data_end - off || r->rec_len % SC_ALIGN) {
-		*why = "rec_len past the committed data or misaligned";
+	r = (const struct sc_disk_entry *)(map + off);
+	if (r->magic != SC_ENT_MAGIC) {
+		*why = "bad entry magic";
 		return SC_ECORRUPT;
 	}
 	if (r->key_len == 0 || r->key_len > SC_MAX_KEY) {
@@ -188,16 +219,26 @@ int sc_record_check(const unsigned char *map, uint64_t data_end, uint64_t off,
 		return SC_ECORRUPT;
 	}
 	strings = (uint64_t)r->key_len + r->tag_len + r->exe_id_len + r->exe_path_len;
-	if (r->blob_off % SC_ALIGN || r->blob_off < sizeof(*r) + strings ||
-	    r->blob_len > SC_MAX_BLOB || r->blob_off > r->rec_len ||
-	    r->blob_len > r->rec_len - r->blob_off) {
-		*why = "blob_off or blob_len outside the record";
+	if (r->rec_len > data_end - off || r->rec_len % SC_ENT_ALIGN ||
+	    r->rec_len < sizeof(*r) + strings) {
+		*why = "rec_len past the committed data, misaligned or too short";
+		return SC_ECORRUPT;
+	}
+	if (r->blob_off % SC_ALIGN || r->blob_off < SC_DATA_OFF || r->blob_len > SC_MAX_BLOB) {
+		*why = "blob offset misaligned or length out of range";
 		return SC_ECORRUPT;
 	}
 	if (!verified &&
 	    r->checksum != sc_record_checksum(r, &(struct iovec){ (void *)(r + 1), strings }, 1)) {
-		*why = "header checksum mismatch";
+		*why = "entry checksum mismatch";
 		return SC_ECORRUPT;
+	}
+	/* Last, so that only a genuine record gets here: an entry committed
+	 * after the caller's snapshot can sit in a metadata chunk inside it
+	 * while its blob was appended past it. */
+	if (r->blob_off > data_end || r->blob_len > data_end - r->blob_off) {
+		*why = "blob past the committed data";
+		return -EAGAIN;
 	}
 	v->verified = verified;
 	v->r = r;
@@ -205,7 +246,7 @@ int sc_record_check(const unsigned char *map, uint64_t data_end, uint64_t off,
 	v->tag = v->key + r->key_len;
 	v->exe_id = v->tag + r->tag_len;
 	v->exe_path = v->exe_id + r->exe_id_len;
-	v->blob = (const unsigned char *)r + r->blob_off;
+	v->blob = map + r->blob_off;
 	return 0;
 }
 

@@ -1,16 +1,25 @@
 /*
- * format.h - the on-disk format of a shard (see docs/FORMAT.md).
+ * format.h - the on-disk format of a shard, version 2 (see docs/FORMAT.md).
  *
  *   0      header page   (struct sc_disk_header, written once at creation)
  *   512    meta slot 0   (struct sc_disk_meta)
  *   1024   meta slot 1
- *   4096   data: records and index tables, appended, 64-byte aligned
+ *   4096   data: blobs, metadata chunks and tables, appended
  *
- * Everything after the header is append-only except three things: the two
- * meta slots, and the 16-byte index slots that a committed meta's redo
- * record names.  A commit is the write of the meta slot with the higher
- * transaction id; readers take the valid meta with the highest id.
- * Integers are in the writer's byte order, which the header records.
+ * The data holds four kinds of things, each in its own place:
+ *  - blobs: the compiled bytes, 64-byte aligned, each stored once however
+ *    many entries hold the same bytes (content-addressed by XXH3-128);
+ *  - entry records: key, fingerprint, source identity and the blob's place,
+ *    packed 8-byte aligned into 64 KiB metadata chunks, so that a lookup or
+ *    a listing reads metadata pages and never a blob page;
+ *  - the key index: (XXH3-64 of the key, entry offset) slots;
+ *  - the blob index: (XXH3-128 of the bytes, blob offset, length, refs),
+ *    read by writers only.
+ * Committed bytes are never changed, except the two meta slots and the
+ * index slots that a committed meta's redo records name.  A commit is the
+ * write of the meta slot with the higher transaction id; readers take the
+ * valid meta with the highest id.  Integers are in the writer's byte order,
+ * which the header records.
  */
 #ifndef SC_FORMAT_H
 #define SC_FORMAT_H
@@ -19,29 +28,43 @@
 #include <stdint.h>
 
 #define SC_MAGIC           "scshard\n"
-#define SC_FORMAT_VERSION  1u
+#define SC_FORMAT_VERSION  2u
+#define SC_FORMAT_V1       1u  /* recognised: a miss source, rebuilt on the first write */
 #define SC_BYTE_ORDER_MARK 0x01020304u
 #define SC_META0_OFF       512u
 #define SC_META1_OFF       1024u
 #define SC_DATA_OFF        4096u
-#define SC_ALIGN           64u
+#define SC_ALIGN           64u     /* blobs, tables, chunks */
+#define SC_ENT_ALIGN       8u      /* entry records inside a chunk */
+#define SC_CHUNK           65536u  /* metadata chunk */
 #define SC_MIN_INDEX_SLOTS 1024u
+#define SC_MIN_BLOB_SLOTS  1024u
+#define SC_WREDO_MAX       4u
 
-/* Index slot values: off 0 = empty (ends a probe), off 1 = tombstone. */
+/* Slot offsets (both indexes): 0 = empty (ends a probe), 1 = tombstone. */
 #define SC_SLOT_EMPTY 0u
 #define SC_SLOT_TOMB  1u
 #define SC_NO_REDO    UINT64_MAX
 
-#define SC_REC_MAGIC 0x4e455343u /* "SCEN" read as little-endian */
+#define SC_ENT_MAGIC 0x32455343u /* "SCE2" read as little-endian */
 
-/* Record flags */
-#define SC_REC_NO_SOURCE 1u
+/* Entry flags */
+#define SC_ENT_NO_SOURCE 1u  /* the key names no source file */
+#define SC_ENT_SRC_HASH  2u  /* src_hash holds XXH3-128 of the source's bytes */
+#define SC_ENT_OWN_BLOB  4u  /* the blob is this entry's alone, not in the blob
+			      * index (its id collided with other bytes there,
+			      * or that blob's reference count is full) */
 
 /* Meta flags */
 #define SC_META_RETIRED 1u /* file replaced by a compaction: reopen the path */
 #define SC_META_SYNCED  2u /* this commit was made durable (not SC_NOSYNC): its
-			    * redo slot write must be synced before a later
-			    * commit drops the redo (txn.c sc_commit_meta) */
+			    * redo writes must be synced before a later commit
+			    * drops them (txn.c sc_commit_meta) */
+
+/* A blob slot's info word: reference count above, length below. */
+#define SC_BLOB_LEN_BITS 40
+#define SC_BLOB_LEN_MASK (((uint64_t)1 << SC_BLOB_LEN_BITS) - 1)
+#define SC_BLOB_REFS_MAX (((uint64_t)1 << (64 - SC_BLOB_LEN_BITS)) - 1)
 
 struct sc_disk_header {
 	char     magic[8];
@@ -57,64 +80,105 @@ struct sc_disk_header {
 	uint64_t checksum;        /* XXH3-64 of the bytes before this field */
 };
 
+/* One in-place write of a blob index slot that a commit makes (writers
+ * only: readers never read the blob index). */
+struct sc_disk_wredo {
+	uint64_t at;              /* file offset of the slot */
+	uint64_t v[4];            /* its new value (struct sc_disk_bslot) */
+};
+
 struct sc_disk_meta {
 	uint64_t txnid;           /* commit counter; the higher valid slot wins */
 	uint64_t data_end;        /* committed end of data; nothing past it is read */
-	uint64_t index_off;       /* index table: index_slots * struct sc_disk_slot */
+	uint64_t index_off;       /* key index: index_slots * struct sc_disk_slot */
 	uint64_t index_slots;     /* power of two */
 	uint64_t entries;
 	uint64_t tombstones;
-	uint64_t live_bytes;
-	uint64_t dead_bytes;
+	uint64_t live_bytes;      /* entry records and stored blobs reachable */
+	uint64_t dead_bytes;      /* replaced, removed, old tables, chunk tails */
 	uint64_t flags;           /* SC_META_* */
-	uint64_t redo_slot;       /* SC_NO_REDO, or index slot whose value is below */
+	uint64_t redo_slot;       /* SC_NO_REDO, or key index slot whose value is below */
 	uint64_t redo_hash;
 	uint64_t redo_off;
 	int64_t  committed_sec;
 	char     lib_version[16]; /* library that made this commit */
-	uint8_t  pad[8];
+	uint64_t blobs_off;       /* blob index: blob_slots * struct sc_disk_bslot */
+	uint64_t blob_slots;      /* power of two */
+	uint64_t blobs;           /* distinct blobs stored */
+	uint64_t blob_tombs;
+	uint64_t stored_bytes;    /* sum of the stored blobs' lengths */
+	uint64_t logical_bytes;   /* sum of the entries' blob lengths */
+	uint64_t chunk_off;       /* current metadata chunk (0: none yet) */
+	uint64_t chunk_used;      /* bytes of it in use */
+	uint64_t chunk_len;
+	uint64_t wredo_n;         /* wredo[] entries in use */
+	struct sc_disk_wredo wredo[SC_WREDO_MAX];
 	uint64_t checksum;        /* XXH3-64 of the bytes before this field */
 };
 
 struct sc_disk_slot {
 	uint64_t hash;            /* XXH3-64 of the key */
-	uint64_t off;             /* record offset, or SC_SLOT_EMPTY / SC_SLOT_TOMB */
+	uint64_t off;             /* entry offset, or SC_SLOT_EMPTY / SC_SLOT_TOMB */
+};
+
+struct sc_disk_bslot {
+	uint64_t id_lo, id_hi;    /* XXH3-128 of the blob's bytes */
+	uint64_t off;             /* blob offset, or SC_SLOT_EMPTY / SC_SLOT_TOMB */
+	uint64_t info;            /* refs << SC_BLOB_LEN_BITS | length */
 };
 
 /*
- * A record: this header, then key, tag, exe_id, exe_path (no NULs), then
- * padding to SC_ALIGN, then the blob, then padding to SC_ALIGN.
+ * An entry record: this header, then key, tag, exe_id, exe_path (no NULs),
+ * then padding to SC_ENT_ALIGN.  The blob lies elsewhere, at blob_off.
  */
-struct sc_disk_record {
-	uint32_t magic;           /* SC_REC_MAGIC */
-	uint32_t flags;           /* SC_REC_* */
-	uint64_t rec_len;         /* whole record including padding */
+struct sc_disk_entry {
+	uint32_t magic;           /* SC_ENT_MAGIC */
+	uint32_t flags;           /* SC_ENT_* */
+	uint32_t rec_len;         /* whole record including padding */
 	uint16_t key_len;
 	uint16_t tag_len;
 	uint16_t exe_id_len;
 	uint16_t exe_path_len;
 	uint32_t src_mtime_nsec;
 	uint32_t cached_nsec;
+	uint32_t pad0;
 	int64_t  src_mtime_sec;
 	uint64_t src_size;
 	int64_t  cached_sec;
-	uint64_t blob_off;        /* from the record start; multiple of SC_ALIGN */
+	uint64_t blob_off;        /* file offset of the blob; multiple of SC_ALIGN */
 	uint64_t blob_len;
-	uint64_t blob_checksum;   /* XXH3-64 of the blob */
+	uint64_t blob_id[2];      /* XXH3-128 of the blob: its identity and checksum */
+	uint64_t src_hash[2];     /* XXH3-128 of the source's bytes (SC_ENT_SRC_HASH) */
 	uint64_t checksum;        /* XXH3-64 of this header (this field 0) + strings */
 };
 
 _Static_assert(sizeof(struct sc_disk_header) == 256, "header layout");
-_Static_assert(sizeof(struct sc_disk_meta) == 136, "meta layout");
+_Static_assert(sizeof(struct sc_disk_meta) == 368, "meta layout");
+_Static_assert(SC_META1_OFF + sizeof(struct sc_disk_meta) <= SC_DATA_OFF, "metas fit");
 _Static_assert(sizeof(struct sc_disk_slot) == 16, "slot layout");
-_Static_assert(sizeof(struct sc_disk_record) == 88, "record layout");
+_Static_assert(sizeof(struct sc_disk_bslot) == 32, "blob slot layout");
+_Static_assert(sizeof(struct sc_disk_entry) == 112, "entry layout");
 
 static inline uint64_t sc_align_up(uint64_t v)
 {
 	return (v + SC_ALIGN - 1) & ~(uint64_t)(SC_ALIGN - 1);
 }
 
-struct sc_disk_header;
+static inline uint64_t sc_ent_align(uint64_t v)
+{
+	return (v + SC_ENT_ALIGN - 1) & ~(uint64_t)(SC_ENT_ALIGN - 1);
+}
+
+static inline uint64_t sc_bslot_len(const struct sc_disk_bslot *b)
+{
+	return b->info & SC_BLOB_LEN_MASK;
+}
+
+static inline uint64_t sc_bslot_refs(const struct sc_disk_bslot *b)
+{
+	return b->info >> SC_BLOB_LEN_BITS;
+}
+
 int  sc_header_check(const struct sc_disk_header *h, uint64_t file_size);
 void sc_header_init(struct sc_disk_header *h);
 uint64_t sc_meta_checksum(const struct sc_disk_meta *m);
@@ -123,40 +187,39 @@ int  sc_meta_valid(const struct sc_disk_meta *m);
  * @p size bytes (copied: a writer may be rewriting a slot meanwhile).
  * Returns 0 or SC_ECORRUPT. */
 int  sc_meta_choose(const struct sc_disk_meta m[2], uint64_t size, struct sc_disk_meta *out);
-/* Structural checks of a meta against the file size (index inside data, etc). */
+/* Structural checks of a meta against the file size (tables inside data, etc). */
 int  sc_meta_sane(const struct sc_disk_meta *m, uint64_t file_size);
 /* The same, saying which check failed (a static string), or NULL if sane. */
 const char *sc_meta_insane(const struct sc_disk_meta *m, uint64_t file_size);
 
-/* A validated view of one record inside a mapping. */
+/* A validated view of one entry record inside a mapping. */
 struct sc_rec_view {
-	const struct sc_disk_record *r;
+	const struct sc_disk_entry *r;
 	const char *key, *tag, *exe_id, *exe_path;
 	const unsigned char *blob;
-	int verified;             /* both checksums already checked by this process */
+	int verified;             /* record and blob already checked by this process */
 };
-/* Validate the record at @p off (bounds, magic, lengths, and unless
- * @p verified the header checksum); never hashes the blob.
- * Returns 0 or SC_ECORRUPT. */
+/* Validate the entry at @p off (bounds of the record and of its blob,
+ * magic, lengths, and unless @p verified the header checksum); never
+ * hashes the blob.  Returns 0 or SC_ECORRUPT. */
 int sc_record_view(const unsigned char *map, uint64_t data_end, uint64_t off,
 		   int verified, struct sc_rec_view *v);
 /* sc_record_view() that says which check failed (*why, a static string). */
 int sc_record_check(const unsigned char *map, uint64_t data_end, uint64_t off,
 		    int verified, struct sc_rec_view *v, const char **why);
-/* The record header checksum: XXH3-64 of @p r with its checksum field 0,
- * then of the strings key, tag, exe_id, exe_path (@p n pieces, in that
- * order: the put has them apart, a mapped record has them in one piece). */
+/* The entry checksum: XXH3-64 of @p r with its checksum field 0, then of
+ * the strings key, tag, exe_id, exe_path (@p n pieces, in that order: a put
+ * has them apart, a mapped record has them in one piece). */
 struct iovec;
-uint64_t sc_record_checksum(const struct sc_disk_record *r, const struct iovec *strings,
-			    int n);
+uint64_t sc_record_checksum(const struct sc_disk_entry *r, const struct iovec *strings, int n);
+/* XXH3-128 of a blob's bytes, as entries and the blob index record it. */
+void sc_blob_id(const void *blob, size_t len, uint64_t id[2]);
 
 /*
- * The first SC_DATA_OFF bytes of a new shard file: a fresh header (new
- * shard_id) and both meta slots, txn 0 and txn 1, valid from the start, for
- * an index of @p index_slots at @p index_off and data up to @p data_end.
- * The one place a shard image is made: creation, heal and compaction.
+ * The first bytes of a new shard file: a fresh header (new shard_id), both
+ * meta slots (txn 0 and txn 1, valid from the start) describing @p m's
+ * state.  The one place a shard image is made: creation, heal, compaction.
  */
-void sc_image_init(unsigned char page[SC_DATA_OFF], uint64_t index_off, uint64_t index_slots,
-		   uint64_t data_end, uint64_t entries, uint64_t live_bytes);
+void sc_image_init(unsigned char page[SC_DATA_OFF], const struct sc_disk_meta *m);
 
 #endif /* SC_FORMAT_H */

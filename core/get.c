@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <xxhash.h>
 
 #include "sc_int.h"
 
@@ -41,18 +40,36 @@ static int snap_probe(sc_cache *c, const char *key, size_t key_len, struct sc_sn
 	}
 }
 
-static int source_fresh(const struct sc_disk_record *r, const char *key, size_t key_len)
+static int source_fresh(sc_cache *c, const struct sc_disk_entry *r, const char *key,
+			size_t key_len)
 {
 	char path[SC_MAX_KEY + 1];
-	struct stat st;
+	int by_content, fresh;
 
-	if (r->flags & SC_REC_NO_SOURCE)
+	if (r->flags & SC_ENT_NO_SOURCE)
 		return 1;
 	memcpy(path, key, key_len);
 	path[key_len] = '\0';
-	return stat(path, &st) == 0 && (uint64_t)st.st_size == r->src_size &&
-	       (int64_t)st.st_mtim.tv_sec == r->src_mtime_sec &&
-	       (uint32_t)st.st_mtim.tv_nsec == r->src_mtime_nsec;
+	fresh = sc_source_fresh(path, r->src_mtime_sec, r->src_mtime_nsec, r->src_size,
+				(r->flags & SC_ENT_SRC_HASH) ? r->src_hash : NULL, &by_content);
+	if (fresh && by_content)
+		atomic_fetch_add_explicit(&c->n_content_fresh, 1, memory_order_relaxed);
+	return fresh;
+}
+
+/* The blob's bytes against its id, once per entry per handle. */
+static int blob_sound(const struct sc_snap *s, struct sc_rec_view *v)
+{
+	uint64_t id[2];
+
+	if (v->verified)
+		return 1;
+	sc_blob_id(v->blob, (size_t)v->r->blob_len, id);
+	if (id[0] != v->r->blob_id[0] || id[1] != v->r->blob_id[1])
+		return 0;
+	sc_vset_add(s->vset, (uint64_t)((const unsigned char *)v->r - s->map));
+	v->verified = 1;
+	return 1;
 }
 
 static int count_miss(sc_cache *c, int rc)
@@ -96,7 +113,7 @@ int sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len,
 {
 	struct sc_snap s;
 	struct sc_rec_view v;
-	const struct sc_disk_record *r;
+	const struct sc_disk_entry *r;
 	size_t key_len;
 	int rc;
 
@@ -114,19 +131,19 @@ int sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len,
 		if (r->tag_len != tag_len || memcmp(v.tag, tag, tag_len) != 0 ||
 		    r->exe_id_len != id_len || memcmp(v.exe_id, id, id_len) != 0)
 			return count_miss(c, SC_EFINGERPRINT);
-		if (!source_fresh(r, key, key_len))
+		if (!source_fresh(c, r, key, key_len))
 			return count_miss(c, SC_ESTALE);
 	} else {
 		sc_entry_info e;
+		int by_content;
 		sc_fill_info(&s, 0, &v, &e);
 		if ((rc = sc_entry_status(&e)) != 0)
 			return count_miss(c, rc);
+		if (sc_entry_source_fresh(&e, &by_content) && by_content)
+			atomic_fetch_add_explicit(&c->n_content_fresh, 1, memory_order_relaxed);
 	}
-	if (!v.verified) {
-		if (XXH3_64bits(v.blob, r->blob_len) != r->blob_checksum)
-			return count_miss(c, SC_ECORRUPT);
-		sc_vset_add(s.vset, (uint64_t)((const unsigned char *)r - s.map));
-	}
+	if (!blob_sound(&s, &v))
+		return count_miss(c, SC_ECORRUPT);
 	out->data = v.blob;
 	out->size = (size_t)r->blob_len;
 	atomic_fetch_add_explicit(&c->n_hits, 1, memory_order_relaxed);
@@ -154,11 +171,8 @@ int sc_lookup(sc_cache *c, const char *key, sc_entry_info *out)
 	if ((rc = find_key(c, key, &s, &v, &key_len)) != 0)
 		return rc;
 	off = (uint64_t)((const unsigned char *)v.r - s.map);
-	if (!v.verified) {
-		if (XXH3_64bits(v.blob, v.r->blob_len) != v.r->blob_checksum)
-			return SC_ECORRUPT;
-		sc_vset_add(s.vset, off);
-	}
+	if (!blob_sound(&s, &v))
+		return SC_ECORRUPT;
 	sc_fill_info(&s, off, &v, out);
 	return 0;
 }
@@ -184,7 +198,10 @@ int sc_foreach(sc_cache *c, sc_foreach_fn fn, void *arg)
 			continue;
 		if (off >= s.meta.data_end)
 			continue; /* committed after our snapshot, or damage */
-		if (sc_record_view(s.map, s.meta.data_end, off, 0, &v) != 0 ||
+		rc = sc_record_view(s.map, s.meta.data_end, off, sc_vset_has(s.vset, off), &v);
+		if (rc == -EAGAIN)
+			continue; /* committed after our snapshot */
+		if (rc != 0 ||
 		    sc_key_hash(v.key, v.r->key_len) != h) {
 			atomic_fetch_add_explicit(&c->n_corrupt, 1, memory_order_relaxed);
 			continue;
@@ -214,6 +231,7 @@ int sc_get_stats(sc_cache *c, sc_stats *out)
 	out->evictions = atomic_load(&c->n_evictions);
 	out->compactions = atomic_load(&c->n_compactions);
 	out->heals = atomic_load(&c->n_heals);
+	out->fresh_by_content = atomic_load(&c->n_content_fresh);
 	if (c->disabled)
 		return 0;
 	out->set_aside = sc_count_set_aside(c->path);
@@ -222,6 +240,9 @@ int sc_get_stats(sc_cache *c, sc_stats *out)
 	out->entries = s.meta.entries;
 	out->live_bytes = s.meta.live_bytes;
 	out->dead_bytes = s.meta.dead_bytes;
+	out->blobs = s.meta.blobs;
+	out->logical_bytes = s.meta.logical_bytes;
+	out->stored_bytes = s.meta.stored_bytes;
 	out->file_size = s.file_size;
 	out->generation = s.meta.txnid;
 	out->index_slots = s.meta.index_slots;

@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "sc_int.h"
 
 #define MAP_MIN_WINDOW   ((uint64_t)1 << 20)
@@ -161,7 +163,9 @@ again:
 	read_seen_txn(c->maps->base, c->seen_txn);
 	memcpy(raw, c->maps->base + SC_META0_OFF, sizeof(raw[0]));
 	memcpy(raw + 1, c->maps->base + SC_META1_OFF, sizeof(raw[1]));
-	if (fstat(c->fd, &st) != 0)
+	if (c->legacy)
+		st.st_size = (off_t)c->v1_image_len;
+	else if (fstat(c->fd, &st) != 0)
 		return -errno;
 	c->file_size = (uint64_t)st.st_size;
 	if (c->file_size < SC_DATA_OFF)
@@ -180,6 +184,68 @@ again:
 	}
 	c->meta = m;
 	return vset_fit(c);
+}
+
+static void drop_v1(sc_cache *c)
+{
+	if (c->v1_map)
+		munmap((void *)c->v1_map, c->v1_len);
+	c->v1_map = NULL;
+	c->v1_len = 0;
+	c->legacy = 0;
+}
+
+/*
+ * A version 1 shard at the path (rw held exclusively): the handle reads an
+ * empty v2 image instead, so every lookup misses and nothing misreads it,
+ * and keeps the v1 file mapped for the writer that rebuilds it as v2 (its
+ * first write, sc_writer_begin).  The file itself is never written.
+ */
+static int open_v1(sc_cache *c, int fd, uint64_t size, const struct sc_disk_header *h)
+{
+	uint64_t table = (uint64_t)SC_MIN_INDEX_SLOTS * sizeof(struct sc_disk_slot);
+	uint64_t btable = (uint64_t)SC_MIN_BLOB_SLOTS * sizeof(struct sc_disk_bslot);
+	uint64_t len = SC_DATA_OFF + table + btable;
+	struct sc_disk_meta m;
+	struct sc_map *img;
+	void *p, *v1;
+
+	if (h->byte_order != SC_BYTE_ORDER_MARK || h->ptr_width != sizeof(void *) ||
+	    h->header_size != sizeof(*h) ||
+	    h->checksum != XXH3_64bits(h, offsetof(struct sc_disk_header, checksum)))
+		return SC_EVERSION;
+	if (size > SIZE_MAX)
+		return -EFBIG;
+	v1 = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+	if (v1 == MAP_FAILED)
+		return -errno;
+	img = calloc(1, sizeof(*img));
+	p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!img || p == MAP_FAILED) {
+		free(img);
+		if (p != MAP_FAILED)
+			munmap(p, (size_t)len);
+		munmap(v1, (size_t)size);
+		return -ENOMEM;
+	}
+	memset(&m, 0, sizeof(m));
+	m.index_off = SC_DATA_OFF;
+	m.index_slots = SC_MIN_INDEX_SLOTS;
+	m.blobs_off = SC_DATA_OFF + table;
+	m.blob_slots = SC_MIN_BLOB_SLOTS;
+	m.data_end = len;
+	sc_image_init(p, &m);
+	mprotect(p, (size_t)len, PROT_READ);
+	img->base = p;
+	img->len = (size_t)len;
+	img->next = c->maps;
+	c->maps = img;
+	drop_v1(c);
+	c->legacy = 1;
+	c->v1_image_len = len;
+	c->v1_map = v1;
+	c->v1_len = (size_t)size;
+	return 0;
 }
 
 /* Open the path again after the file was replaced (rw held exclusively). */
@@ -209,9 +275,12 @@ int sc_reopen_locked(sc_cache *c)
 			goto fail;
 		}
 	}
-	if ((rc = sc_header_check(&h, (uint64_t)st.st_size)) != 0)
-		goto fail;
-	if ((rc = sc_map_file(c, fd, (uint64_t)st.st_size)) != 0)
+	rc = sc_header_check(&h, (uint64_t)st.st_size);
+	if (rc == SC_EVERSION && h.format_version == SC_FORMAT_V1)
+		rc = open_v1(c, fd, (uint64_t)st.st_size, &h);
+	else if (rc == 0 && (rc = sc_map_file(c, fd, (uint64_t)st.st_size)) == 0)
+		drop_v1(c);
+	if (rc != 0)
 		goto fail;
 	if (c->fd >= 0)
 		close(c->fd);
@@ -481,6 +550,7 @@ void sc_close(sc_cache *c)
 		free(c->vset);
 		c->vset = n;
 	}
+	drop_v1(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->lock_fd >= 0)

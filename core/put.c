@@ -2,18 +2,24 @@
  * put.c - the write path: put and remove, O(entry) each.
  *
  * Order of a put (docs/FORMAT.md has the full crash argument):
- *   1. append the record (and, when the index must grow, a new index) past
- *      the committed data_end: no reader looks there yet;
+ *   1. append what is new past the committed data_end, where no reader
+ *      looks: the blob (unless the shard already holds the same bytes), a
+ *      metadata chunk when the current one is full, and a grown table when
+ *      one must grow; write the entry record into the chunk's unused tail,
+ *      which no committed slot points into;
  *   2. fdatasync (durable mode);
- *   3. write the meta slot for txnid+1: new data_end, counts, and a redo
- *      record "slot i := (hash, offset)" - this write is the commit;
+ *   3. write the meta slot for txnid+1: new data_end, counts, and the redo
+ *      records "key slot i := (hash, entry)" and "blob slot j := ..." (the
+ *      new blob's slot, the replaced blob's reference count) - this write
+ *      is the commit;
  *   4. fdatasync (durable mode);
- *   5. apply the redo to the index slot in place.
- * A crash before 3 leaves garbage past data_end, overwritten by the next
- * writer.  A crash between 3 and 5 is invisible: readers apply the redo
- * from the meta themselves, and the next writer applies it to the file
+ *   5. apply the redo records to the slots in place.
+ * A crash before 3 leaves garbage past data_end or in the chunk's unused
+ * tail, overwritten by the next writer.  A crash between 3 and 5 is
+ * invisible: readers apply the key slot's redo from the meta themselves,
+ * only writers read the blob index, and the next writer applies both
  * before it commits anything else.  Step 2 of the next put makes step 5 of
- * this one durable before its meta (which drops this redo) is written.
+ * this one durable before its meta (which drops these redos) is written.
  */
 #include <errno.h>
 #include <limits.h>
@@ -23,7 +29,6 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "sc_int.h"
 
@@ -58,22 +63,277 @@ static int after_commit(sc_cache *c, const struct sc_disk_meta *m)
 	return sc_rewrite(c, &s, NULL, NULL, max && m->data_end > max ? max / 4 * 3 : 0, NULL);
 }
 
+/* ------------------------------------------------------------------ */
+/* The blob index changes of one commit */
+
+/* At most two slots change: the new blob's and the replaced one's. */
+struct bchange {
+	int n;
+	struct {
+		uint64_t slot;
+		struct sc_disk_bslot b;
+	} c[2];
+};
+
+static void bchange_set(struct bchange *ch, uint64_t slot, const struct sc_disk_bslot *b)
+{
+	for (int i = 0; i < ch->n; i++) {
+		if (ch->c[i].slot == slot) {
+			ch->c[i].b = *b;
+			return;
+		}
+	}
+	ch->c[ch->n].slot = slot;
+	ch->c[ch->n].b = *b;
+	ch->n++;
+}
+
+/* The slot of a blob an entry gives up: its reference count drops, and at
+ * zero the blob is dead.  Accounts for it in @p m. */
+static void blob_release(const struct sc_snap *s, struct sc_disk_meta *m,
+			 const struct sc_disk_entry *old, struct bchange *ch)
+{
+	struct sc_disk_bslot b;
+	uint64_t slot, refs, bytes = sc_align_up(old->blob_len);
+
+	if (!(old->flags & SC_ENT_OWN_BLOB)) {
+		if (sc_blob_find(s, old->blob_id, &slot, &b) != 0 || b.off != old->blob_off)
+			return; /* a damaged table: the bytes stay until a compaction */
+		for (int i = 0; i < ch->n; i++)
+			if (ch->c[i].slot == slot)
+				b = ch->c[i].b;
+		refs = sc_bslot_refs(&b);
+		if (refs == SC_BLOB_REFS_MAX)
+			return; /* a full count never drops: the blob stays */
+		if (refs > 1) {
+			b.info = ((refs - 1) << SC_BLOB_LEN_BITS) | sc_bslot_len(&b);
+			bchange_set(ch, slot, &b);
+			return;
+		}
+		b.off = SC_SLOT_TOMB;
+		bchange_set(ch, slot, &b);
+		if (m->blobs > 0)
+			m->blobs--;
+		m->blob_tombs++;
+	}
+	m->stored_bytes -= m->stored_bytes >= old->blob_len ? old->blob_len : m->stored_bytes;
+	m->live_bytes -= m->live_bytes >= bytes ? bytes : m->live_bytes;
+	m->dead_bytes += bytes;
+}
+
+/* An entry gives up its record. */
+static void entry_release(struct sc_disk_meta *m, const struct sc_disk_entry *old)
+{
+	m->live_bytes -= m->live_bytes >= old->rec_len ? old->rec_len : m->live_bytes;
+	m->dead_bytes += old->rec_len;
+	m->logical_bytes -= m->logical_bytes >= old->blob_len ? old->blob_len : m->logical_bytes;
+}
+
+/* Redo records for @p ch in the meta (no table growth). */
+static void bchange_to_redo(const struct sc_snap *s, const struct bchange *ch,
+			    struct sc_disk_meta *m)
+{
+	m->wredo_n = (uint64_t)ch->n;
+	memset(m->wredo, 0, sizeof(m->wredo));
+	for (int i = 0; i < ch->n; i++) {
+		m->wredo[i].at = sc_bslot_at(s, ch->c[i].slot);
+		memcpy(m->wredo[i].v, &ch->c[i].b, sizeof(m->wredo[i].v));
+	}
+}
+
+/* ------------------------------------------------------------------ */
+
+struct put_req {
+	struct sc_disk_entry r;   /* all but blob_off, the chunk place and the checksum */
+	struct iovec str[4];      /* key, tag, exe_id, exe_path */
+	const void *blob;
+	size_t len;
+	uint64_t hash;            /* of the key */
+};
+
+/* Append @p len bytes at *end (64-aligned), advancing it. */
+static int append(const struct sc_snap *s, const void *p, size_t len, uint64_t *end)
+{
+	int rc = len ? sc_write_full(s->fd, p, len, *end) : 0;
+	if (rc == 0)
+		*end += sc_align_up(len);
+	return rc;
+}
+
+static int put_locked(sc_cache *c, struct sc_snap *s, struct put_req *q)
+{
+	static const unsigned char zeros[SC_ENT_ALIGN];
+	struct sc_disk_meta m = s->meta;
+	struct sc_disk_entry *r = &q->r;
+	struct sc_rec_view old;
+	struct sc_disk_bslot b;
+	struct sc_disk_slot *ktable = NULL;
+	struct sc_disk_bslot *btable = NULL;
+	struct bchange ch = { 0 };
+	struct iovec iov[6];
+	uint64_t kslot, bslot = 0, at, strings, kslots = 0, bslots = 0;
+	int rc, replace, share = 0, indexed = 1, kgrow, bgrow, found;
+
+	rc = sc_probe(s, (const char *)q->str[0].iov_base, q->str[0].iov_len, q->hash, &kslot, &old);
+	replace = rc == 0;
+	if (!replace && (rc = sc_insertion_slot(s, q->hash, &kslot)) != 0 && rc != SC_ECORRUPT)
+		return rc;
+	kgrow = !replace && (rc == SC_ECORRUPT ||
+			     (m.entries + m.tombstones + 1) * 10 > m.index_slots * 7);
+
+	/* The blob: the same bytes already stored are shared. */
+	found = sc_blob_find(s, r->blob_id, &bslot, &b);
+	if (found == 0) {
+		uint64_t blen = sc_bslot_len(&b);
+		share = blen == q->len && b.off % SC_ALIGN == 0 && b.off >= SC_DATA_OFF &&
+			b.off <= m.data_end && blen <= m.data_end - b.off &&
+			sc_bslot_refs(&b) < SC_BLOB_REFS_MAX &&
+			memcmp(s->map + b.off, q->blob, q->len) == 0;
+		indexed = share; /* same id, other bytes (or a full count): keep apart */
+	}
+	bgrow = found == SC_ECORRUPT ||
+		(found != 0 && (m.blobs + m.blob_tombs + 1) * 10 > m.blob_slots * 7);
+	if (share) {
+		r->blob_off = b.off;
+		b.info = ((sc_bslot_refs(&b) + 1) << SC_BLOB_LEN_BITS) | sc_bslot_len(&b);
+		bchange_set(&ch, bslot, &b);
+	} else {
+		r->blob_off = m.data_end;
+		if ((rc = append(s, q->blob, q->len, &m.data_end)) != 0)
+			goto fail;
+		m.stored_bytes += q->len;
+		m.live_bytes += sc_align_up(q->len);
+		if (indexed) {
+			b = (struct sc_disk_bslot){ r->blob_id[0], r->blob_id[1], r->blob_off,
+						    ((uint64_t)1 << SC_BLOB_LEN_BITS) | q->len };
+			if (!bgrow) {
+				struct sc_disk_bslot was;
+				sc_bslot_read(s, bslot, &was);
+				if (was.off == SC_SLOT_TOMB && m.blob_tombs > 0)
+					m.blob_tombs--;
+				bchange_set(&ch, bslot, &b);
+			}
+			m.blobs++;
+		} else {
+			r->flags |= SC_ENT_OWN_BLOB;
+		}
+	}
+	if (replace) {
+		entry_release(&m, old.r);
+		if (!bgrow)
+			blob_release(s, &m, old.r, &ch);
+	} else {
+		m.entries++;
+	}
+	m.logical_bytes += q->len;
+
+	/* The entry record, into the current metadata chunk or a new one. */
+	strings = q->str[0].iov_len + q->str[1].iov_len + q->str[2].iov_len + q->str[3].iov_len;
+	r->rec_len = (uint32_t)sc_ent_align(sizeof(*r) + strings);
+	if (!m.chunk_off || m.chunk_len - m.chunk_used < r->rec_len) {
+		if (m.chunk_off)
+			m.dead_bytes += m.chunk_len - m.chunk_used;
+		m.chunk_off = m.data_end;
+		m.chunk_len = sc_align_up(r->rec_len) > SC_CHUNK ? sc_align_up(r->rec_len) : SC_CHUNK;
+		m.chunk_used = 0;
+		m.data_end += m.chunk_len;
+	}
+	at = m.chunk_off + m.chunk_used;
+	m.chunk_used += r->rec_len;
+	m.live_bytes += r->rec_len;
+	r->checksum = sc_record_checksum(r, q->str, 4);
+	iov[0] = (struct iovec){ r, sizeof(*r) };
+	memcpy(iov + 1, q->str, sizeof(q->str));
+	iov[5] = (struct iovec){ (void *)zeros, r->rec_len - sizeof(*r) - strings };
+	if ((rc = sc_writev_full(s->fd, iov, 6, at)) != 0)
+		goto fail;
+
+	/* The key index: one slot, or a bigger table. */
+	if (kgrow) {
+		if ((rc = sc_table_grow(s, q->hash, at, &ktable, &kslots)) != 0)
+			goto fail;
+		m.dead_bytes += m.index_slots * sizeof(*ktable);
+		m.index_off = m.data_end;
+		if ((rc = append(s, ktable, (size_t)(kslots * sizeof(*ktable)), &m.data_end)) != 0)
+			goto fail;
+		m.index_slots = kslots;
+		m.tombstones = 0;
+		m.redo_slot = SC_NO_REDO;
+		m.redo_hash = m.redo_off = 0;
+	} else {
+		uint64_t h, o;
+		sc_slot_read(s, kslot, &h, &o);
+		if (!replace && o == SC_SLOT_TOMB && m.tombstones > 0)
+			m.tombstones--;
+		m.redo_slot = kslot;
+		m.redo_hash = q->hash;
+		m.redo_off = at;
+	}
+
+	/* The blob index: redo records, or a bigger table with the changes. */
+	if (bgrow) {
+		if ((rc = sc_btable_grow(s, 1, &btable, &bslots)) != 0)
+			goto fail;
+		if (indexed && !share)
+			sc_btable_insert(btable, bslots, &b);
+		if (replace && !(old.r->flags & SC_ENT_OWN_BLOB)) {
+			uint64_t i = sc_btable_locate(btable, bslots, old.r->blob_id);
+			struct sc_disk_bslot *ob = &btable[i];
+			uint64_t refs = sc_bslot_refs(ob), bytes = sc_align_up(old.r->blob_len);
+			if (ob->off == old.r->blob_off && refs != SC_BLOB_REFS_MAX) {
+				if (refs > 1) {
+					ob->info = ((refs - 1) << SC_BLOB_LEN_BITS) | sc_bslot_len(ob);
+				} else {
+					sc_btable_delete(btable, bslots, i);
+					if (m.blobs > 0)
+						m.blobs--;
+					m.stored_bytes -= m.stored_bytes >= old.r->blob_len
+								  ? old.r->blob_len : m.stored_bytes;
+					m.live_bytes -= m.live_bytes >= bytes ? bytes : m.live_bytes;
+					m.dead_bytes += bytes;
+				}
+			}
+		}
+		m.dead_bytes += m.blob_slots * sizeof(*btable);
+		m.blobs_off = m.data_end;
+		if ((rc = append(s, btable, (size_t)(bslots * sizeof(*btable)), &m.data_end)) != 0)
+			goto fail;
+		m.blob_slots = bslots;
+		m.blob_tombs = 0;
+		m.wredo_n = 0;
+		memset(m.wredo, 0, sizeof(m.wredo));
+	} else {
+		bchange_to_redo(s, &ch, &m);
+	}
+
+	/* A new chunk may end past the last byte written. */
+	if (m.data_end > s->file_size && (rc = sc_ftruncate(s->fd, m.data_end)) != 0)
+		goto fail;
+	if ((rc = sc_commit_meta(c, s, &m)) != 0)
+		goto fail;
+	s->meta = m;
+	(void)sc_apply_redo(s);
+	free(ktable);
+	free(btable);
+	return 0;
+fail:
+	drop_tail(s);
+	free(ktable);
+	free(btable);
+	return rc;
+}
+
 int sc_put_ex(sc_cache *c, const char *key, const void *blob, size_t len,
 	      const sc_put_opts *opts)
 {
-	static const unsigned char zeros[SC_ALIGN];
-	struct sc_disk_record r;
-	struct sc_disk_meta m;
+	struct put_req q;
+	struct sc_disk_entry *r = &q.r;
 	struct sc_snap s;
-	struct sc_rec_view old;
 	struct stat st;
-	struct sc_disk_slot *table = NULL;
-	struct iovec iov[7];
 	char exe_id[SC_IDENTITY_MAX];
 	const char *tag, *id, *exe_path;
-	size_t key_len, tag_len, id_len, exe_path_len, strings;
-	uint64_t hash, slot, off, new_slots = 0;
-	int rc, replace, grow;
+	size_t key_len, tag_len, id_len, exe_path_len;
+	int rc;
 
 	if (!c || !key || (!blob && len))
 		return -EINVAL;
@@ -99,118 +359,63 @@ int sc_put_ex(sc_cache *c, const char *key, const void *blob, size_t len,
 		id = sc_self_identity(&id_len);
 		exe_path = sc_self_path(&exe_path_len);
 	}
-	if (tag_len > UINT16_MAX || exe_path_len > UINT16_MAX)
+	if (tag_len > UINT16_MAX || exe_path_len > UINT16_MAX || id_len > UINT16_MAX)
 		return SC_ETOOBIG;
 
-	memset(&r, 0, sizeof(r));
-	r.magic = SC_REC_MAGIC;
+	memset(&q, 0, sizeof(q));
+	r->magic = SC_ENT_MAGIC;
 	if (opts && opts->no_source) {
-		r.flags |= SC_REC_NO_SOURCE;
+		r->flags |= SC_ENT_NO_SOURCE;
 	} else {
-		if (!(opts && opts->source)) {
+		const struct stat *src = opts && opts->source ? opts->source : NULL;
+		if (!src) {
 			if (stat(key, &st) != 0)
 				return -errno;
-			opts = NULL;
+			src = &st;
 		}
-		const struct stat *src = opts ? opts->source : &st;
-		r.src_mtime_sec = (int64_t)src->st_mtim.tv_sec;
-		r.src_mtime_nsec = (uint32_t)src->st_mtim.tv_nsec;
-		r.src_size = (uint64_t)src->st_size;
+		r->src_mtime_sec = (int64_t)src->st_mtim.tv_sec;
+		r->src_mtime_nsec = (uint32_t)src->st_mtim.tv_nsec;
+		r->src_size = (uint64_t)src->st_size;
+		/* The bytes compiled, hashed: given, or read again if the file
+		 * still has the stamp it had (else no hash: a mtime change
+		 * then makes the entry stale, as without one). */
+		if (opts && opts->source_bytes) {
+			if (opts->source_len == (size_t)src->st_size) {
+				sc_blob_id(opts->source_bytes, opts->source_len, r->src_hash);
+				r->flags |= SC_ENT_SRC_HASH;
+			}
+		} else if (S_ISREG(src->st_mode) &&
+			   sc_source_hash(key, src, r->src_size, r->src_hash) == 0) {
+			r->flags |= SC_ENT_SRC_HASH;
+		}
 	}
 	{
 		struct timespec now;
 		clock_gettime(CLOCK_REALTIME, &now);
-		r.cached_sec = (int64_t)now.tv_sec;
-		r.cached_nsec = (uint32_t)now.tv_nsec;
+		r->cached_sec = (int64_t)now.tv_sec;
+		r->cached_nsec = (uint32_t)now.tv_nsec;
 	}
-	r.key_len = (uint16_t)key_len;
-	r.tag_len = (uint16_t)tag_len;
-	r.exe_id_len = (uint16_t)id_len;
-	r.exe_path_len = (uint16_t)exe_path_len;
-	strings = key_len + tag_len + id_len + exe_path_len;
-	r.blob_off = sc_align_up(sizeof(r) + strings);
-	r.blob_len = len;
-	r.rec_len = sc_align_up(r.blob_off + len);
-	r.blob_checksum = XXH3_64bits(blob, len);
-	iov[1] = (struct iovec){ (void *)key, key_len };
-	iov[2] = (struct iovec){ (void *)tag, tag_len };
-	iov[3] = (struct iovec){ (void *)id, id_len };
-	iov[4] = (struct iovec){ (void *)exe_path, exe_path_len };
-	r.checksum = sc_record_checksum(&r, iov + 1, 4);
-	iov[0] = (struct iovec){ &r, sizeof(r) };
-	iov[5] = (struct iovec){ (void *)zeros, r.blob_off - sizeof(r) - strings };
-	iov[6] = (struct iovec){ (void *)blob, len };
-	hash = sc_key_hash(key, key_len);
+	r->key_len = (uint16_t)key_len;
+	r->tag_len = (uint16_t)tag_len;
+	r->exe_id_len = (uint16_t)id_len;
+	r->exe_path_len = (uint16_t)exe_path_len;
+	r->blob_len = len;
+	sc_blob_id(blob, len, r->blob_id);
+	q.str[0] = (struct iovec){ (void *)key, key_len };
+	q.str[1] = (struct iovec){ (void *)tag, tag_len };
+	q.str[2] = (struct iovec){ (void *)id, id_len };
+	q.str[3] = (struct iovec){ (void *)exe_path, exe_path_len };
+	q.blob = blob;
+	q.len = len;
+	q.hash = sc_key_hash(key, key_len);
 
 	if ((rc = sc_writer_begin(c, &s)) != 0)
 		return rc;
-	m = s.meta;
-	off = m.data_end;
-	rc = sc_probe(&s, key, key_len, hash, &slot, &old);
-	replace = rc == 0;
-	if (!replace && (rc = sc_insertion_slot(&s, hash, &slot)) != 0 && rc != SC_ECORRUPT)
-		goto out;
-	grow = !replace && (rc == SC_ECORRUPT ||
-			    (m.entries + m.tombstones + 1) * 10 > m.index_slots * 7);
-	rc = 0;
-
-	/* 1. the record, then its tail padding */
-	{
-		size_t total = (size_t)r.rec_len - (r.blob_off + len);
-		uint64_t pos = off + r.blob_off + len;
-
-		if ((rc = sc_writev_full(s.fd, iov, 7, off)) != 0) {
-			drop_tail(&s);
-			goto out;
-		}
-		if (total && (rc = sc_write_full(s.fd, zeros, total, pos)) != 0) {
-			drop_tail(&s);
-			goto out;
-		}
+	rc = put_locked(c, &s, &q);
+	if (rc == 0) {
+		atomic_fetch_add_explicit(&c->n_puts, 1, memory_order_relaxed);
+		(void)after_commit(c, &s.meta);
 	}
-	m.data_end = off + r.rec_len;
-	if (replace) {
-		m.live_bytes -= old.r->rec_len;
-		m.dead_bytes += old.r->rec_len;
-	} else {
-		m.entries++;
-	}
-	m.live_bytes += r.rec_len;
-	if (grow) {
-		uint64_t bytes;
-		if ((rc = sc_table_grow(&s, hash, off, &table, &new_slots)) != 0)
-			goto out;
-		bytes = new_slots * sizeof(*table);
-		if ((rc = sc_write_full(s.fd, table, (size_t)bytes, m.data_end)) != 0) {
-			drop_tail(&s);
-			goto out;
-		}
-		m.dead_bytes += m.index_slots * sizeof(*table);
-		m.index_off = m.data_end;
-		m.index_slots = new_slots;
-		m.data_end += sc_align_up(bytes);
-		m.tombstones = 0;
-		m.redo_slot = SC_NO_REDO;
-		m.redo_hash = m.redo_off = 0;
-	} else {
-		uint64_t h, o;
-		sc_slot_read(&s, slot, &h, &o);
-		if (!replace && o == SC_SLOT_TOMB && m.tombstones > 0)
-			m.tombstones--;
-		m.redo_slot = slot;
-		m.redo_hash = hash;
-		m.redo_off = off;
-	}
-	/* 2.-4. */
-	if ((rc = sc_commit_meta(c, &s, &m)) != 0)
-		goto out;
-	/* 5. */
-	s.meta = m;
-	(void)sc_apply_redo(&s);
-	atomic_fetch_add_explicit(&c->n_puts, 1, memory_order_relaxed);
-	(void)after_commit(c, &m);
-out:
-	free(table);
 	sc_writer_end(c);
 	return rc;
 }
@@ -226,6 +431,7 @@ static int remove_key(sc_cache *c, const char *key, int check, uint64_t shard_id
 	struct sc_disk_meta m;
 	struct sc_snap s;
 	struct sc_rec_view v;
+	struct bchange ch = { 0 };
 	uint64_t slot, hash;
 	size_t key_len;
 	int rc;
@@ -251,8 +457,9 @@ static int remove_key(sc_cache *c, const char *key, int check, uint64_t shard_id
 	if (m.entries > 0)
 		m.entries--;
 	m.tombstones++;
-	m.live_bytes -= v.r->rec_len;
-	m.dead_bytes += v.r->rec_len;
+	entry_release(&m, v.r);
+	blob_release(&s, &m, v.r, &ch);
+	bchange_to_redo(&s, &ch, &m);
 	m.redo_slot = slot;
 	m.redo_hash = hash;
 	m.redo_off = SC_SLOT_TOMB;

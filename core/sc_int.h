@@ -43,7 +43,7 @@ struct sc_vset {
 	uint64_t shard_id;
 	uint64_t cap;             /* power of two */
 	struct sc_vset *next;     /* older sets */
-	uint32_t slot[];          /* record offset / SC_ALIGN; 0 = empty */
+	uint32_t slot[];          /* entry offset / SC_ENT_ALIGN; 0 = empty */
 };
 /* vset.c */
 int  sc_vset_has(const struct sc_vset *vs, uint64_t off);
@@ -79,6 +79,13 @@ struct sc_cache {
 	uint64_t seen_txn[4]; /* raw txnid and checksum words of both slots */
 	uint64_t shard_id;
 	struct sc_vset *vset; /* current set first, older ones after */
+	/* A version 1 file at the path: read as an empty v2 image (maps holds
+	 * it, anonymous, v1_image_len bytes) and rebuilt on the first write
+	 * from v1_map, its own read-only mapping. */
+	int legacy;
+	uint64_t v1_image_len;
+	const unsigned char *v1_map;
+	size_t v1_len;
 	int64_t next_path_check_ns;
 
 	pthread_mutex_t wmutex;
@@ -87,6 +94,7 @@ struct sc_cache {
 
 	_Atomic uint64_t n_hits, n_absent, n_stale, n_fingerprint, n_corrupt;
 	_Atomic uint64_t n_puts, n_removes, n_evictions, n_compactions, n_heals;
+	_Atomic uint64_t n_content_fresh;
 };
 
 /* os.c: system calls made once, with EINTR, O_CLOEXEC and short writes
@@ -132,6 +140,17 @@ struct sc_os_event {
 extern void (*sc_os_trace)(const struct sc_os_event *ev);
 #endif
 
+/* source.c: is the source still the one compiled?  sc_source_hash():
+ * XXH3-128 of the regular file at @p path, if it has @p size bytes (and,
+ * with @p want, the same mtime and size as it) before and after the read:
+ * 0, SC_ESTALE (changed or not regular) or -errno.  sc_source_fresh(): 1
+ * when the file has the recorded mtime and size, or the recorded size and,
+ * with @p src_hash, the recorded bytes (then *by_content is 1); else 0. */
+struct stat;
+int  sc_source_hash(const char *path, const struct stat *want, uint64_t size, uint64_t id[2]);
+int  sc_source_fresh(const char *path, int64_t sec, uint32_t nsec, uint64_t size,
+		     const uint64_t *src_hash, int *by_content);
+
 /* file.c: whole shard files beside the path */
 int  sc_create_shard(const char *path, int replace);
 void sc_clean_temps(const char *shard_path);
@@ -164,10 +183,31 @@ void sc_table_insert(struct sc_disk_slot *t, uint64_t slots, uint64_t hash, uint
 /* A bigger table: the live slots of @p s plus one new entry (malloc'd). */
 int  sc_table_grow(const struct sc_snap *s, uint64_t new_hash, uint64_t new_off,
 		   struct sc_disk_slot **out, uint64_t *slots_out);
+/* The blob index, read by writers only: slot @p i as committed (wredo
+ * applied), its file offset, a probe for a blob id (0 and its slot; or
+ * SC_ENOTFOUND and where to insert; SC_ECORRUPT for a table with no free
+ * slot), and in-memory tables for growth and compaction. */
+uint64_t sc_bslot_at(const struct sc_snap *s, uint64_t i);
+void sc_bslot_read(const struct sc_snap *s, uint64_t i, struct sc_disk_bslot *b);
+int  sc_blob_find(const struct sc_snap *s, const uint64_t id[2], uint64_t *slot,
+		  struct sc_disk_bslot *b);
+uint64_t sc_btable_slots(uint64_t blobs);
+void sc_btable_insert(struct sc_disk_bslot *t, uint64_t slots, const struct sc_disk_bslot *b);
+/* The live slots of @p s in a table with room for @p extra more (malloc'd). */
+int  sc_btable_grow(const struct sc_snap *s, uint64_t extra, struct sc_disk_bslot **out,
+		    uint64_t *slots_out);
+/* In an in-memory table without tombstones: the slot holding @p id, or the
+ * empty slot where it would go. */
+uint64_t sc_btable_locate(const struct sc_disk_bslot *t, uint64_t slots, const uint64_t id[2]);
+void sc_btable_delete(struct sc_disk_bslot *t, uint64_t slots, uint64_t i);
 
 /* entry.c (sc_entry_status() is public) */
 void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_view *v,
 		  sc_entry_info *out);
+/* The source side of sc_entry_status(): 1 if the source is the one compiled
+ * (always for entries without one); *by_content (may be NULL) says the bytes
+ * had to be hashed to tell. */
+int  sc_entry_source_fresh(const sc_entry_info *e, int *by_content);
 
 /* get.c */
 int  sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len, sc_blob *out);
@@ -179,10 +219,24 @@ int  sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m
 /* Write the index slot that the committed meta's redo record names. */
 int  sc_apply_redo(const struct sc_snap *s);
 
-/* rewrite.c */
-typedef int (*sc_keep_fn)(const struct sc_rec_view *v, void *arg);
+/* rewrite.c: a whole new shard from the live entries (sc_live: entries
+ * whose pointers lie in a mapping that outlives the rewrite) */
+struct sc_live {
+	sc_entry_info *e;
+	uint64_t n, cap;
+};
+int  sc_live_add(struct sc_live *l, const sc_entry_info *e);
+typedef int (*sc_keep_fn)(const sc_entry_info *e, void *arg);
 int  sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 		uint64_t budget, uint64_t *n_dropped);
+/* Writer lock held, c->v1_map the v1 file at the path: rebuild it as v2
+ * with every sound entry, and move the handle to it. */
+int  sc_upgrade_locked(sc_cache *c);
+
+/* legacy.c: the sound entries of a version 1 shard (format.h of 0.1.0),
+ * read from a mapping of @p len bytes; damaged ones are counted. */
+int  sc_v1_collect(const unsigned char *map, uint64_t len, struct sc_live *l,
+		   uint64_t *dropped);
 
 /* heal.c */
 int  sc_heal_wanted(int rc);           /* an error a heal could cure */

@@ -15,20 +15,33 @@
 
 #include "sc_int.h"
 
+/* Write in place what the committed meta's redo records name: the key
+ * index slot (which readers also apply themselves) and the blob index slots
+ * (which only writers read, always through sc_writer_begin, so always after
+ * this). */
 int sc_apply_redo(const struct sc_snap *s)
 {
-	struct sc_disk_slot want, have;
-	uint64_t at;
+	int rc;
 
-	if (s->meta.redo_slot == SC_NO_REDO)
-		return 0;
-	at = s->meta.index_off + s->meta.redo_slot * sizeof(struct sc_disk_slot);
-	want.hash = s->meta.redo_hash;
-	want.off = s->meta.redo_off;
-	memcpy(&have, s->map + at, sizeof(have));
-	if (have.hash == want.hash && have.off == want.off)
-		return 0;
-	return sc_write_full(s->fd, &want, sizeof(want), at);
+	if (s->meta.redo_slot != SC_NO_REDO) {
+		struct sc_disk_slot want, have;
+		uint64_t at = s->meta.index_off + s->meta.redo_slot * sizeof(struct sc_disk_slot);
+
+		want.hash = s->meta.redo_hash;
+		want.off = s->meta.redo_off;
+		memcpy(&have, s->map + at, sizeof(have));
+		if ((have.hash != want.hash || have.off != want.off) &&
+		    (rc = sc_write_full(s->fd, &want, sizeof(want), at)) != 0)
+			return rc;
+	}
+	for (uint64_t i = 0; i < s->meta.wredo_n; i++) {
+		const struct sc_disk_wredo *w = &s->meta.wredo[i];
+
+		if (memcmp(s->map + w->at, w->v, sizeof(w->v)) != 0 &&
+		    (rc = sc_write_full(s->fd, w->v, sizeof(w->v), w->at)) != 0)
+			return rc;
+	}
+	return 0;
 }
 
 /* The header is checked at open only; a refresh reads the metas.  A
@@ -63,6 +76,12 @@ int sc_writer_begin(sc_cache *c, struct sc_snap *s)
 	rc = sc_refresh_locked(c, 1);
 	if (rc == 0)
 		rc = header_intact(c);
+	if (rc == 0 && c->legacy) {
+		/* A version 1 shard: its first write rebuilds it as v2. */
+		pthread_rwlock_unlock(&c->rw);
+		rc = sc_upgrade_locked(c);
+		pthread_rwlock_wrlock(&c->rw);
+	}
 	if (sc_heal_wanted(rc)) {
 		/* Damaged beyond use since we opened it: heal without
 		 * holding rw across the I/O, then write to the new file. */
@@ -104,7 +123,6 @@ int sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m)
 	m->committed_sec = (int64_t)time(NULL);
 	memset(m->lib_version, 0, sizeof(m->lib_version));
 	strncpy(m->lib_version, SC_VERSION_STRING, sizeof(m->lib_version) - 1);
-	memset(m->pad, 0, sizeof(m->pad));
 	m->checksum = sc_meta_checksum(m);
 	/* Counts in a hostile file can be off; never write a commit that
 	 * readers would refuse (they would silently keep the old state). */
@@ -120,7 +138,8 @@ int sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m)
 	 * once too, or it would take back what that one acknowledged.  After
 	 * an SC_NOSYNC commit there is nothing durable to keep. */
 	if (!(c->flags & SC_NOSYNC) ||
-	    ((s->meta.flags & SC_META_SYNCED) && s->meta.redo_slot != SC_NO_REDO)) {
+	    ((s->meta.flags & SC_META_SYNCED) &&
+	     (s->meta.redo_slot != SC_NO_REDO || s->meta.wredo_n > 0))) {
 		if ((rc = sc_fdatasync(s->fd)) != 0)
 			return rc;
 	}

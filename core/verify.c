@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <xxhash.h>
+#include <stdlib.h>
 
 #include "sc_int.h"
 
@@ -41,7 +41,8 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 	struct sc_disk_header h;
 	struct sc_disk_meta m[2];
 	struct sc_snap s;
-	uint64_t entries = 0, tombs = 0, live = 0, checked = 0;
+	uint64_t entries = 0, tombs = 0, live = 0, checked = 0, logical = 0, stored = 0;
+	uint64_t blobs = 0, btombs = 0, *refs = NULL;
 	int rc, locked = 0, shared_fd = -1;
 
 	if (!c)
@@ -84,10 +85,21 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 			problem(&v, at, "meta slot %d: transaction id %llu in the wrong slot", i,
 				(unsigned long long)m[i].txnid);
 	}
+	if (c->legacy) {
+		problem(&v, 8, "format version 1: read as empty; the next write rebuilds it as "
+			       "version 2 with its entries");
+		rc = SC_EVERSION;
+		goto done;
+	}
+	refs = calloc(s.meta.blob_slots, sizeof(*refs));
+	if (!refs) {
+		rc = -ENOMEM;
+		goto done;
+	}
 	for (uint64_t i = 0; i < s.meta.index_slots; i++) {
 		struct sc_rec_view rv;
 		const char *why = NULL;
-		uint64_t hh, off, at = s.meta.index_off + i * sizeof(struct sc_disk_slot);
+		uint64_t hh, off, at = s.meta.index_off + i * sizeof(struct sc_disk_slot), id[2];
 
 		sc_slot_read(&s, i, &hh, &off);
 		if (off == SC_SLOT_EMPTY)
@@ -98,19 +110,58 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 		}
 		checked++;
 		if (sc_record_check(s.map, s.meta.data_end, off, 0, &rv, &why) != 0) {
-			problem(&v, off, "record %llu (index slot %llu at %llu): %s",
+			problem(&v, off, "entry %llu (index slot %llu at %llu): %s",
 				(unsigned long long)off, (unsigned long long)i,
 				(unsigned long long)at, why);
 			continue;
 		}
 		if (sc_key_hash(rv.key, rv.r->key_len) != hh)
-			problem(&v, at, "index slot %llu: hash does not match the key of record %llu",
+			problem(&v, at, "index slot %llu: hash does not match the key of entry %llu",
 				(unsigned long long)i, (unsigned long long)off);
-		if (XXH3_64bits(rv.blob, rv.r->blob_len) != rv.r->blob_checksum)
-			problem(&v, off + rv.r->blob_off, "record %llu (%.*s): blob checksum mismatch",
-				(unsigned long long)off, (int)rv.r->key_len, rv.key);
+		sc_blob_id(rv.blob, (size_t)rv.r->blob_len, id);
+		if (id[0] != rv.r->blob_id[0] || id[1] != rv.r->blob_id[1])
+			problem(&v, rv.r->blob_off, "entry %llu (%.*s): blob %llu does not match its id",
+				(unsigned long long)off, (int)rv.r->key_len, rv.key,
+				(unsigned long long)rv.r->blob_off);
 		entries++;
 		live += rv.r->rec_len;
+		logical += rv.r->blob_len;
+		if (rv.r->flags & SC_ENT_OWN_BLOB) {
+			live += sc_align_up(rv.r->blob_len);
+			stored += rv.r->blob_len;
+		} else {
+			struct sc_disk_bslot b;
+			uint64_t bs;
+			if (sc_blob_find(&s, rv.r->blob_id, &bs, &b) != 0 || b.off != rv.r->blob_off)
+				problem(&v, off, "entry %llu (%.*s): its blob is not in the blob index",
+					(unsigned long long)off, (int)rv.r->key_len, rv.key);
+			else
+				refs[bs]++;
+		}
+	}
+	for (uint64_t i = 0; i < s.meta.blob_slots; i++) {
+		struct sc_disk_bslot b;
+		uint64_t at = sc_bslot_at(&s, i);
+
+		sc_bslot_read(&s, i, &b);
+		if (b.off == SC_SLOT_EMPTY)
+			continue;
+		if (b.off == SC_SLOT_TOMB) {
+			btombs++;
+			continue;
+		}
+		blobs++;
+		live += sc_align_up(sc_bslot_len(&b));
+		stored += sc_bslot_len(&b);
+		if (b.off % SC_ALIGN || b.off < SC_DATA_OFF || b.off > s.meta.data_end ||
+		    sc_bslot_len(&b) > s.meta.data_end - b.off)
+			problem(&v, at, "blob slot %llu: blob outside the data or misaligned",
+				(unsigned long long)i);
+		else if (sc_bslot_refs(&b) != refs[i] &&
+			 !(sc_bslot_refs(&b) == SC_BLOB_REFS_MAX && refs[i] >= SC_BLOB_REFS_MAX))
+			problem(&v, at, "blob slot %llu: %llu references recorded, %llu entries hold it",
+				(unsigned long long)i, (unsigned long long)sc_bslot_refs(&b),
+				(unsigned long long)refs[i]);
 	}
 	if (entries != s.meta.entries || tombs != s.meta.tombstones || live != s.meta.live_bytes)
 		problem(&v, (s.meta.txnid & 1) ? SC_META1_OFF : SC_META0_OFF,
@@ -119,11 +170,26 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 			(unsigned long long)s.meta.entries, (unsigned long long)s.meta.tombstones,
 			(unsigned long long)s.meta.live_bytes, (unsigned long long)entries,
 			(unsigned long long)tombs, (unsigned long long)live);
+	if (blobs != s.meta.blobs || btombs != s.meta.blob_tombs || stored != s.meta.stored_bytes ||
+	    logical != s.meta.logical_bytes)
+		problem(&v, (s.meta.txnid & 1) ? SC_META1_OFF : SC_META0_OFF,
+			"meta blob counts (%llu blobs, %llu tombstones, %llu stored, %llu logical "
+			"bytes) differ from the indexes (%llu, %llu, %llu, %llu)",
+			(unsigned long long)s.meta.blobs, (unsigned long long)s.meta.blob_tombs,
+			(unsigned long long)s.meta.stored_bytes,
+			(unsigned long long)s.meta.logical_bytes, (unsigned long long)blobs,
+			(unsigned long long)btombs, (unsigned long long)stored,
+			(unsigned long long)logical);
+	rc = 0;
+done:
+	free(refs);
 	if (locked)
 		sc_writer_end(c);
 	if (shared_fd >= 0)
 		close(shared_fd);
 	if (n_checked)
 		*n_checked = checked;
+	if (rc != 0)
+		return rc;
 	return v.bad ? SC_ECORRUPT : 0;
 }

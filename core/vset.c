@@ -9,18 +9,18 @@
 
 static uint64_t vset_pos(uint64_t off)
 {
-	return (off >> 6) * 0x9e3779b97f4a7c15ull;
+	return (off >> 3) * 0x9e3779b97f4a7c15ull;
 }
 
 int sc_vset_has(const struct sc_vset *vs, uint64_t off)
 {
 	uint64_t mask, i;
-	uint32_t want = (uint32_t)(off / SC_ALIGN);
+	uint32_t want = (uint32_t)(off / SC_ENT_ALIGN);
 
-	/* Offsets are SC_ALIGN-aligned, so off / SC_ALIGN is exact; 32 bits
+	/* Entry offsets are SC_ENT_ALIGN-aligned, so the quotient is exact; 32 bits
 	 * of it keep the set small enough to stay in cache (shards past
-	 * 256 GiB are simply checked every time). */
-	if (!vs || off / SC_ALIGN > UINT32_MAX)
+	 * 32 GiB are simply checked every time). */
+	if (!vs || off / SC_ENT_ALIGN > UINT32_MAX)
 		return 0;
 	mask = vs->cap - 1;
 	i = vset_pos(off) & mask;
@@ -37,9 +37,9 @@ int sc_vset_has(const struct sc_vset *vs, uint64_t off)
 void sc_vset_add(struct sc_vset *vs, uint64_t off)
 {
 	uint64_t mask, i;
-	uint32_t val = (uint32_t)(off / SC_ALIGN);
+	uint32_t val = (uint32_t)(off / SC_ENT_ALIGN);
 
-	if (!vs || off / SC_ALIGN > UINT32_MAX)
+	if (!vs || off / SC_ENT_ALIGN > UINT32_MAX)
 		return;
 	mask = vs->cap - 1;
 	i = vset_pos(off) & mask;

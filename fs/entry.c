@@ -52,7 +52,7 @@ void fs_ver_from_info(struct fs_ver *v, const sc_entry_info *e, int status)
 	v->v_cached_sec = e->cached_sec;
 	v->v_cached_nsec = e->cached_nsec;
 	v->v_blob_size = e->blob_size;
-	v->v_checksum = e->blob_checksum;
+	v->v_checksum = e->blob_id[0];
 }
 
 int fs_ver_same(const struct fs_ver *a, const struct fs_ver *b)

@@ -126,7 +126,7 @@ struct fs_ver {
 	int64_t  v_cached_sec;
 	uint32_t v_cached_nsec;
 	uint64_t v_blob_size;
-	uint64_t v_checksum;        /* XXH3-64 of the blob: with the size, its identity */
+	uint64_t v_checksum;        /* blob_id[0] (XXH3-128 low half): with the size, its identity */
 };
 
 struct fs_node {

@@ -5,7 +5,7 @@
  * The v1 shard cannot share one blob between entries, so link(2) puts the
  * same bytes under the new name's key (stored twice).  What makes the two
  * names one file for the programs that look is the identity of the bytes:
- * a committed blob whose bytes (XXH3-64 and size, as the shard records
+ * a committed blob whose bytes (blob id and size, as the shard records
  * them) are held by N >= 2 entries reports an inode number derived from
  * that identity and st_nlink N, so `os.path.samefile` is true and
  * `st_nlink` counts the names, whichever way the names were made (also
@@ -104,7 +104,7 @@ static int ids_grow(struct fs_ids *t)
 }
 
 /* Count one more (@p delta 1) or one less (-1) entry holding these bytes.
- * (sum, size) = (0, 0) marks free slots: an empty blob's XXH3-64 is not 0,
+ * (sum, size) = (0, 0) marks free slots: an empty blob's id is not 0,
  * so no real identity is lost. */
 int fs_ids_add(struct fs_ids *t, uint64_t sum, uint64_t size, int delta)
 {
@@ -199,7 +199,7 @@ void fs_ids_changed(struct fs *fs, int had_old, uint64_t old_sum, uint64_t old_s
 
 uint64_t fs_blob_sum(const void *buf, size_t len)
 {
-	return XXH3_64bits(buf, len);
+	return XXH3_128bits(buf, len).low64; /* blob_id[0], as the core records it */
 }
 
 /* ---- link(2) ---- */

@@ -95,7 +95,7 @@ static char *dump(json_t *root, size_t *len)
 char *fs_render_meta(const sc_entry_info *e, int status, const char *name, size_t *len)
 {
 	json_t *root = json_object(), *src, *fp, *blob;
-	char hex[32];
+	char hex[40];
 
 	set_bytes(root, "key", e->key, e->key_len);
 	json_object_set_new(root, "name", json_string(name));
@@ -130,9 +130,9 @@ char *fs_render_meta(const sc_entry_info *e, int status, const char *name, size_
 
 	blob = json_object();
 	json_object_set_new(blob, "size", json_integer((json_int_t)e->blob_size));
-	snprintf(hex, sizeof hex, "%016" PRIx64, e->blob_checksum);
+	snprintf(hex, sizeof hex, "%016" PRIx64 "%016" PRIx64, e->blob_id[1], e->blob_id[0]);
 	json_object_set_new(blob, "checksum", json_string(hex));
-	json_object_set_new(blob, "checksum_algorithm", json_string("xxh3-64"));
+	json_object_set_new(blob, "checksum_algorithm", json_string("xxh3-128"));
 	json_object_set_new(root, "blob", blob);
 
 	snprintf(hex, sizeof hex, "%016" PRIx64, e->shard_id);

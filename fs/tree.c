@@ -226,7 +226,7 @@ struct build {
 static int build_cb(const sc_entry_info *e, void *arg)
 {
 	struct build *b = arg;
-	if (fs_ids_add(b->ids, e->blob_checksum, e->blob_size, 1) < 0) {
+	if (fs_ids_add(b->ids, e->blob_id[0], e->blob_size, 1) < 0) {
 		b->err = -ENOMEM;
 		return 1;
 	}
@@ -386,7 +386,7 @@ int fs_put(struct fs *fs, const char *key, size_t klen, const void *buf, size_t 
 		pthread_mutex_lock(&fs->fs_lock);
 		__atomic_add_fetch(&fs->fs_t_own, 1, __ATOMIC_RELAXED);
 		if (counted)
-			fs_ids_changed(fs, had_old, had_old ? old.blob_checksum : 0,
+			fs_ids_changed(fs, had_old, had_old ? old.blob_id[0] : 0,
 				       had_old ? old.blob_size : 0, 1, sum, len);
 		fs->fs_put_seq++;
 		if (fs->fs_tidx && fs_key_is_path(key, klen)) {

@@ -42,8 +42,8 @@ extern "C" {
 #endif
 
 /** Library version, as a string and as a number (major*10000+minor*100+patch). */
-#define SC_VERSION_STRING "0.1.0"
-#define SC_VERSION_NUMBER 100
+#define SC_VERSION_STRING "0.2.0"
+#define SC_VERSION_NUMBER 200
 
 /** @defgroup errors Error codes (all negative; 0 is success)
  * @{ */
@@ -147,9 +147,13 @@ typedef struct sc_blob {
  * Look up the compiled blob for @p key.
  *
  * The entry is returned only if its checksums are right, the source file
- * named by the key still has the recorded mtime (seconds and nanoseconds)
- * and size, and its fingerprint equals this handle's (tag and the running
- * executable's identity, compared for equality in both directions).
+ * named by the key is still the one compiled, and its fingerprint equals
+ * this handle's (tag and the running executable's identity, compared for
+ * equality in both directions).  The source is the one compiled if it has
+ * the recorded mtime (seconds and nanoseconds) and size, or the recorded
+ * size and the same bytes: when only the mtime moved (a git checkout, a
+ * restored CI cache, a copied container layer), the source is read once
+ * and its XXH3-128 compared with the one recorded at the put.
  * Cost on a repeat lookup: one hash probe and the stat(2) of the source.
  *
  * @param[in]  key  canonical absolute path of the source (the library does
@@ -190,6 +194,12 @@ typedef struct sc_put_opts {
 	/** Executable whose identity goes in the fingerprint; NULL: the running
 	 *  executable.  Used by tools that store on an interpreter's behalf. */
 	const char *exe_path;
+	/** The source's bytes as compiled, if the caller has them: their
+	 *  XXH3-128 is recorded (see sc_get(), freshness by content) without
+	 *  reading the file again.  NULL: the library reads the file, and
+	 *  records a hash only if it still has the stat's mtime and size. */
+	const void *source_bytes;
+	size_t source_len;
 } sc_put_opts;
 
 /** sc_put() with explicit source identity and fingerprint. */
@@ -246,9 +256,14 @@ typedef struct sc_entry_info {
 	uint32_t cached_nsec;
 	const void *blob;         /**< zero-copy, same lifetime as sc_get()'s */
 	uint64_t blob_size;
-	uint64_t blob_checksum;   /**< XXH3-64 of the blob */
+	/** XXH3-128 of the blob (low, high 64 bits): its checksum and its
+	 *  identity.  Entries with the same bytes share one stored blob, and
+	 *  report the same blob_id. */
+	uint64_t blob_id[2];
+	int has_source_hash;      /**< source_hash holds the XXH3-128 of the source's bytes */
+	uint64_t source_hash[2];
 	uint64_t shard_id;        /**< random id of the shard file holding it */
-	uint64_t offset;          /**< record offset: (shard_id, offset) names one version */
+	uint64_t offset;          /**< entry record offset: (shard_id, offset) names one version */
 } sc_entry_info;
 
 /**
@@ -274,8 +289,8 @@ typedef int (*sc_foreach_fn)(const sc_entry_info *e, void *arg);
  * Call @p fn for every live entry, in no particular order.  Record headers
  * are validated (entries that fail are skipped and counted as corrupt);
  * blobs are NOT checksummed, so that listing a large shard does not read
- * every blob: check e->blob against e->blob_checksum (XXH3-64) before
- * using the bytes, or fetch them with sc_lookup()/sc_get().
+ * every blob: check e->blob against e->blob_id (XXH3-128) before using
+ * the bytes, or fetch them with sc_lookup()/sc_get().
  * The callback must not call functions that write through the same handle.
  */
 SC_API int sc_foreach(sc_cache *c, sc_foreach_fn fn, void *arg);
@@ -284,8 +299,11 @@ SC_API int sc_foreach(sc_cache *c, sc_foreach_fn fn, void *arg);
 typedef struct sc_stats {
 	/* from the shard */
 	uint64_t entries;
-	uint64_t live_bytes;     /**< bytes of records reachable from the index */
-	uint64_t dead_bytes;     /**< replaced/removed records and old indexes */
+	uint64_t live_bytes;     /**< entry records and stored blobs reachable from the index */
+	uint64_t dead_bytes;     /**< replaced/removed records and blobs, old tables */
+	uint64_t blobs;          /**< distinct blobs stored */
+	uint64_t logical_bytes;  /**< sum of the entries' blob sizes */
+	uint64_t stored_bytes;   /**< sum of the stored blobs' sizes (each once) */
 	uint64_t file_size;
 	uint64_t generation;     /**< commit counter of the shard file */
 	uint64_t index_slots;
@@ -301,6 +319,7 @@ typedef struct sc_stats {
 	uint64_t evictions;      /**< by size limit or sc_evict_stale() */
 	uint64_t compactions;
 	uint64_t heals;          /**< damaged shards this handle set aside (see sc_open()) */
+	uint64_t fresh_by_content; /**< hits whose source had another mtime but the same bytes */
 	/* beside the shard */
 	uint64_t set_aside;      /**< "<shard>" SC_SET_ASIDE_INFIX "*" files there now */
 } sc_stats;
@@ -330,7 +349,7 @@ SC_API int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checke
  * The version of the library actually loaded, which may differ from the
  * SC_VERSION_* macros a program was compiled with.
  * @param[out] major, minor, patch  its parts (each may be NULL).
- * @return the version string, e.g. "0.1.0" (static).
+ * @return the version string, e.g. "0.2.0" (static).
  */
 SC_API const char *sc_version(int *major, int *minor, int *patch);
 

@@ -4,6 +4,8 @@
  * identity in both directions, no_source entries, the writer's-view rules
  * of tag-less handles, and visibility of another process's commits.
  */
+#include <xxhash.h>
+
 #include "testutil.h"
 
 #define TAG_A "interp A 1.0"
@@ -34,12 +36,19 @@ static void test_source_identity(const char *shard)
 	sc_blob b;
 	TAP_EQ(sc_put(c, k, "v1", 2), 0, "put");
 	TAP_EQ(sc_get(c, k, &b), 0, "fresh hit");
+	/* the mtime moves, the bytes do not: fresh by content */
 	set_mtime(k, 1700000000, 501);
-	TAP_EQ(sc_get(c, k, &b), SC_ESTALE, "mtime changed by 1 ns: SC_ESTALE");
+	TAP_EQ(sc_get(c, k, &b), 0, "mtime changed by 1 ns, same bytes: hit by content");
 	set_mtime(k, 1700000000, 500);
 	TAP_EQ(sc_get(c, k, &b), 0, "mtime restored: hit again");
 	set_mtime(k, 1700000001, 500);
-	TAP_EQ(sc_get(c, k, &b), SC_ESTALE, "mtime changed by 1 s: SC_ESTALE");
+	TAP_EQ(sc_get(c, k, &b), 0, "mtime changed by 1 s, same bytes: hit by content");
+	/* same size, other bytes, other mtime: stale */
+	tu_write_str(k, "print('MTIME')\n");
+	set_mtime(k, 1700000002, 500);
+	TAP_EQ(sc_get(c, k, &b), SC_ESTALE, "same size, other bytes, new mtime: SC_ESTALE");
+	/* other bytes under the recorded mtime cannot be told apart (as v1) */
+	tu_write_str(k, "print('mtime')\n");
 	set_mtime(k, 1700000000, 500);
 
 	/* same mtime, other size */
@@ -77,8 +86,72 @@ static void test_source_identity(const char *shard)
 
 	sc_stats s;
 	TU_CHECK(sc_get_stats(c, &s) == 0);
-	TAP_EQ(s.miss_stale, 6, "six stale misses counted");
-	TAP_EQ(s.hits, 3, "three hits counted");
+	TAP_EQ(s.miss_stale, 5, "five stale misses counted");
+	TAP_EQ(s.hits, 5, "five hits counted");
+	TAP_EQ(s.fresh_by_content, 2, "two of them fresh by content");
+	sc_close(c);
+}
+
+/* A checkout, a restored CI cache, a copied layer, a Nix store: the bytes
+ * come back under new mtimes, and the cache stays warm. */
+static void test_content_freshness(const char *shard)
+{
+	sc_cache *c = open_ok(shard, TAG_A, 0);
+	const char *k = tu_path("checkout.lua");
+	const char *k2 = tu_path("given.lua");
+	const char *src = "local x = 1\nreturn x\n";
+	sc_entry_info e;
+	sc_stats s;
+	sc_blob b;
+
+	tu_write_str(k, src);
+	set_mtime(k, 1700000000, 0);
+	TAP_EQ(sc_put(c, k, "bc", 2), 0, "put");
+	TAP_EQ(sc_lookup(c, k, &e), 0, "lookup");
+	tap_ok(e.has_source_hash, "the put recorded the source's hash");
+	{
+		XXH128_hash_t h = XXH3_128bits(src, strlen(src));
+		tap_ok(e.source_hash[0] == h.low64 && e.source_hash[1] == h.high64,
+		       "source_hash is the XXH3-128 of the source's bytes");
+	}
+	/* the checkout: unlinked and written again, every mtime 1 (Nix) */
+	TU_CHECK(unlink(k) == 0);
+	tu_write_str(k, src);
+	set_mtime(k, 1, 0);
+	TAP_EQ(sc_get(c, k, &b), 0, "rewritten with mtime 1, same bytes: hit");
+	TAP_EQ(sc_entry_status(&e), 0, "sc_entry_status agrees (fresh by content)");
+	TU_CHECK(sc_get_stats(c, &s) == 0);
+	TAP_EQ(s.fresh_by_content, 1, "counted as fresh by content");
+	/* one byte changed, same size */
+	tu_write_str(k, "local x = 2\nreturn x\n");
+	set_mtime(k, 1, 0);
+	TAP_EQ(sc_get(c, k, &b), SC_ESTALE, "one byte changed: SC_ESTALE");
+	TAP_EQ(sc_entry_status(&e), SC_ESTALE, "sc_entry_status agrees");
+	/* size changed: never hashed */
+	tu_write_str(k, "local x = 22\nreturn x\n");
+	TAP_EQ(sc_get(c, k, &b), SC_ESTALE, "size changed: SC_ESTALE");
+
+	/* the bytes handed to the put are hashed instead of the file */
+	tu_write_str(k2, "abc\n");
+	set_mtime(k2, 1700000000, 0);
+	struct stat st;
+	TU_CHECK(stat(k2, &st) == 0);
+	sc_put_opts o = { .source = &st, .source_bytes = "abc\n", .source_len = 4 };
+	TAP_EQ(sc_put_ex(c, k2, "bc2", 3, &o), 0, "put_ex with source_bytes");
+	TAP_EQ(sc_lookup(c, k2, &e), 0, "lookup");
+	{
+		XXH128_hash_t h = XXH3_128bits("abc\n", 4);
+		tap_ok(e.has_source_hash && e.source_hash[0] == h.low64 &&
+		       e.source_hash[1] == h.high64, "the given bytes' hash is recorded");
+	}
+	set_mtime(k2, 1800000000, 0);
+	TAP_EQ(sc_get(c, k2, &b), 0, "new mtime, same bytes: hit");
+	/* bytes of another length than the stat's are not believed */
+	sc_put_opts bad = { .source = &st, .source_bytes = "abcd\n", .source_len = 5 };
+	TAP_EQ(sc_put_ex(c, k2, "bc3", 3, &bad), 0, "put_ex with bytes of the wrong length");
+	TAP_EQ(sc_lookup(c, k2, &e), 0, "lookup");
+	tap_ok(!e.has_source_hash, "no hash recorded");
+	TAP_EQ(sc_get(c, k2, &b), SC_ESTALE, "and a moved mtime is stale again");
 	sc_close(c);
 }
 
@@ -305,6 +378,7 @@ int main(void)
 	snprintf(shard, sizeof shard, "%s", tu_path("fresh.shard"));
 	snprintf(xshard, sizeof xshard, "%s", tu_path("xproc.shard"));
 	test_source_identity(shard);
+	test_content_freshness(shard);
 	test_tags(shard);
 	test_exe_identity(shard);
 	test_no_source(shard);

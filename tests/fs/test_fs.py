@@ -63,7 +63,7 @@ def test_read_blob_and_metadata_byte_exact(env):
         assert meta['key'] == key and meta['name'] == encode(key)
         assert meta['status'] == 'fresh'
         assert meta['blob']['size'] == len(data)
-        assert meta['blob']['checksum'] == info['blob_xxh3']
+        assert meta['blob']['checksum'] == info['blob_id']
         assert meta['source']['mtime_sec'] == info['source_mtime']
         assert meta['source']['mtime_nsec'] == info['source_mtime_nsec']
         assert meta['source']['size'] == info['source_size']

@@ -483,8 +483,8 @@ def test_package_with_edits(env):
         assert set(after) == set(before)
         a_key = first['modules']['pkg.a'][1][len(prefix):]
         for k in after:
-            same = (after[k]['offset'], after[k]['blob_xxh3']) == \
-                   (before[k]['offset'], before[k]['blob_xxh3'])
+            same = (after[k]['offset'], after[k]['blob_id']) == \
+                   (before[k]['offset'], before[k]['blob_id'])
             assert same == (k != a_key), k
         check_modules(m, third, prefix, dist=True)  # the new blob matches the new source
         fourth, err = run_py(prefix, imports, result, path=path)

@@ -38,7 +38,7 @@ fi
 ok "meson install --destdir"
 
 # --- the pieces are where they belong --------------------------------------
-for f in "$LIBDIR/libscriptcache.so.0" "$LIBDIR/libscriptcache.so" \
+for f in "$LIBDIR/libscriptcache.so.1" "$LIBDIR/libscriptcache.so" \
          "$INCLUDEDIR/scriptcache.h" "$LIBDIR/pkgconfig/scriptcache.pc" \
          "$BINDIR/scriptcache" "$BINDIR/scriptcachefs" "$SBINDIR/mount.scriptcachefs" \
          "$MANDIR/man1/scriptcache.1" "$MANDIR/man1/scriptcachefs.1" \
@@ -62,7 +62,7 @@ for p in "$BINDIR/scriptcache" "$BINDIR/scriptcachefs" "$SBINDIR/mount.scriptcac
 	lib=$(ldd "$D$p" | awk '$1 ~ /^libscriptcache/ {print $3}')
 	case $p in */scriptcache|*/scriptcachefs|*/mount.scriptcachefs)
 		check "$(basename "$p") loads $lib from the destdir" \
-			test "$lib" = "$D$LIBDIR/libscriptcache.so.0";;
+			test "$lib" = "$D$LIBDIR/libscriptcache.so.1";;
 	esac
 done
 
@@ -131,7 +131,7 @@ out=$("$T/external" "$T/ext.shard" "$T/app.lua" 2>&1)
 check "external program: put/get through the installed library ($out)" \
 	grep -q "^put/get ok" <<<"$out"
 check "external program loads the installed library" \
-	sh -c "ldd '$T/external' | grep -qF '$D$LIBDIR/libscriptcache.so.0'"
+	sh -c "ldd '$T/external' | grep -qF '$D$LIBDIR/libscriptcache.so.1'"
 
 echo "1..$n"
 [ $fails -eq 0 ]
