@@ -21,7 +21,7 @@
 static int snap_probe(sc_cache *c, const char *key, size_t key_len, struct sc_snap *s,
 		      uint64_t *slot, struct sc_rec_view *v)
 {
-	uint64_t hash = sc_key_hash(key, key_len);
+	uint64_t hash = sc_key_hash(key, key_len), txn = 0;
 	int rc;
 
 	for (int tries = 0;; tries++) {
@@ -30,8 +30,13 @@ static int snap_probe(sc_cache *c, const char *key, size_t key_len, struct sc_sn
 		rc = sc_probe(s, key, key_len, hash, slot, v);
 		if (rc != -EAGAIN)
 			return rc;
+		/* Still past a snapshot that did not move: damage, not a
+		 * commit we have yet to see. */
+		if (tries > 0 && s->meta.txnid == txn)
+			return SC_ECORRUPT;
 		if (tries == 2)
 			return SC_ENOTFOUND;
+		txn = s->meta.txnid;
 		pthread_rwlock_wrlock(&c->rw);
 		rc = sc_refresh_locked(c, 0);
 		pthread_rwlock_unlock(&c->rw);

@@ -95,7 +95,7 @@ static void reseal_header(unsigned char *img)
  * checksum field zeroed, followed by the strings. */
 static uint64_t record_checksum(const unsigned char *rec)
 {
-	struct sc_disk_record r;
+	struct sc_disk_entry r;
 	memcpy(&r, rec, sizeof r);
 	size_t strings = (size_t)r.key_len + r.tag_len + r.exe_id_len + r.exe_path_len;
 	unsigned char *tmp = malloc(sizeof r + strings);
@@ -110,7 +110,7 @@ static uint64_t record_checksum(const unsigned char *rec)
 
 static void reseal_record(unsigned char *img, uint64_t off)
 {
-	struct sc_disk_record r;
+	struct sc_disk_entry r;
 	memcpy(&r, img + off, sizeof r);
 	r.checksum = record_checksum(img + off);
 	memcpy(img + off, &r, sizeof r);
@@ -145,7 +145,7 @@ enum {
 	F_CRASH = 128,     /* set by the parent: the child died */
 	/* not a failure (the header does not promise blob checksums from
 	 * sc_foreach/sc_lookup), reported as a note: a damaged blob handed
-	 * out whose damage the caller can only see via blob_checksum */
+	 * out whose damage the caller can only see via blob_id */
 	F_UNHASHED = 256,
 };
 
@@ -168,14 +168,15 @@ struct fcase {
 };
 
 /* An entry handed out by sc_foreach/sc_lookup must be one we stored; its
- * blob must be genuine or at least disagree with its blob_checksum. */
+ * blob must be genuine or at least disagree with its blob_id. */
 static uint16_t check_info(const sc_entry_info *e)
 {
 	for (int i = 0; i < NKEYS; i++) {
 		if (e->key_len == strlen(keys[i]) && !memcmp(e->key, keys[i], e->key_len)) {
 			if (tu_blob_check(e->blob, e->blob_size, keys[i]) >= 0)
 				return 0;
-			if (XXH3_64bits(e->blob, e->blob_size) != e->blob_checksum)
+			XXH128_hash_t h = XXH3_128bits(e->blob, e->blob_size);
+			if (h.low64 != e->blob_id[0] || h.high64 != e->blob_id[1])
 				return F_UNHASHED;
 			return F_FOREACH;
 		}
@@ -338,7 +339,7 @@ static void report(const char *what, const struct fcase *cs, size_t n)
 		unhashed += !!(cs[i].result & F_UNHASHED);
 	if (unhashed)
 		tap_diag("note: in %zu cases sc_lookup/sc_foreach handed out a damaged blob "
-			 "(detectable only through blob_checksum)", unhashed);
+			 "(detectable only through blob_id)", unhashed);
 }
 
 /* ---- header fields --------------------------------------------------------- */
@@ -508,8 +509,9 @@ static void mk_meta(unsigned char *img, size_t *len, const struct fcase *fc)
 	}
 }
 
-/* Crafted record fields of key 0's record, resealed. */
-enum { R_BLOB_LEN, R_BLOB_OFF, R_REC_LEN, R_KEY_LEN, R_TAG_LEN, R_PATH_LEN, R_BLOB_HUGE };
+/* Crafted fields of key 0's entry record, resealed. */
+enum { R_BLOB_LEN, R_BLOB_OFF, R_REC_LEN, R_KEY_LEN, R_TAG_LEN, R_PATH_LEN, R_BLOB_HUGE,
+       R_BLOB_OTHER, R_FLAGS };
 
 static void mk_record(unsigned char *img, size_t *len, const struct fcase *fc)
 {
@@ -517,16 +519,21 @@ static void mk_record(unsigned char *img, size_t *len, const struct fcase *fc)
 	int what = (int)(fc->arg >> 56);
 	uint64_t v = fc->arg & ((1ull << 56) - 1);
 	uint64_t off = rec_off[fc->key];
-	struct sc_disk_record r;
+	struct sc_disk_meta m = winning_meta(img);
+	struct sc_disk_entry r, r2;
 	memcpy(&r, img + off, sizeof r);
+	memcpy(&r2, img + rec_off[2], sizeof r2);
 	switch (what) {
-	case R_BLOB_LEN: r.blob_len = r.rec_len - r.blob_off + v; break;
+	case R_BLOB_LEN: r.blob_len = m.data_end - r.blob_off + v; break;
 	case R_BLOB_OFF: r.blob_off = v; break;
-	case R_REC_LEN: r.rec_len = v; break;
+	case R_REC_LEN: r.rec_len = (uint32_t)v; break;
 	case R_KEY_LEN: r.key_len = (uint16_t)v; break;
 	case R_TAG_LEN: r.tag_len = (uint16_t)v; break;
 	case R_PATH_LEN: r.exe_path_len = (uint16_t)v; break;
-	case R_BLOB_HUGE: r.blob_len = SC_MAX_BLOB; r.rec_len = (SC_MAX_BLOB + 4096) & ~63ull; break;
+	case R_BLOB_HUGE: r.blob_len = SC_MAX_BLOB; break;
+	/* key 2's blob, whole or cut to key 0's length: not key 0's id */
+	case R_BLOB_OTHER: r.blob_off = r2.blob_off; r.blob_len = v ? r2.blob_len : r.blob_len; break;
+	case R_FLAGS: r.flags = (uint32_t)v; break;
 	}
 	memcpy(img + off, &r, sizeof r);
 	/* a key_len larger than the file would make the reseal read past it */
@@ -596,12 +603,11 @@ static void test_flips(void)
 	for (int i = 0; i < NKEYS; i++) {
 		if (!rec_off[i])
 			continue;
-		struct sc_disk_record r;
+		struct sc_disk_entry r;
 		memcpy(&r, orig + rec_off[i], sizeof r);
 		uint64_t strings = (uint64_t)r.key_len + r.tag_len + r.exe_id_len + r.exe_path_len;
 		covered[ncov++] = (struct range){ rec_off[i], rec_off[i] + sizeof r + strings, i };
-		covered[ncov++] = (struct range){ rec_off[i] + r.blob_off,
-						  rec_off[i] + r.blob_off + r.blob_len, i };
+		covered[ncov++] = (struct range){ r.blob_off, r.blob_off + r.blob_len, i };
 	}
 
 	/* 1. header: every byte; each must make the open fail */
@@ -700,7 +706,7 @@ static void test_crafted(void)
 	/* records with valid header checksums and hostile fields: key 0 must
 	 * be SC_ECORRUPT, the others unaffected */
 	ncases = 0;
-	struct sc_disk_record r;
+	struct sc_disk_entry r;
 	memcpy(&r, orig + rec_off[0], sizeof r);
 	const unsigned X = X_VERIFY | X_KEY_CORRUPT;
 	add(1, X, 0, mk_record, (uint64_t)R_BLOB_LEN << T | 1);
@@ -708,21 +714,25 @@ static void test_crafted(void)
 	add(3, X, 0, mk_record, (uint64_t)R_BLOB_LEN << T | (m.data_end));
 	add(4, X, 0, mk_record, (uint64_t)R_BLOB_OFF << T | 0);
 	add(5, X, 0, mk_record, (uint64_t)R_BLOB_OFF << T | 8);
-	add(6, X, 0, mk_record, (uint64_t)R_BLOB_OFF << T | r.rec_len);
-	add(7, X, 0, mk_record, (uint64_t)R_BLOB_OFF << T | (r.rec_len + 64));
+	add(6, X, 0, mk_record, (uint64_t)R_BLOB_OFF << T | (r.blob_off + 64));
+	add(7, X, 0, mk_record, (uint64_t)R_BLOB_OFF << T | m.data_end);
 	add(8, X, 0, mk_record, (uint64_t)R_BLOB_OFF << T | ((1ull << 55) & ~63ull));
 	add(9, X, 0, mk_record, (uint64_t)R_REC_LEN << T | 0);
 	add(10, X, 0, mk_record, (uint64_t)R_REC_LEN << T | 64);
-	add(11, X, 0, mk_record, (uint64_t)R_REC_LEN << T | (r.rec_len + 64 * 1000));
-	add(12, X, 0, mk_record, (uint64_t)R_REC_LEN << T | ((1ull << 55) & ~63ull));
+	add(11, X, 0, mk_record, (uint64_t)R_REC_LEN << T | (r.rec_len + 8 * 100000));
+	add(12, X, 0, mk_record, (uint64_t)R_REC_LEN << T | (r.rec_len + 4));
 	add(13, X, 0, mk_record, (uint64_t)R_KEY_LEN << T | 0);
 	add(14, X, 0, mk_record, (uint64_t)R_KEY_LEN << T | 65535);
 	/* the key then reads differently: a miss, not necessarily SC_ECORRUPT */
 	add(15, X_VERIFY, 0, mk_record, (uint64_t)R_KEY_LEN << T | (r.key_len + 1));
 	add(16, X, 0, mk_record, (uint64_t)R_TAG_LEN << T | 60000);
-	add(17, X, 0, mk_record, (uint64_t)R_TAG_LEN << T | (r.blob_off));
+	add(17, X, 0, mk_record, (uint64_t)R_TAG_LEN << T | (r.rec_len));
 	add(18, X, 0, mk_record, (uint64_t)R_PATH_LEN << T | 65535);
 	add(19, X, 0, mk_record, (uint64_t)R_BLOB_HUGE << T);
+	add(20, X, 0, mk_record, (uint64_t)R_BLOB_OTHER << T | 0);
+	add(21, X, 0, mk_record, (uint64_t)R_BLOB_OTHER << T | 1);
+	/* no_source: the key's source is then not checked, the blob still is */
+	add(22, 0, 0, mk_record, (uint64_t)R_FLAGS << T | SC_ENT_NO_SOURCE);
 	run_cases(cases, ncases);
 	report("crafted records with valid checksums", cases, ncases);
 
@@ -746,10 +756,10 @@ int main(void)
 	find_records(shard);
 	tap_ok(orig_len >= SC_DATA_OFF, "reference shard built (%zu bytes)", orig_len);
 	{
-		struct sc_disk_record r;
+		struct sc_disk_entry r;
 		memcpy(&r, orig + rec_off[0], sizeof r);
 		tap_ok(r.checksum == record_checksum(orig + rec_off[0]),
-		       "record checksum is computed as format.h describes");
+		       "entry checksum is computed as format.h describes");
 	}
 	double t0 = tu_now();
 	test_header_fields();

@@ -72,10 +72,15 @@ int main(void)
 	TU_CHECK(sc_open(&c, shard, "test", 0) == 0);
 	for (int i = 0; i < 3; i++) {
 		snprintf(key[i], sizeof(key[i]), "/verify/key-%d.lua", i);
-		TU_CHECK(sc_put_ex(c, key[i], "some compiled bytes", 19, &o) == 0);
+		char bytes[32];
+		snprintf(bytes, sizeof(bytes), "some compiled bytes %d", i); /* not shared */
+		TU_CHECK(sc_put_ex(c, key[i], bytes, strlen(bytes), &o) == 0);
 		TU_CHECK(sc_lookup(c, key[i], &e) == 0);
 		off[i] = e.offset;
-		blob_off = (uint64_t)((const char *)e.blob - (e.key - sizeof(struct sc_disk_record)));
+		/* the blob's file offset: the mapping's base is the entry's
+		 * address less its offset */
+		blob_off = (uint64_t)((const char *)e.blob -
+				      (e.key - sizeof(struct sc_disk_entry) - e.offset));
 	}
 	sc_close(c);
 	TU_CHECK(sc_open(&c, shard, NULL, 0) == 0);
@@ -83,10 +88,10 @@ int main(void)
 	TAP_EQ(seen.n, 0, "... with no problem reported");
 	sc_close(c);
 
-	/* 0: a byte of the key changes, 1: the record magic, 2: a blob byte. */
-	poke(shard, off[0] + sizeof(struct sc_disk_record) + 1, "X", 1);
+	/* 0: a byte of the key changes, 1: the entry magic, 2: a blob byte. */
+	poke(shard, off[0] + sizeof(struct sc_disk_entry) + 1, "X", 1);
 	poke(shard, off[1], "JUNK", 4);
-	poke(shard, off[2] + blob_off, "S", 1);
+	poke(shard, blob_off, "S", 1);
 	/* The older meta slot (the newer one names all three records) claims
 	 * data past the end of the file, its checksum resealed. */
 	peek(shard, SC_META0_OFF, &m, sizeof(m));
@@ -103,12 +108,12 @@ int main(void)
 
 	TU_CHECK(sc_open(&c, shard, NULL, 0) == 0);
 	TAP_EQ(sc_verify(c, collect, &seen, &checked), SC_ECORRUPT, "damage makes it SC_ECORRUPT");
-	tap_ok(find(&seen, off[0], "header checksum mismatch") >= 0,
-	       "a changed key: 'header checksum mismatch' at the record's offset");
-	tap_ok(find(&seen, off[1], "bad record magic") >= 0,
-	       "a broken magic: 'bad record magic' at the record's offset");
-	tap_ok(find(&seen, off[2] + blob_off, "blob checksum mismatch") >= 0,
-	       "a changed blob: 'blob checksum mismatch' at the blob's offset");
+	tap_ok(find(&seen, off[0], "entry checksum mismatch") >= 0,
+	       "a changed key: 'entry checksum mismatch' at the entry's offset");
+	tap_ok(find(&seen, off[1], "bad entry magic") >= 0,
+	       "a broken magic: 'bad entry magic' at the entry's offset");
+	tap_ok(find(&seen, blob_off, "does not match its id") >= 0,
+	       "a changed blob: 'does not match its id' at the blob's offset");
 	snprintf(want, sizeof(want), "meta slot %d: data_end outside the file", old_slot);
 	tap_ok(find(&seen, old_slot ? SC_META1_OFF : SC_META0_OFF, want) >= 0,
 	       "a meta past the file: the failed check named, at the slot's offset");
