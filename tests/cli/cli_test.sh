@@ -191,9 +191,15 @@ sc stats
 check "stats: human sizes" sh -c "grep -q '^entries *4 (4 fresh, 0 stale, 0 writer-gone)' '$T/out' && grep -q '^file size *1\.[0-9] MiB' '$T/out'"
 
 # ------------------------------------------------------------ stale
+# a touch alone keeps it fresh (same bytes, checked by content) ...
 touch -d '2001-02-03 04:05:06' "$SRC/one.lua"
 sc ls
-check "touching the source: ls shows it stale" out_has "^stale  .*  $SRC/one.lua\$"
+check "touching the source: still fresh by content" out_has "^fresh  .*  $SRC/one.lua\$"
+# ... an edit of the same size does not
+sed -i 's/1/2/' "$SRC/one.lua"
+touch -d '2001-02-03 04:05:06' "$SRC/one.lua"
+sc ls
+check "editing the source: ls shows it stale" out_has "^stale  .*  $SRC/one.lua\$"
 check "... and the others still fresh" sh -c "[ \$(grep -c '^fresh ' '$T/out') -eq 3 ]"
 sc get "$SRC/one.lua"
 check "get of a stale entry: exit 1" is_rc 1
