@@ -112,13 +112,23 @@ const char *sc_meta_insane(const struct sc_disk_meta *m, uint64_t file_size)
 		return "metadata chunk outside the data or misaligned";
 	if (m->chunk_off == 0 && (m->chunk_used || m->chunk_len))
 		return "metadata chunk sizes without a chunk";
+	if (m->free_dir && !table_inside(m->free_dir, SC_NCLASSES, sizeof(struct sc_disk_fdir),
+					 m->data_end))
+		return "free directory outside the data or misaligned";
+	if (m->durable_txn > m->txnid)
+		return "durable_txn ahead of the transaction id";
 	if (m->wredo_n > SC_WREDO_MAX)
 		return "too many blob slot redo records";
 	for (uint64_t i = 0; i < m->wredo_n; i++) {
 		uint64_t at = m->wredo[i].at;
-		if (at < m->blobs_off || (at - m->blobs_off) % sizeof(struct sc_disk_bslot) ||
-		    (at - m->blobs_off) / sizeof(struct sc_disk_bslot) >= m->blob_slots)
-			return "blob slot redo outside the blob index";
+		int in_blobs = at >= m->blobs_off &&
+			       (at - m->blobs_off) % sizeof(struct sc_disk_bslot) == 0 &&
+			       (at - m->blobs_off) / sizeof(struct sc_disk_bslot) < m->blob_slots;
+		int in_dir = m->free_dir && at >= m->free_dir &&
+			     (at - m->free_dir) % sizeof(struct sc_disk_fdir) == 0 &&
+			     (at - m->free_dir) / sizeof(struct sc_disk_fdir) < SC_NCLASSES;
+		if (!in_blobs && !in_dir)
+			return "redo record outside the blob index and the free directory";
 	}
 	/* A writer could not commit past this without wrapping. */
 	if (m->txnid >= UINT64_MAX - 1)
@@ -184,6 +194,8 @@ void sc_image_init(unsigned char page[SC_DATA_OFF], const struct sc_disk_meta *s
 	m.wredo_n = 0;
 	memset(m.wredo, 0, sizeof(m.wredo));
 	m.committed_sec = h.created_sec;
+	m.durable_txn = 0; /* the image is synced before it is put in place */
+	m.unsynced_free = 0;
 	memset(m.lib_version, 0, sizeof(m.lib_version));
 	strncpy(m.lib_version, SC_VERSION_STRING, sizeof(m.lib_version) - 1);
 	/* Slot 0 holds txn 0, slot 1 txn 1: whichever a reader picks, it

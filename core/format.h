@@ -40,6 +40,8 @@
 #define SC_MIN_INDEX_SLOTS 1024u
 #define SC_MIN_BLOB_SLOTS  1024u
 #define SC_WREDO_MAX       4u
+#define SC_NCLASSES        176u    /* blob size classes (sc_class_of) */
+#define SC_PIN_BASE        ((uint64_t)1 << 62) /* readers' pins: byte locks from here */
 
 /* Slot offsets (both indexes): 0 = empty (ends a probe), 1 = tombstone. */
 #define SC_SLOT_EMPTY 0u
@@ -111,9 +113,26 @@ struct sc_disk_meta {
 	uint64_t chunk_off;       /* current metadata chunk (0: none yet) */
 	uint64_t chunk_used;      /* bytes of it in use */
 	uint64_t chunk_len;
+	uint64_t free_dir;        /* free extents: SC_NCLASSES struct sc_disk_fdir (0: none) */
+	uint64_t durable_txn;     /* every commit up to this one is on disk */
+	uint64_t unsynced_free;   /* bytes freed by commits after durable_txn */
 	uint64_t wredo_n;         /* wredo[] entries in use */
 	struct sc_disk_wredo wredo[SC_WREDO_MAX];
 	uint64_t checksum;        /* XXH3-64 of the bytes before this field */
+};
+
+/* One size class's free blob extents: a ring of struct sc_disk_free, the
+ * oldest at head.  Entries in [head, tail) are committed and never change;
+ * a push writes the one at tail before its commit. */
+struct sc_disk_fdir {
+	uint64_t ring;            /* offset of the ring (0: none yet) */
+	uint64_t cap;             /* entries it holds, a power of two */
+	uint64_t head, tail;      /* counters; entry i is at ring + (i % cap) * 16 */
+};
+
+struct sc_disk_free {
+	uint64_t off;             /* the extent, sc_class_size() bytes */
+	uint64_t freed_txn;       /* the commit that freed it */
 };
 
 struct sc_disk_slot {
@@ -153,11 +172,13 @@ struct sc_disk_entry {
 };
 
 _Static_assert(sizeof(struct sc_disk_header) == 256, "header layout");
-_Static_assert(sizeof(struct sc_disk_meta) == 368, "meta layout");
+_Static_assert(sizeof(struct sc_disk_meta) == 392, "meta layout");
 _Static_assert(SC_META1_OFF + sizeof(struct sc_disk_meta) <= SC_DATA_OFF, "metas fit");
 _Static_assert(sizeof(struct sc_disk_slot) == 16, "slot layout");
 _Static_assert(sizeof(struct sc_disk_bslot) == 32, "blob slot layout");
 _Static_assert(sizeof(struct sc_disk_entry) == 112, "entry layout");
+_Static_assert(sizeof(struct sc_disk_fdir) == 32, "free directory layout");
+_Static_assert(sizeof(struct sc_disk_free) == 16, "free extent layout");
 
 static inline uint64_t sc_align_up(uint64_t v)
 {
@@ -167,6 +188,34 @@ static inline uint64_t sc_align_up(uint64_t v)
 static inline uint64_t sc_ent_align(uint64_t v)
 {
 	return (v + SC_ENT_ALIGN - 1) & ~(uint64_t)(SC_ENT_ALIGN - 1);
+}
+
+/* Blob extents come in size classes, 8 per doubling above 512 bytes, so
+ * that a freed extent fits the next blob of its class exactly (at most
+ * 1/8 of an extent is padding).  -1 for an empty blob (no extent). */
+static inline int sc_class_of(uint64_t len)
+{
+	uint64_t n = (len + 63) / 64, step, k;
+	int e;
+
+	if (n == 0)
+		return -1;
+	if (n <= 8)
+		return (int)n - 1;
+	e = 63 - __builtin_clzll(n - 1);        /* 2^e < n <= 2^(e+1), e >= 3 */
+	step = (uint64_t)1 << (e - 3);
+	k = (n - ((uint64_t)1 << e) + step - 1) / step; /* 1..8 */
+	return 8 + (e - 3) * 8 + (int)k - 1;
+}
+
+static inline uint64_t sc_class_size(int c)
+{
+	int e;
+
+	if (c < 8)
+		return (uint64_t)(c + 1) * 64;
+	e = (c - 8) / 8 + 3;
+	return (((uint64_t)1 << e) + (uint64_t)((c - 8) % 8 + 1) * ((uint64_t)1 << (e - 3))) * 64;
 }
 
 static inline uint64_t sc_bslot_len(const struct sc_disk_bslot *b)

@@ -103,6 +103,8 @@ static int count_miss(sc_cache *c, int rc)
 static int find_key(sc_cache *c, const char *key, struct sc_snap *s, struct sc_rec_view *v,
 		    size_t *key_len)
 {
+	int rc;
+
 	if (!c || !key)
 		return -EINVAL;
 	if (c->disabled)
@@ -110,7 +112,15 @@ static int find_key(sc_cache *c, const char *key, struct sc_snap *s, struct sc_r
 	*key_len = strlen(key);
 	if (*key_len == 0 || *key_len > SC_MAX_KEY)
 		return SC_ENOTFOUND;
-	return snap_probe(c, key, *key_len, s, NULL, v);
+	rc = snap_probe(c, key, *key_len, s, NULL, v);
+	if (s->shard_id != atomic_load_explicit(&c->pin_shard, memory_order_acquire) && !c->legacy) {
+		/* The first lookup on this file: pin it before handing out
+		 * pointers, and look again under the pin. */
+		if ((rc = sc_pin(c)) != 0)
+			return rc;
+		rc = snap_probe(c, key, *key_len, s, NULL, v);
+	}
+	return rc;
 }
 
 /* Lookup with an explicit tag (NULL: judge from the writer's view). */
@@ -191,7 +201,7 @@ int sc_foreach(sc_cache *c, sc_foreach_fn fn, void *arg)
 		return -EINVAL;
 	if (c->disabled)
 		return SC_EDISABLED;
-	if ((rc = sc_snapshot(c, &s)) != 0)
+	if ((rc = sc_pin(c)) != 0 || (rc = sc_snapshot(c, &s)) != 0)
 		return rc;
 	for (uint64_t i = 0; i < s.meta.index_slots; i++) {
 		struct sc_rec_view v;

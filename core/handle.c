@@ -283,7 +283,11 @@ int sc_reopen_locked(sc_cache *c)
 	if (rc != 0)
 		goto fail;
 	if (c->fd >= 0)
-		close(c->fd);
+		close(c->fd); /* releases this handle's pin on the old file */
+	if (c->query_fd >= 0)
+		close(c->query_fd);
+	c->query_fd = -1;
+	atomic_store(&c->pin_shard, 0);
 	c->fd = fd;
 	c->ino = st.st_ino;
 	c->dev = st.st_dev;
@@ -293,6 +297,61 @@ int sc_reopen_locked(sc_cache *c)
 fail:
 	close(fd);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pins: which freed extents a writer may overwrite (docs/FORMAT.md) */
+
+static int pin_lock(int fd, short type, uint64_t txn)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
+			    .l_start = (off_t)(SC_PIN_BASE + txn), .l_len = 1 };
+	return fcntl(fd, F_OFD_SETLK, &fl) == 0 ? 0 : -errno;
+}
+
+int sc_pin(sc_cache *c)
+{
+	uint64_t txn;
+	int rc;
+
+	if (c->legacy || atomic_load_explicit(&c->pin_shard, memory_order_acquire) == c->shard_id)
+		return 0;
+	pthread_rwlock_wrlock(&c->rw);
+	rc = sc_refresh_locked(c, 0);
+	if (rc == 0 && atomic_load(&c->pin_shard) != c->shard_id) {
+		/* Lock the commit we see, then look again: a writer that
+		 * tested the pins before our lock landed freed nothing that
+		 * a commit at or after the one we then read still uses. */
+		txn = c->meta.txnid;
+		if ((rc = pin_lock(c->fd, F_RDLCK, txn)) == 0) {
+			c->pin_txn = txn;
+			atomic_store_explicit(&c->pin_shard, c->shard_id, memory_order_release);
+			rc = sc_refresh_locked(c, 0);
+		}
+	}
+	pthread_rwlock_unlock(&c->rw);
+	return rc;
+}
+
+int sc_unpinned(sc_cache *c, uint64_t freed_txn)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = (off_t)SC_PIN_BASE, .l_len = (off_t)freed_txn };
+	char self[64];
+
+	if (freed_txn == 0)
+		return 1;
+	if (c->query_fd < 0) {
+		/* Our own pins must count too: ask through another open
+		 * file description of the same file. */
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", c->fd);
+		c->query_fd = open(self, O_RDONLY | O_CLOEXEC);
+		if (c->query_fd < 0)
+			return 0;
+	}
+	if (fcntl(c->query_fd, F_OFD_GETLK, &fl) != 0)
+		return 0;
+	return fl.l_type == F_UNLCK;
 }
 
 /* Take a consistent view for one operation.  Fast path: a shared lock and
@@ -418,6 +477,7 @@ int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 		return -ENOMEM;
 	c->fd = -1;
 	c->lock_fd = -1;
+	c->query_fd = -1;
 	c->flags = flags;
 	pthread_rwlock_init(&c->rw, NULL);
 	pthread_mutex_init(&c->wmutex, NULL);
@@ -512,6 +572,11 @@ void sc_trim(sc_cache *c)
 		return;
 	pthread_mutex_lock(&c->wmutex);
 	pthread_rwlock_wrlock(&c->rw);
+	if (atomic_load(&c->pin_shard)) {
+		/* No pointer is in use: writers may reuse what was freed. */
+		(void)pin_lock(c->fd, F_UNLCK, c->pin_txn);
+		atomic_store(&c->pin_shard, 0);
+	}
 	if (c->maps) {
 		old = c->maps->next;
 		c->maps->next = NULL;
@@ -553,6 +618,8 @@ void sc_close(sc_cache *c)
 	drop_v1(c);
 	if (c->fd >= 0)
 		close(c->fd);
+	if (c->query_fd >= 0)
+		close(c->query_fd);
 	if (c->lock_fd >= 0)
 		close(c->lock_fd);
 	pthread_rwlock_destroy(&c->rw);

@@ -148,17 +148,20 @@ uint64_t sc_bslot_at(const struct sc_snap *s, uint64_t i)
 	return s->meta.blobs_off + i * sizeof(struct sc_disk_bslot);
 }
 
-void sc_bslot_read(const struct sc_snap *s, uint64_t i, struct sc_disk_bslot *b)
+void sc_wredo_read(const struct sc_snap *s, uint64_t at, void *out)
 {
-	uint64_t at = sc_bslot_at(s, i);
-
 	for (uint64_t k = s->meta.wredo_n; k-- > 0;) {
 		if (s->meta.wredo[k].at == at) {
-			memcpy(b, s->meta.wredo[k].v, sizeof(*b));
+			memcpy(out, s->meta.wredo[k].v, sizeof(s->meta.wredo[k].v));
 			return;
 		}
 	}
-	memcpy(b, s->map + at, sizeof(*b));
+	memcpy(out, s->map + at, sizeof(s->meta.wredo[0].v));
+}
+
+void sc_bslot_read(const struct sc_snap *s, uint64_t i, struct sc_disk_bslot *b)
+{
+	sc_wredo_read(s, sc_bslot_at(s, i), b);
 }
 
 int sc_blob_find(const struct sc_snap *s, const uint64_t id[2], uint64_t *slot,

@@ -64,61 +64,253 @@ static int after_commit(sc_cache *c, const struct sc_disk_meta *m)
 }
 
 /* ------------------------------------------------------------------ */
-/* The blob index changes of one commit */
+/* One commit's changes to the tables only writers read */
 
-/* At most two slots change: the new blob's and the replaced one's. */
-struct bchange {
+/* The in-place writes of one commit to the blob index and the free
+ * directory, which become the meta's redo records. */
+struct wchange {
 	int n;
-	struct {
-		uint64_t slot;
-		struct sc_disk_bslot b;
-	} c[2];
+	struct sc_disk_wredo c[SC_WREDO_MAX];
 };
 
-static void bchange_set(struct bchange *ch, uint64_t slot, const struct sc_disk_bslot *b)
+struct wtxn {
+	sc_cache *c;
+	const struct sc_snap *s;
+	struct sc_disk_meta m;     /* the commit being made */
+	struct wchange ch;
+	struct sc_disk_fdir *newdir; /* a free directory this commit creates */
+	int rc;                    /* a failed write on the way */
+};
+
+static void wc_get(const struct wtxn *t, uint64_t at, void *out)
 {
-	for (int i = 0; i < ch->n; i++) {
-		if (ch->c[i].slot == slot) {
-			ch->c[i].b = *b;
+	for (int i = t->ch.n; i-- > 0;) {
+		if (t->ch.c[i].at == at) {
+			memcpy(out, t->ch.c[i].v, sizeof(t->ch.c[i].v));
 			return;
 		}
 	}
-	ch->c[ch->n].slot = slot;
-	ch->c[ch->n].b = *b;
-	ch->n++;
+	sc_wredo_read(t->s, at, out);
 }
 
-/* The slot of a blob an entry gives up: its reference count drops, and at
- * zero the blob is dead.  Accounts for it in @p m. */
-static void blob_release(const struct sc_snap *s, struct sc_disk_meta *m,
-			 const struct sc_disk_entry *old, struct bchange *ch)
+static void wc_set(struct wtxn *t, uint64_t at, const void *v)
+{
+	int i;
+
+	for (i = 0; i < t->ch.n && t->ch.c[i].at != at; i++)
+		;
+	if (i == t->ch.n) {
+		if (t->ch.n == (int)SC_WREDO_MAX) {
+			t->rc = SC_ECORRUPT; /* cannot happen: at most four slots change */
+			return;
+		}
+		t->ch.n++;
+	}
+	t->ch.c[i].at = at;
+	memcpy(t->ch.c[i].v, v, sizeof(t->ch.c[i].v));
+}
+
+static void wc_to_redo(struct wtxn *t)
+{
+	t->m.wredo_n = (uint64_t)t->ch.n;
+	memset(t->m.wredo, 0, sizeof(t->m.wredo));
+	memcpy(t->m.wredo, t->ch.c, (size_t)t->ch.n * sizeof(t->ch.c[0]));
+}
+
+static void bslot_get(const struct wtxn *t, uint64_t slot, struct sc_disk_bslot *b)
+{
+	wc_get(t, sc_bslot_at(t->s, slot), b);
+}
+
+static void bslot_set(struct wtxn *t, uint64_t slot, const struct sc_disk_bslot *b)
+{
+	wc_set(t, sc_bslot_at(t->s, slot), b);
+}
+
+/* Append @p len bytes at the end of the data, taking @p room bytes
+ * (>= len, a multiple of SC_ALIGN).  Returns where. */
+static uint64_t append_room(struct wtxn *t, const void *p, size_t len, uint64_t room)
+{
+	uint64_t at = t->m.data_end;
+
+	if (t->rc == 0 && len)
+		t->rc = sc_write_full(t->s->fd, p, len, at);
+	t->m.data_end += room;
+	return at;
+}
+
+static uint64_t append(struct wtxn *t, const void *p, size_t len)
+{
+	return append_room(t, p, len, sc_align_up(len));
+}
+
+/* ------------------------------------------------------------------ */
+/* Free blob extents: a ring per size class (docs/FORMAT.md, "Space reuse") */
+
+static int fdir_valid(const struct wtxn *t, const struct sc_disk_fdir *d)
+{
+	const uint64_t end = t->s->meta.data_end;
+
+	if (d->ring == 0)
+		return d->cap == 0 && d->head == 0 && d->tail == 0;
+	return d->ring >= SC_DATA_OFF && d->ring % SC_ALIGN == 0 && d->cap &&
+	       !(d->cap & (d->cap - 1)) && d->cap <= end / sizeof(struct sc_disk_free) &&
+	       d->ring <= end && d->cap * sizeof(struct sc_disk_free) <= end - d->ring &&
+	       d->head <= d->tail && d->tail - d->head <= d->cap;
+}
+
+static void fdir_get(const struct wtxn *t, int k, struct sc_disk_fdir *d)
+{
+	if (t->newdir)
+		*d = t->newdir[k];
+	else if (t->m.free_dir)
+		wc_get(t, t->m.free_dir + (uint64_t)k * sizeof(*d), d);
+	else
+		memset(d, 0, sizeof(*d));
+	if (!fdir_valid(t, d))
+		memset(d, 0, sizeof(*d)); /* damage: what it held is lost space */
+}
+
+static void fdir_set(struct wtxn *t, int k, const struct sc_disk_fdir *d)
+{
+	if (t->newdir)
+		t->newdir[k] = *d;
+	else
+		wc_set(t, t->m.free_dir + (uint64_t)k * sizeof(*d), d);
+}
+
+/* The oldest free extent of class @p k, if no reader can still use it and
+ * its freeing commit is on disk (else a power loss could bring back a
+ * commit that still uses the bytes we are about to write). */
+static int extent_take(struct wtxn *t, int k, uint64_t *off)
+{
+	struct sc_disk_fdir d;
+	struct sc_disk_free f;
+	uint64_t size = sc_class_size(k), live = t->m.live_bytes;
+
+	fdir_get(t, k, &d);
+	if (d.head == d.tail)
+		return 0;
+	memcpy(&f, t->s->map + d.ring + (d.head % d.cap) * sizeof(f), sizeof(f));
+	if (f.off % SC_ALIGN || f.off < SC_DATA_OFF || f.off > t->s->meta.data_end ||
+	    size > t->s->meta.data_end - f.off || f.freed_txn > t->s->meta.txnid) {
+		d.head++; /* damage: skip it */
+		fdir_set(t, k, &d);
+		return 0;
+	}
+	if (f.freed_txn > t->m.durable_txn) {
+		/* A durable writer syncs now; a no-sync one once enough is
+		 * waiting for it, so that the file stops growing. */
+		if ((t->c->flags & SC_NOSYNC) &&
+		    t->m.unsynced_free < ((uint64_t)1 << 20 > live / 4 ? (uint64_t)1 << 20 : live / 4))
+			return 0;
+		if (sc_fdatasync(t->s->fd) != 0)
+			return 0;
+		t->m.durable_txn = t->s->meta.txnid;
+		t->m.unsynced_free = 0;
+	}
+	if (!sc_unpinned(t->c, f.freed_txn))
+		return 0;
+	d.head++;
+	fdir_set(t, k, &d);
+	*off = f.off;
+	t->m.dead_bytes -= t->m.dead_bytes >= size ? size : t->m.dead_bytes;
+	return 1;
+}
+
+/* Give back the extent of a blob of @p len bytes at @p off. */
+static void extent_give(struct wtxn *t, uint64_t off, uint64_t len)
+{
+	struct sc_disk_fdir d;
+	struct sc_disk_free f = { off, t->s->meta.txnid + 1 };
+	int k = sc_class_of(len);
+
+	if (k < 0)
+		return;
+	if (!t->m.free_dir && !t->newdir &&
+	    !(t->newdir = calloc(SC_NCLASSES, sizeof(*t->newdir))))
+		return; /* no memory: the extent stays dead */
+	fdir_get(t, k, &d);
+	if (d.ring && d.tail - d.head < d.cap) {
+		if (t->rc == 0)
+			t->rc = sc_write_full(t->s->fd, &f, sizeof(f),
+					      d.ring + (d.tail % d.cap) * sizeof(f));
+		d.tail++;
+	} else {
+		/* A bigger ring (the old one becomes dead space). */
+		uint64_t n = d.tail - d.head, cap = d.cap ? d.cap * 2 : 16;
+		struct sc_disk_free *ring = calloc(cap, sizeof(*ring));
+		if (!ring) {
+			t->rc = -ENOMEM;
+			return;
+		}
+		for (uint64_t i = 0; i < n; i++)
+			memcpy(&ring[i], t->s->map + d.ring + ((d.head + i) % d.cap) * sizeof(f),
+			       sizeof(f));
+		ring[n] = f;
+		if (d.ring)
+			t->m.dead_bytes += d.cap * sizeof(f);
+		d.ring = append(t, ring, (size_t)(cap * sizeof(*ring)));
+		d.cap = cap;
+		d.head = 0;
+		d.tail = n + 1;
+		free(ring);
+	}
+	fdir_set(t, k, &d);
+	t->m.unsynced_free += sc_class_size(k);
+}
+
+/* Room for a new blob: a free extent of its class, or the end of the data. */
+static uint64_t blob_place(struct wtxn *t, const void *blob, size_t len)
+{
+	int k = sc_class_of(len);
+	uint64_t off;
+
+	if (k < 0)
+		return t->m.data_end; /* empty: no bytes anywhere */
+	t->m.live_bytes += sc_class_size(k);
+	if (extent_take(t, k, &off)) {
+		if (t->rc == 0)
+			t->rc = sc_write_full(t->s->fd, blob, len, off);
+		return off;
+	}
+	return append_room(t, blob, len, sc_class_size(k));
+}
+
+/* The blob an entry gives up: its reference count drops, and at zero its
+ * extent is free. */
+static void blob_release(struct wtxn *t, const struct sc_disk_entry *old)
 {
 	struct sc_disk_bslot b;
-	uint64_t slot, refs, bytes = sc_align_up(old->blob_len);
+	uint64_t slot, refs;
+	int k = sc_class_of(old->blob_len);
+	uint64_t bytes = k < 0 ? 0 : sc_class_size(k);
 
 	if (!(old->flags & SC_ENT_OWN_BLOB)) {
-		if (sc_blob_find(s, old->blob_id, &slot, &b) != 0 || b.off != old->blob_off)
+		if (sc_blob_find(t->s, old->blob_id, &slot, &b) != 0)
 			return; /* a damaged table: the bytes stay until a compaction */
-		for (int i = 0; i < ch->n; i++)
-			if (ch->c[i].slot == slot)
-				b = ch->c[i].b;
+		bslot_get(t, slot, &b);
+		if (b.off != old->blob_off)
+			return;
 		refs = sc_bslot_refs(&b);
 		if (refs == SC_BLOB_REFS_MAX)
 			return; /* a full count never drops: the blob stays */
 		if (refs > 1) {
 			b.info = ((refs - 1) << SC_BLOB_LEN_BITS) | sc_bslot_len(&b);
-			bchange_set(ch, slot, &b);
+			bslot_set(t, slot, &b);
 			return;
 		}
 		b.off = SC_SLOT_TOMB;
-		bchange_set(ch, slot, &b);
-		if (m->blobs > 0)
-			m->blobs--;
-		m->blob_tombs++;
+		bslot_set(t, slot, &b);
+		if (t->m.blobs > 0)
+			t->m.blobs--;
+		t->m.blob_tombs++;
 	}
-	m->stored_bytes -= m->stored_bytes >= old->blob_len ? old->blob_len : m->stored_bytes;
-	m->live_bytes -= m->live_bytes >= bytes ? bytes : m->live_bytes;
-	m->dead_bytes += bytes;
+	t->m.stored_bytes -= t->m.stored_bytes >= old->blob_len ? old->blob_len : t->m.stored_bytes;
+	t->m.live_bytes -= t->m.live_bytes >= bytes ? bytes : t->m.live_bytes;
+	t->m.dead_bytes += bytes;
+	if (bytes)
+		extent_give(t, old->blob_off, old->blob_len);
 }
 
 /* An entry gives up its record. */
@@ -129,16 +321,20 @@ static void entry_release(struct sc_disk_meta *m, const struct sc_disk_entry *ol
 	m->logical_bytes -= m->logical_bytes >= old->blob_len ? old->blob_len : m->logical_bytes;
 }
 
-/* Redo records for @p ch in the meta (no table growth). */
-static void bchange_to_redo(const struct sc_snap *s, const struct bchange *ch,
-			    struct sc_disk_meta *m)
+/* Last writes before the commit: a free directory made by this commit,
+ * the redo records, the file's size. */
+static int wtxn_seal(struct wtxn *t)
 {
-	m->wredo_n = (uint64_t)ch->n;
-	memset(m->wredo, 0, sizeof(m->wredo));
-	for (int i = 0; i < ch->n; i++) {
-		m->wredo[i].at = sc_bslot_at(s, ch->c[i].slot);
-		memcpy(m->wredo[i].v, &ch->c[i].b, sizeof(m->wredo[i].v));
+	if (t->newdir) {
+		t->m.free_dir = append(t, t->newdir, SC_NCLASSES * sizeof(*t->newdir));
+		free(t->newdir);
+		t->newdir = NULL;
 	}
+	wc_to_redo(t);
+	/* A new chunk may end past the last byte written. */
+	if (t->rc == 0 && t->m.data_end > t->s->file_size)
+		t->rc = sc_ftruncate(t->s->fd, t->m.data_end);
+	return t->rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -151,25 +347,16 @@ struct put_req {
 	uint64_t hash;            /* of the key */
 };
 
-/* Append @p len bytes at *end (64-aligned), advancing it. */
-static int append(const struct sc_snap *s, const void *p, size_t len, uint64_t *end)
-{
-	int rc = len ? sc_write_full(s->fd, p, len, *end) : 0;
-	if (rc == 0)
-		*end += sc_align_up(len);
-	return rc;
-}
-
 static int put_locked(sc_cache *c, struct sc_snap *s, struct put_req *q)
 {
 	static const unsigned char zeros[SC_ENT_ALIGN];
-	struct sc_disk_meta m = s->meta;
+	struct wtxn t = { .c = c, .s = s, .m = s->meta };
+	struct sc_disk_meta *m = &t.m;
 	struct sc_disk_entry *r = &q->r;
 	struct sc_rec_view old;
 	struct sc_disk_bslot b;
 	struct sc_disk_slot *ktable = NULL;
 	struct sc_disk_bslot *btable = NULL;
-	struct bchange ch = { 0 };
 	struct iovec iov[6];
 	uint64_t kslot, bslot = 0, at, strings, kslots = 0, bslots = 0;
 	int rc, replace, share = 0, indexed = 1, kgrow, bgrow, found;
@@ -179,95 +366,89 @@ static int put_locked(sc_cache *c, struct sc_snap *s, struct put_req *q)
 	if (!replace && (rc = sc_insertion_slot(s, q->hash, &kslot)) != 0 && rc != SC_ECORRUPT)
 		return rc;
 	kgrow = !replace && (rc == SC_ECORRUPT ||
-			     (m.entries + m.tombstones + 1) * 10 > m.index_slots * 7);
+			     (m->entries + m->tombstones + 1) * 10 > m->index_slots * 7);
 
 	/* The blob: the same bytes already stored are shared. */
 	found = sc_blob_find(s, r->blob_id, &bslot, &b);
 	if (found == 0) {
 		uint64_t blen = sc_bslot_len(&b);
 		share = blen == q->len && b.off % SC_ALIGN == 0 && b.off >= SC_DATA_OFF &&
-			b.off <= m.data_end && blen <= m.data_end - b.off &&
+			b.off <= m->data_end && blen <= m->data_end - b.off &&
 			sc_bslot_refs(&b) < SC_BLOB_REFS_MAX &&
 			memcmp(s->map + b.off, q->blob, q->len) == 0;
 		indexed = share; /* same id, other bytes (or a full count): keep apart */
 	}
 	bgrow = found == SC_ECORRUPT ||
-		(found != 0 && (m.blobs + m.blob_tombs + 1) * 10 > m.blob_slots * 7);
+		(found != 0 && (m->blobs + m->blob_tombs + 1) * 10 > m->blob_slots * 7);
 	if (share) {
 		r->blob_off = b.off;
 		b.info = ((sc_bslot_refs(&b) + 1) << SC_BLOB_LEN_BITS) | sc_bslot_len(&b);
-		bchange_set(&ch, bslot, &b);
+		bslot_set(&t, bslot, &b);
 	} else {
-		r->blob_off = m.data_end;
-		if ((rc = append(s, q->blob, q->len, &m.data_end)) != 0)
-			goto fail;
-		m.stored_bytes += q->len;
-		m.live_bytes += sc_align_up(q->len);
+		r->blob_off = blob_place(&t, q->blob, q->len);
+		m->stored_bytes += q->len;
 		if (indexed) {
 			b = (struct sc_disk_bslot){ r->blob_id[0], r->blob_id[1], r->blob_off,
 						    ((uint64_t)1 << SC_BLOB_LEN_BITS) | q->len };
 			if (!bgrow) {
 				struct sc_disk_bslot was;
-				sc_bslot_read(s, bslot, &was);
-				if (was.off == SC_SLOT_TOMB && m.blob_tombs > 0)
-					m.blob_tombs--;
-				bchange_set(&ch, bslot, &b);
+				bslot_get(&t, bslot, &was);
+				if (was.off == SC_SLOT_TOMB && m->blob_tombs > 0)
+					m->blob_tombs--;
+				bslot_set(&t, bslot, &b);
 			}
-			m.blobs++;
+			m->blobs++;
 		} else {
 			r->flags |= SC_ENT_OWN_BLOB;
 		}
 	}
 	if (replace) {
-		entry_release(&m, old.r);
+		entry_release(m, old.r);
 		if (!bgrow)
-			blob_release(s, &m, old.r, &ch);
+			blob_release(&t, old.r);
 	} else {
-		m.entries++;
+		m->entries++;
 	}
-	m.logical_bytes += q->len;
+	m->logical_bytes += q->len;
 
 	/* The entry record, into the current metadata chunk or a new one. */
 	strings = q->str[0].iov_len + q->str[1].iov_len + q->str[2].iov_len + q->str[3].iov_len;
 	r->rec_len = (uint32_t)sc_ent_align(sizeof(*r) + strings);
-	if (!m.chunk_off || m.chunk_len - m.chunk_used < r->rec_len) {
-		if (m.chunk_off)
-			m.dead_bytes += m.chunk_len - m.chunk_used;
-		m.chunk_off = m.data_end;
-		m.chunk_len = sc_align_up(r->rec_len) > SC_CHUNK ? sc_align_up(r->rec_len) : SC_CHUNK;
-		m.chunk_used = 0;
-		m.data_end += m.chunk_len;
+	if (!m->chunk_off || m->chunk_len - m->chunk_used < r->rec_len) {
+		if (m->chunk_off)
+			m->dead_bytes += m->chunk_len - m->chunk_used;
+		m->chunk_len = sc_align_up(r->rec_len) > SC_CHUNK ? sc_align_up(r->rec_len) : SC_CHUNK;
+		m->chunk_off = append_room(&t, NULL, 0, m->chunk_len);
+		m->chunk_used = 0;
 	}
-	at = m.chunk_off + m.chunk_used;
-	m.chunk_used += r->rec_len;
-	m.live_bytes += r->rec_len;
+	at = m->chunk_off + m->chunk_used;
+	m->chunk_used += r->rec_len;
+	m->live_bytes += r->rec_len;
 	r->checksum = sc_record_checksum(r, q->str, 4);
 	iov[0] = (struct iovec){ r, sizeof(*r) };
 	memcpy(iov + 1, q->str, sizeof(q->str));
 	iov[5] = (struct iovec){ (void *)zeros, r->rec_len - sizeof(*r) - strings };
-	if ((rc = sc_writev_full(s->fd, iov, 6, at)) != 0)
-		goto fail;
+	if (t.rc == 0)
+		t.rc = sc_writev_full(s->fd, iov, 6, at);
 
 	/* The key index: one slot, or a bigger table. */
 	if (kgrow) {
 		if ((rc = sc_table_grow(s, q->hash, at, &ktable, &kslots)) != 0)
 			goto fail;
-		m.dead_bytes += m.index_slots * sizeof(*ktable);
-		m.index_off = m.data_end;
-		if ((rc = append(s, ktable, (size_t)(kslots * sizeof(*ktable)), &m.data_end)) != 0)
-			goto fail;
-		m.index_slots = kslots;
-		m.tombstones = 0;
-		m.redo_slot = SC_NO_REDO;
-		m.redo_hash = m.redo_off = 0;
+		m->dead_bytes += m->index_slots * sizeof(*ktable);
+		m->index_off = append(&t, ktable, (size_t)(kslots * sizeof(*ktable)));
+		m->index_slots = kslots;
+		m->tombstones = 0;
+		m->redo_slot = SC_NO_REDO;
+		m->redo_hash = m->redo_off = 0;
 	} else {
 		uint64_t h, o;
 		sc_slot_read(s, kslot, &h, &o);
-		if (!replace && o == SC_SLOT_TOMB && m.tombstones > 0)
-			m.tombstones--;
-		m.redo_slot = kslot;
-		m.redo_hash = q->hash;
-		m.redo_off = at;
+		if (!replace && o == SC_SLOT_TOMB && m->tombstones > 0)
+			m->tombstones--;
+		m->redo_slot = kslot;
+		m->redo_hash = q->hash;
+		m->redo_off = at;
 	}
 
 	/* The blob index: redo records, or a bigger table with the changes. */
@@ -279,45 +460,58 @@ static int put_locked(sc_cache *c, struct sc_snap *s, struct put_req *q)
 		if (replace && !(old.r->flags & SC_ENT_OWN_BLOB)) {
 			uint64_t i = sc_btable_locate(btable, bslots, old.r->blob_id);
 			struct sc_disk_bslot *ob = &btable[i];
-			uint64_t refs = sc_bslot_refs(ob), bytes = sc_align_up(old.r->blob_len);
+			uint64_t refs = sc_bslot_refs(ob);
+			int k = sc_class_of(old.r->blob_len);
+			uint64_t bytes = k < 0 ? 0 : sc_class_size(k);
 			if (ob->off == old.r->blob_off && refs != SC_BLOB_REFS_MAX) {
 				if (refs > 1) {
 					ob->info = ((refs - 1) << SC_BLOB_LEN_BITS) | sc_bslot_len(ob);
 				} else {
 					sc_btable_delete(btable, bslots, i);
-					if (m.blobs > 0)
-						m.blobs--;
-					m.stored_bytes -= m.stored_bytes >= old.r->blob_len
-								  ? old.r->blob_len : m.stored_bytes;
-					m.live_bytes -= m.live_bytes >= bytes ? bytes : m.live_bytes;
-					m.dead_bytes += bytes;
+					if (m->blobs > 0)
+						m->blobs--;
+					m->stored_bytes -= m->stored_bytes >= old.r->blob_len
+								   ? old.r->blob_len : m->stored_bytes;
+					m->live_bytes -= m->live_bytes >= bytes ? bytes : m->live_bytes;
+					m->dead_bytes += bytes;
+					if (bytes)
+						extent_give(&t, old.r->blob_off, old.r->blob_len);
 				}
 			}
+		} else if (replace) {
+			blob_release(&t, old.r); /* its own blob: not in the table */
 		}
-		m.dead_bytes += m.blob_slots * sizeof(*btable);
-		m.blobs_off = m.data_end;
-		if ((rc = append(s, btable, (size_t)(bslots * sizeof(*btable)), &m.data_end)) != 0)
-			goto fail;
-		m.blob_slots = bslots;
-		m.blob_tombs = 0;
-		m.wredo_n = 0;
-		memset(m.wredo, 0, sizeof(m.wredo));
-	} else {
-		bchange_to_redo(s, &ch, &m);
+		m->dead_bytes += m->blob_slots * sizeof(*btable);
+		m->blobs_off = append(&t, btable, (size_t)(bslots * sizeof(*btable)));
+		m->blob_slots = bslots;
+		m->blob_tombs = 0;
+		/* Its slots' changes are in the new table: drop them from the
+		 * redo records (only free directory entries stay). */
+		{
+			int n = 0;
+			for (int i = 0; i < t.ch.n; i++) {
+				uint64_t a = t.ch.c[i].at;
+				if (a >= s->meta.blobs_off &&
+				    a < s->meta.blobs_off + s->meta.blob_slots * sizeof(*btable))
+					continue;
+				t.ch.c[n++] = t.ch.c[i];
+			}
+			t.ch.n = n;
+		}
 	}
 
-	/* A new chunk may end past the last byte written. */
-	if (m.data_end > s->file_size && (rc = sc_ftruncate(s->fd, m.data_end)) != 0)
+	if ((rc = wtxn_seal(&t)) != 0)
 		goto fail;
-	if ((rc = sc_commit_meta(c, s, &m)) != 0)
+	if ((rc = sc_commit_meta(c, s, m)) != 0)
 		goto fail;
-	s->meta = m;
+	s->meta = *m;
 	(void)sc_apply_redo(s);
 	free(ktable);
 	free(btable);
 	return 0;
 fail:
 	drop_tail(s);
+	free(t.newdir);
 	free(ktable);
 	free(btable);
 	return rc;
@@ -428,10 +622,9 @@ int sc_put(sc_cache *c, const char *key, const void *blob, size_t len)
 static int remove_key(sc_cache *c, const char *key, int check, uint64_t shard_id,
 		      uint64_t offset)
 {
-	struct sc_disk_meta m;
+	struct wtxn t = { .c = c };
 	struct sc_snap s;
 	struct sc_rec_view v;
-	struct bchange ch = { 0 };
 	uint64_t slot, hash;
 	size_t key_len;
 	int rc;
@@ -453,19 +646,22 @@ static int remove_key(sc_cache *c, const char *key, int check, uint64_t shard_id
 		rc = SC_ECHANGED;
 		goto out;
 	}
-	m = s.meta;
-	if (m.entries > 0)
-		m.entries--;
-	m.tombstones++;
-	entry_release(&m, v.r);
-	blob_release(&s, &m, v.r, &ch);
-	bchange_to_redo(&s, &ch, &m);
-	m.redo_slot = slot;
-	m.redo_hash = hash;
-	m.redo_off = SC_SLOT_TOMB;
-	if ((rc = sc_commit_meta(c, &s, &m)) != 0)
+	t.s = &s;
+	t.m = s.meta;
+	if (t.m.entries > 0)
+		t.m.entries--;
+	t.m.tombstones++;
+	entry_release(&t.m, v.r);
+	blob_release(&t, v.r);
+	t.m.redo_slot = slot;
+	t.m.redo_hash = hash;
+	t.m.redo_off = SC_SLOT_TOMB;
+	if ((rc = wtxn_seal(&t)) != 0 || (rc = sc_commit_meta(c, &s, &t.m)) != 0) {
+		free(t.newdir);
+		drop_tail(&s);
 		goto out;
-	s.meta = m;
+	}
+	s.meta = t.m;
 	(void)sc_apply_redo(&s);
 	atomic_fetch_add_explicit(&c->n_removes, 1, memory_order_relaxed);
 out:

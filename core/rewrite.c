@@ -99,7 +99,7 @@ static int write_shard(sc_cache *c, const struct sc_live *l)
 	unsigned char page[SC_DATA_OFF], *ents = NULL;
 	char tmp[PATH_MAX];
 	uint64_t kslots = sc_table_slots(l->n), bslots = sc_btable_slots(l->n), pos = SC_DATA_OFF;
-	uint64_t ent_bytes = 0, at;
+	uint64_t ent_bytes = 0, at, room;
 	int fd = -1, rc;
 
 	tmp[0] = '\0';
@@ -141,9 +141,12 @@ static int write_shard(sc_cache *c, const struct sc_live *l)
 		if (e->blob_size &&
 		    (rc = sc_write_full(fd, e->blob, (size_t)e->blob_size, pos)) != 0)
 			goto out;
-		pos += sc_align_up(e->blob_size);
+		/* Each blob in an extent of its size class, as a put makes
+		 * them: freed, it fits the next blob of its class. */
+		room = e->blob_size ? sc_class_size(sc_class_of(e->blob_size)) : 0;
+		pos += room;
 		m.stored_bytes += e->blob_size;
-		m.live_bytes += sc_align_up(e->blob_size);
+		m.live_bytes += room;
 		if (b->off == SC_SLOT_EMPTY) {
 			*b = (struct sc_disk_bslot){ e->blob_id[0], e->blob_id[1], boff[i],
 						     ((uint64_t)1 << SC_BLOB_LEN_BITS) | e->blob_size };
@@ -258,7 +261,8 @@ static uint64_t apply_budget(sc_cache *c, struct sc_live *l, uint64_t budget)
 
 	qsort(l->e, l->n, sizeof(*l->e), newest_first);
 	for (uint64_t i = 0; i < l->n; i++) {
-		uint64_t need = sc_align_up(l->e[i].blob_size) + sizeof(struct sc_disk_entry) +
+		uint64_t need = (l->e[i].blob_size ? sc_class_size(sc_class_of(l->e[i].blob_size)) : 0) +
+				sizeof(struct sc_disk_entry) +
 				l->e[i].key_len + l->e[i].tag_len + l->e[i].exe_id_len +
 				l->e[i].exe_path_len;
 		if (total + need > budget) {

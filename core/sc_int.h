@@ -90,6 +90,14 @@ struct sc_cache {
 
 	pthread_mutex_t wmutex;
 	int lock_fd;
+	int query_fd;          /* a second open file description of fd: tests pins */
+	/* This handle's pin (docs/FORMAT.md, "Space reuse"): a read lock on
+	 * byte SC_PIN_BASE + pin_txn of the shard, held from the first read
+	 * that hands out pointers until sc_trim() or sc_close(), so that no
+	 * writer reuses an extent freed after pin_txn.  pin_shard is the
+	 * shard_id pinned, 0 for none. */
+	_Atomic uint64_t pin_shard;
+	uint64_t pin_txn;
 	int cleaned_temps;
 
 	_Atomic uint64_t n_hits, n_absent, n_stale, n_fingerprint, n_corrupt;
@@ -165,6 +173,12 @@ void sc_unlock_writer(sc_cache *c);
 int  sc_lock_shared(const sc_cache *c);    /* fd holding it, or -errno */
 int  sc_open_shard_fd(const char *path, unsigned flags, int *fd_out);
 int  sc_map_file(sc_cache *c, int fd, uint64_t file_size);
+/* Pin the current shard if this handle has not (a lookup, before it takes
+ * the snapshot whose pointers it hands out). */
+int  sc_pin(sc_cache *c);
+/* Writer: may an extent freed by commit @p freed_txn be written?  No
+ * handle anywhere holds a pin below it.  1 yes, 0 no (or cannot tell). */
+int  sc_unpinned(sc_cache *c, uint64_t freed_txn);
 
 /* index.c */
 uint64_t sc_key_hash(const char *key, size_t len);
@@ -187,6 +201,9 @@ int  sc_table_grow(const struct sc_snap *s, uint64_t new_hash, uint64_t new_off,
  * applied), its file offset, a probe for a blob id (0 and its slot; or
  * SC_ENOTFOUND and where to insert; SC_ECORRUPT for a table with no free
  * slot), and in-memory tables for growth and compaction. */
+/* The 32 bytes at @p at of a table only writers read (blob index, free
+ * directory), as committed: a redo record of the meta overrides them. */
+void sc_wredo_read(const struct sc_snap *s, uint64_t at, void *out);
 uint64_t sc_bslot_at(const struct sc_snap *s, uint64_t i);
 void sc_bslot_read(const struct sc_snap *s, uint64_t i, struct sc_disk_bslot *b);
 int  sc_blob_find(const struct sc_snap *s, const uint64_t id[2], uint64_t *slot,

@@ -123,7 +123,6 @@ int sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m)
 	m->committed_sec = (int64_t)time(NULL);
 	memset(m->lib_version, 0, sizeof(m->lib_version));
 	strncpy(m->lib_version, SC_VERSION_STRING, sizeof(m->lib_version) - 1);
-	m->checksum = sc_meta_checksum(m);
 	/* Counts in a hostile file can be off; never write a commit that
 	 * readers would refuse (they would silently keep the old state). */
 	if (!sc_meta_sane(m, m->data_end > s->file_size ? m->data_end : s->file_size))
@@ -142,7 +141,15 @@ int sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m)
 	     (s->meta.redo_slot != SC_NO_REDO || s->meta.wredo_n > 0))) {
 		if ((rc = sc_fdatasync(s->fd)) != 0)
 			return rc;
+		/* Every earlier commit is on disk now (space reuse asks). */
+		m->durable_txn = s->meta.txnid;
+		m->unsynced_free = 0;
 	}
+	/* A durable commit is on disk once this returns: if a power loss
+	 * keeps this meta, it keeps all it names (the sync above). */
+	if (!(c->flags & SC_NOSYNC))
+		m->durable_txn = m->txnid;
+	m->checksum = sc_meta_checksum(m);
 	rc = sc_write_full(s->fd, m, sizeof(*m), (m->txnid & 1) ? SC_META1_OFF : SC_META0_OFF);
 	if (rc != 0)
 		return rc;

@@ -35,6 +35,12 @@ static void problem(struct vctx *v, uint64_t off, const char *fmt, ...)
 	v->fn(v->arg, off, buf);
 }
 
+/* The bytes a blob's extent takes (its size class). */
+static uint64_t extent(uint64_t len)
+{
+	return len ? sc_class_size(sc_class_of(len)) : 0;
+}
+
 int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 {
 	struct vctx v = { fn, arg, 0 };
@@ -127,7 +133,7 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 		live += rv.r->rec_len;
 		logical += rv.r->blob_len;
 		if (rv.r->flags & SC_ENT_OWN_BLOB) {
-			live += sc_align_up(rv.r->blob_len);
+			live += extent(rv.r->blob_len);
 			stored += rv.r->blob_len;
 		} else {
 			struct sc_disk_bslot b;
@@ -151,7 +157,7 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 			continue;
 		}
 		blobs++;
-		live += sc_align_up(sc_bslot_len(&b));
+		live += extent(sc_bslot_len(&b));
 		stored += sc_bslot_len(&b);
 		if (b.off % SC_ALIGN || b.off < SC_DATA_OFF || b.off > s.meta.data_end ||
 		    sc_bslot_len(&b) > s.meta.data_end - b.off)
