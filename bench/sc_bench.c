@@ -69,6 +69,8 @@ struct opts {
 	size_t put_ops;        /* no-sync puts per store and size */
 	size_t durable_ops;    /* durable puts per store and size */
 	int first_hit_reps;
+	size_t churn_entries;  /* shard size for the churn */
+	size_t churn_puts;     /* replacements per churn variant */
 	uint64_t small_shard;  /* bytes */
 	uint64_t big_shard;    /* bytes */
 	const char *tmp_base;
@@ -84,10 +86,15 @@ enum {
 	B_PUT = 1 << 2,
 	B_DURABLE = 1 << 3,
 	B_FIRST = 1 << 4,
-	B_ALL = (1 << 5) - 1,
+	B_CHURN = 1 << 5,
+	B_ALL = (1 << 6) - 1,
+	/* the benchmarks that bench_size() runs for every entry count */
+	B_PER_SIZE = B_LOOKUP | B_HIT | B_PUT | B_DURABLE,
 };
 
-static const char *const g_bench_name[] = { "lookup", "hit", "put", "durable", "first" };
+static const char *const g_bench_name[] = {
+	"lookup", "hit", "put", "durable", "first", "churn",
+};
 
 static struct opts g_opt = {
 	.only = B_ALL,
@@ -100,6 +107,8 @@ static struct opts g_opt = {
 	.put_ops = 2000,
 	.durable_ops = 200,
 	.first_hit_reps = 50,
+	.churn_entries = 10000,
+	.churn_puts = 100000,
 	.small_shard = 1u << 20,
 	.big_shard = 1u << 30,
 	.tmp_base = "/tmp",
@@ -1085,6 +1094,197 @@ static void bench_first_hit(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* Churn: many replacements in a shard of a fixed entry count */
+
+/*
+ * A cache in use replaces entries far more often than it adds them.  This
+ * fills a shard with churn_entries keys, then replaces random keys
+ * churn_puts times with SC_NOSYNC puts and never calls sc_compact(): how
+ * large the file gets relative to its live bytes is up to the library
+ * alone.  Two variants, each in a new shard: "pool", where key i's v-th
+ * put stores pool blob (i + v) % POOL_BLOBS, and "unique", the same bytes
+ * with a put counter in the first 8, so that no two blobs are equal and a
+ * format that stores identical blobs once cannot pass by deduplicating:
+ * it has to reuse dead space.
+ */
+#define CHURN_POINTS 5  /* after the fill, then at 25, 50, 75 and 100% */
+
+struct churn_point {
+	size_t puts;                               /* replacements done */
+	uint64_t entries, live, dead, file_size;   /* sc_get_stats() */
+	uint64_t st_size, st_alloc;                /* stat(2) of the shard path */
+	uint64_t peak;                             /* largest st_size so far */
+};
+
+struct churn_result {
+	const char *label;
+	int ran;
+	struct churn_point pt[CHURN_POINTS];
+	uint64_t compactions;                      /* by the library, this handle */
+	double fill_s, put_s, mean_us, p50_us, p99_us;
+};
+static struct churn_result g_churn[2] = { { .label = "pool" }, { .label = "unique" } };
+
+static double churn_ratio(const struct churn_point *p, uint64_t size)
+{
+	return p->live ? (double)size / (double)p->live : 0;
+}
+
+/* The end's file size over live bytes: the larger of the two file sizes. */
+static double churn_end_ratio(const struct churn_result *r)
+{
+	const struct churn_point *p = &r->pt[CHURN_POINTS - 1];
+
+	return churn_ratio(p, p->file_size > p->st_size ? p->file_size : p->st_size);
+}
+
+static void churn_point(struct sc_store *s, struct churn_point *p, size_t puts, uint64_t peak)
+{
+	struct stat sb;
+	sc_stats st;
+	int rc;
+
+	if ((rc = sc_get_stats(s->c, &st)) != 0)
+		die("sc_get_stats: %s", sc_strerror(rc));
+	if (stat(s->path, &sb) != 0)
+		die("stat %s: %s", s->path, strerror(errno));
+	p->puts = puts;
+	p->entries = st.entries;
+	p->live = st.live_bytes;
+	p->dead = st.dead_bytes;
+	p->file_size = st.file_size;
+	p->st_size = (uint64_t)sb.st_size;
+	p->st_alloc = (uint64_t)sb.st_blocks * 512;
+	p->peak = peak > p->st_size ? peak : p->st_size;
+}
+
+/* The blob of key @p i at its @p ver-th put; @p stamp != 0 goes in front. */
+static const unsigned char *churn_blob(size_t i, uint32_t ver, uint64_t stamp,
+				       unsigned char *buf)
+{
+	const unsigned char *p = g_pool + ((i + ver) % POOL_BLOBS) * g_opt.blob_size;
+
+	if (!stamp)
+		return p;
+	memcpy(buf, p, g_opt.blob_size);
+	memcpy(buf, &stamp, sizeof stamp);
+	return buf;
+}
+
+static void churn_one(struct churn_result *r, int unique, const size_t *seq)
+{
+	size_t n = g_opt.churn_entries, ops = g_opt.churn_puts, next = 1;
+	struct sc_store s = { 0 };
+	uint32_t *ver = xmalloc(n * sizeof *ver);
+	uint64_t *stamp = xmalloc(n * sizeof *stamp);
+	unsigned char *buf = xmalloc(g_opt.blob_size);
+	double *lat = xmalloc(ops * sizeof *lat);
+	uint64_t counter = 0, peak = 0;
+	struct churn_point *p;
+	struct stat sb;
+	sc_stats st;
+	double sum = 0;
+	int64_t t0;
+	char name[32];
+	int rc;
+
+	snprintf(name, sizeof name, "churn-%s.shard", r->label);
+	path_join(s.path, g_tmpdir, name);
+	scs_open(&s, SC_NOSYNC);
+	progress("churn, %s blobs: filling %zu entries", r->label, n);
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		ver[i] = 0;
+		stamp[i] = unique ? ++counter : 0;
+		rc = sc_put(s.c, g_keys[i], churn_blob(i, 0, stamp[i], buf), g_opt.blob_size);
+		if (rc != 0)
+			die("churn fill: key %zu: %s", i, sc_strerror(rc));
+	}
+	r->fill_s = (double)(now_ns() - t0) / 1e9;
+	churn_point(&s, &r->pt[0], 0, 0);
+	peak = r->pt[0].peak;
+
+	for (size_t k = 0; k < ops; k++) {
+		size_t i = seq[k];
+		const unsigned char *b;
+		int64_t t1, t2;
+
+		ver[i]++;
+		stamp[i] = unique ? ++counter : 0;
+		b = churn_blob(i, ver[i], stamp[i], buf);
+		t1 = now_ns();
+		rc = sc_put(s.c, g_keys[i], b, g_opt.blob_size);
+		t2 = now_ns();
+		if (rc != 0)
+			die("churn: put %zu, key %zu: %s", k, i, sc_strerror(rc));
+		lat[k] = (double)(t2 - t1);
+		sum += lat[k];
+		/* The file's size after every put, untimed: the peak may fall
+		 * between two checkpoints (a format that compacts by itself). */
+		if (stat(s.path, &sb) != 0)
+			die("stat %s: %s", s.path, strerror(errno));
+		if ((uint64_t)sb.st_size > peak)
+			peak = (uint64_t)sb.st_size;
+		if (next < CHURN_POINTS && k + 1 == ops * next / (CHURN_POINTS - 1)) {
+			p = &r->pt[next++];
+			churn_point(&s, p, k + 1, peak);
+			progress("churn, %s blobs, %3zu%%: file/live %.2f (stat %.2f), "
+				 "live %.1f MiB, dead %.1f MiB, peak %.1f MiB", r->label,
+				 (k + 1) * 100 / ops, churn_ratio(p, p->file_size),
+				 churn_ratio(p, p->st_size), (double)p->live / (1 << 20),
+				 (double)p->dead / (1 << 20), (double)p->peak / (1 << 20));
+		}
+	}
+	r->put_s = sum / 1e9;
+	r->mean_us = sum / (double)ops / 1e3;
+	r->p50_us = percentile(lat, ops, 0.5) / 1e3;
+	r->p99_us = percentile(lat, ops, 0.99) / 1e3;
+	if ((rc = sc_get_stats(s.c, &st)) != 0)
+		die("sc_get_stats: %s", sc_strerror(rc));
+	r->compactions = st.compactions;
+
+	/* Every key must hold the bytes of its last put. */
+	for (size_t i = 0; i < n; i++) {
+		sc_blob b;
+
+		if ((rc = sc_get(s.c, g_keys[i], &b)) != 0)
+			die("churn, %s blobs: key %zu: %s", r->label, i, sc_strerror(rc));
+		if (b.size != g_opt.blob_size ||
+		    memcmp(b.data, churn_blob(i, ver[i], stamp[i], buf), b.size) != 0)
+			die("churn, %s blobs: key %zu holds the wrong bytes", r->label, i);
+	}
+	if (r->pt[CHURN_POINTS - 1].entries != n)
+		die("churn, %s blobs: %" PRIu64 " entries, expected %zu", r->label,
+		    r->pt[CHURN_POINTS - 1].entries, n);
+	progress("churn, %s blobs: %zu puts, %.2f s in sc_put, %.1f us/put (p50 %.1f, p99 %.1f), "
+		 "%" PRIu64 " compactions", r->label, ops, r->put_s, r->mean_us, r->p50_us,
+		 r->p99_us, r->compactions);
+	r->ran = 1;
+	sc_close(s.c);
+	if (!g_opt.keep)
+		unlink(s.path);
+	free(lat);
+	free(buf);
+	free(stamp);
+	free(ver);
+}
+
+static void bench_churn(void)
+{
+	size_t *seq;
+
+	if (g_opt.churn_entries > g_nkeys)
+		die("churn: %zu entries but %zu source files", g_opt.churn_entries, g_nkeys);
+	progress("--- churn: %zu replacements in a %zu-entry shard ---", g_opt.churn_puts,
+		 g_opt.churn_entries);
+	/* Both variants replace the same keys in the same order. */
+	seq = random_seq(g_opt.churn_entries, g_opt.churn_puts);
+	churn_one(&g_churn[0], 0, seq);
+	churn_one(&g_churn[1], 1, seq);
+	free(seq);
+}
+
+/* ------------------------------------------------------------------ */
 /* Report */
 
 static void print_table(const char *title, int first, int count, int with_pct)
@@ -1189,16 +1389,59 @@ struct target {
 	double value, limit;
 };
 
+static void print_churn(void)
+{
+	static const char *const at[CHURN_POINTS] = { "fill", "25%", "50%", "75%", "100%" };
+
+	printf("\nchurn: %zu replacements of random keys in a %zu-entry shard, sc_put with "
+	       "SC_NOSYNC, no sc_compact()\n", g_opt.churn_puts, g_opt.churn_entries);
+	printf("  pool: key i's v-th put stores pool blob (i + v) %% %d; unique: the same with a "
+	       "put counter in the first 8 bytes\n", POOL_BLOBS);
+	printf("  file = sc_get_stats file_size, stat = st_size (alloc: st_blocks), "
+	       "peak = largest st_size after any put so far; MiB\n");
+	printf("  %-7s %-5s %8s %8s %9s %9s %9s %9s %9s %9s %9s %9s\n", "blobs", "at", "puts",
+	       "entries", "live", "dead", "file", "stat", "alloc", "file/live", "stat/live",
+	       "peak");
+	for (int v = 0; v < 2; v++) {
+		const struct churn_result *r = &g_churn[v];
+
+		for (int k = 0; k < CHURN_POINTS; k++) {
+			const struct churn_point *p = &r->pt[k];
+
+			printf("  %-7s %-5s %8zu %8" PRIu64 " %9.1f %9.1f %9.1f %9.1f %9.1f %9.2f "
+			       "%9.2f %9.1f\n", r->label, at[k], p->puts, p->entries,
+			       (double)p->live / (1 << 20), (double)p->dead / (1 << 20),
+			       (double)p->file_size / (1 << 20), (double)p->st_size / (1 << 20),
+			       (double)p->st_alloc / (1 << 20), churn_ratio(p, p->file_size),
+			       churn_ratio(p, p->st_size), (double)p->peak / (1 << 20));
+		}
+	}
+	for (int v = 0; v < 2; v++) {
+		const struct churn_result *r = &g_churn[v];
+		const struct churn_point *e = &r->pt[CHURN_POINTS - 1];
+
+		printf("  %-7s fill %.2f s; churn %zu puts, %.2f s in sc_put, %.1f us/put "
+		       "(p50 %.1f, p99 %.1f); %" PRIu64 " compactions by the library; "
+		       "peak %.2fx the end's live bytes\n", r->label, r->fill_s, g_opt.churn_puts,
+		       r->put_s, r->mean_us, r->p50_us, r->p99_us, r->compactions,
+		       churn_ratio(e, e->peak));
+	}
+	for (int v = 0; v < 2; v++)
+		printf("  target: file size / live bytes <= 1.5 at the end (%s blobs): %.2f %s\n",
+		       g_churn[v].label, churn_end_ratio(&g_churn[v]),
+		       churn_end_ratio(&g_churn[v]) <= 1.5 ? "PASS" : "MISS");
+}
+
 static int report(void)
 {
 	int last = g_opt.n_sizes - 1;
 	int misses = 0, nt = 0;
 	unsigned on = g_opt.only;
-	struct target t[MAX_SIZES + 4];
+	struct target t[MAX_SIZES + 8];
 	const char *sz = g_opt.quick ? " (quick)" : "";
-	static char lbl[MAX_SIZES + 4][160];
+	static char lbl[MAX_SIZES + 8][160];
 
-	if (on & ~B_FIRST) {
+	if (on & B_PER_SIZE) {
 		printf("\nshard after fill:");
 		for (int s = 0; s < g_opt.n_sizes; s++)
 			printf("  N=%zu: %.1f MiB, %" PRIu64 " index slots;", g_opt.sizes[s],
@@ -1232,6 +1475,8 @@ static int report(void)
 			       g_first[s].entries, g_first[s].build_s, g_first[s].p50,
 			       g_first[s].p10, g_first[s].p90, g_first[s].open50, g_first[s].get50);
 	}
+	if (on & B_CHURN)
+		print_churn();
 
 	if (on & B_LOOKUP) {
 		snprintf(lbl[nt], sizeof lbl[nt],
@@ -1262,6 +1507,12 @@ static int report(void)
 		t[nt].value = g_res[R_PUT_SC][last].mean / g_res[R_PUT_SC][0].mean;
 		t[nt++].limit = 2.0;
 	}
+	for (int v = 0; (on & B_CHURN) && v < 2; v++) {
+		snprintf(lbl[nt], sizeof lbl[nt], "churn, %s blobs%s: file size / live bytes at the end",
+			 g_churn[v].label, sz);
+		t[nt].value = churn_end_ratio(&g_churn[v]);
+		t[nt++].limit = 1.5;
+	}
 
 	printf("\ntargets\n");
 	for (int i = 0; i < nt; i++) {
@@ -1282,7 +1533,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sc_bench [options]\n"
-		"  --quick            short run for CI: 1000 and 10000 entries, fewer ops (< 60 s)\n"
+		"  --quick            short run for CI: 1000 and 10000 entries, fewer ops,\n"
+		"                     churn of 20000 puts in 2000 entries\n"
 		"  --sizes N,M,...    entry counts (default 1000,100000; at most %d)\n"
 		"  --blob-size BYTES  blob size (default 16384)\n"
 		"  --lookup-ops N     lookups per round (default 200000)\n"
@@ -1292,7 +1544,9 @@ static void usage(FILE *f)
 		"  --durable-ops N    durable puts per store and size (default 200)\n"
 		"  --reps N           fresh processes per shard for the first hit (default 50)\n"
 		"  --big-mib N        size of the big shard for the first hit (default 1024)\n"
-		"  --only LIST        run only these of lookup,hit,put,durable,first\n"
+		"  --churn-entries N  entries of the churn shard (default 10000)\n"
+		"  --churn-puts N     replacements per churn variant (default 100000)\n"
+		"  --only LIST        run only these of lookup,hit,put,durable,first,churn\n"
 		"  --tmpdir DIR       where to create the temporary directory (default /tmp)\n"
 		"  --keep             keep the temporary directory\n"
 		"  --strict           exit with status 2 if a target is missed\n",
@@ -1360,6 +1614,8 @@ static void parse_args(int argc, char **argv)
 			g_opt.put_ops = 500;
 			g_opt.durable_ops = 50;
 			g_opt.first_hit_reps = 15;
+			g_opt.churn_entries = 2000;
+			g_opt.churn_puts = 20000;
 		}
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v;
@@ -1402,6 +1658,10 @@ static void parse_args(int argc, char **argv)
 			g_opt.first_hit_reps = (int)parse_count(v, a);
 		else if (strcmp(a, "--big-mib") == 0)
 			g_opt.big_shard = (uint64_t)parse_count(v, a) << 20;
+		else if (strcmp(a, "--churn-entries") == 0)
+			g_opt.churn_entries = parse_count(v, a);
+		else if (strcmp(a, "--churn-puts") == 0)
+			g_opt.churn_puts = parse_count(v, a);
 		else if (strcmp(a, "--only") == 0)
 			parse_only(v);
 		else if (strcmp(a, "--tmpdir") == 0)
@@ -1413,6 +1673,8 @@ static void parse_args(int argc, char **argv)
 	}
 	if (g_opt.blob_size < 8)
 		die("--blob-size: at least 8 bytes");
+	if (g_opt.churn_puts < CHURN_POINTS - 1)
+		die("--churn-puts: at least %d", CHURN_POINTS - 1);
 }
 
 int main(int argc, char **argv)
@@ -1447,10 +1709,12 @@ int main(int argc, char **argv)
 	for (int s = 0; s < g_opt.n_sizes; s++)
 		if (g_opt.sizes[s] > max_n)
 			max_n = g_opt.sizes[s];
-	/* Enough sources for the largest size and for the big shard. */
-	n_src = max_n;
+	/* Enough sources for the largest size, the big shard and the churn. */
+	n_src = (g_opt.only & ~B_CHURN) ? max_n : 0;
 	if ((g_opt.only & B_FIRST) && g_opt.big_shard / g_opt.blob_size + 1 > n_src)
 		n_src = (size_t)(g_opt.big_shard / g_opt.blob_size) + 1;
+	if ((g_opt.only & B_CHURN) && g_opt.churn_entries > n_src)
+		n_src = g_opt.churn_entries;
 	if (n_src > 1000000)
 		die("%zu source files needed: lower --sizes or raise --blob-size or lower --big-mib",
 		    n_src);
@@ -1458,11 +1722,13 @@ int main(int argc, char **argv)
 	make_sources(n_src);
 	make_pool();
 
-	if (g_opt.only & ~B_FIRST)
+	if (g_opt.only & B_PER_SIZE)
 		for (int s = 0; s < g_opt.n_sizes; s++)
 			bench_size(s);
 	if (g_opt.only & B_FIRST)
 		bench_first_hit();
+	if (g_opt.only & B_CHURN)
+		bench_churn();
 
 	misses = report();
 	free_sources();
