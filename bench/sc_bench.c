@@ -1664,10 +1664,16 @@ static void print_churn(void)
 		       r->put_s, r->mean_us, r->p50_us, r->p99_us, r->compactions,
 		       churn_ratio(e, e->peak));
 	}
-	for (int v = 0; v < 2; v++)
-		printf("  target: file size / live bytes <= 1.5 at the end (%s blobs): %.2f %s\n",
-		       g_churn[v].label, churn_end_ratio(&g_churn[v]),
-		       churn_end_ratio(&g_churn[v]) <= 1.5 ? "PASS" : "MISS");
+	/* The end is one point of what may be a cycle (a format that compacts
+	 * by itself): the peak goes on the same line. */
+	for (int v = 0; v < 2; v++) {
+		const struct churn_result *r = &g_churn[v];
+		const struct churn_point *e = &r->pt[CHURN_POINTS - 1];
+
+		printf("  target: file size / live bytes <= 1.5 at the end (%s blobs): %.2f %s"
+		       " (peak %.2fx live)\n", r->label, churn_end_ratio(r),
+		       churn_end_ratio(r) <= 1.5 ? "PASS" : "MISS", churn_ratio(e, e->peak));
+	}
 }
 
 static int report(void)
