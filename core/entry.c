@@ -3,6 +3,8 @@
  * it can still hit: its source unchanged, its writer not rebuilt.  Used by
  * lookups and by the eviction of stale entries alike.
  */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -67,5 +69,19 @@ int sc_entry_status(const sc_entry_info *e)
 	if (sc_file_identity(path, id, sizeof(id)) != 0 || strlen(id) != e->exe_id_len ||
 	    memcmp(id, e->exe_id, e->exe_id_len) != 0)
 		return SC_EWRITERGONE;
+	return 0;
+}
+
+int sc_live_add(struct sc_live *l, const sc_entry_info *e)
+{
+	if (l->n == l->cap) {
+		uint64_t cap = l->cap ? l->cap * 2 : 64;
+		sc_entry_info *bigger = realloc(l->e, cap * sizeof(*bigger));
+		if (!bigger)
+			return -ENOMEM;
+		l->e = bigger;
+		l->cap = cap;
+	}
+	l->e[l->n++] = *e;
 	return 0;
 }

@@ -205,11 +205,18 @@ static int link_aside(const char *path, char *aside, size_t len)
 
 int sc_heal_locked(sc_cache *c)
 {
-	char aside[PATH_MAX];
 	int rc = examine(c->path);
 
 	if (rc <= 0)
 		return rc; /* sound (someone healed it first), or not ours */
+	return sc_set_aside_locked(c);
+}
+
+int sc_set_aside_locked(sc_cache *c)
+{
+	char aside[PATH_MAX];
+	int rc;
+
 	/* The link keeps the damaged bytes under a new name; the rename of a
 	 * complete new shard then replaces the path in one step, so no
 	 * process ever finds the path missing or half-made. */

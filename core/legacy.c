@@ -10,6 +10,7 @@
  * carried over.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
@@ -150,4 +151,21 @@ int sc_v1_collect(const unsigned char *map, uint64_t len, struct sc_live *l, uin
 			return rc;
 	}
 	return 0;
+}
+
+int sc_upgrade_locked(sc_cache *c)
+{
+	struct sc_live l = { 0 };
+	uint64_t dropped = 0;
+	int rc;
+
+	rc = sc_v1_collect(c->v1_map, c->v1_len, &l, &dropped);
+	if (rc == 0)
+		rc = sc_build_shard(c, &l);
+	else if (sc_heal_wanted(rc))
+		rc = sc_set_aside_locked(c); /* a v1 file damaged beyond use */
+	if (rc == 0)
+		rc = sc_follow(c);
+	free(l.e);
+	return rc;
 }

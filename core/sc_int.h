@@ -221,6 +221,13 @@ void sc_btable_delete(struct sc_disk_bslot *t, uint64_t slots, uint64_t i);
 /* entry.c (sc_entry_status() is public) */
 void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_view *v,
 		  sc_entry_info *out);
+/* A list of entries whose pointers lie in a mapping that outlives it
+ * (what a rewrite copies). */
+struct sc_live {
+	sc_entry_info *e;
+	uint64_t n, cap;
+};
+int  sc_live_add(struct sc_live *l, const sc_entry_info *e);
 /* The source side of sc_entry_status(): 1 if the source is the one compiled
  * (always for entries without one); *by_content (may be NULL) says the bytes
  * had to be hashed to tell. */
@@ -236,24 +243,24 @@ int  sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m
 /* Write the index slot that the committed meta's redo record names. */
 int  sc_apply_redo(const struct sc_snap *s);
 
-/* rewrite.c: a whole new shard from the live entries (sc_live: entries
- * whose pointers lie in a mapping that outlives the rewrite) */
-struct sc_live {
-	sc_entry_info *e;
-	uint64_t n, cap;
-};
-int  sc_live_add(struct sc_live *l, const sc_entry_info *e);
+/* build.c: a new shard with @p l's entries, renamed over c->path (writer
+ * lock held); then the handle moved to the file now at the path. */
+int  sc_build_shard(sc_cache *c, const struct sc_live *l);
+int  sc_follow(sc_cache *c);
+
+/* rewrite.c: compaction, clear, eviction */
 typedef int (*sc_keep_fn)(const sc_entry_info *e, void *arg);
 int  sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 		uint64_t budget, uint64_t *n_dropped);
-/* Writer lock held, c->v1_map the v1 file at the path: rebuild it as v2
- * with every sound entry, and move the handle to it. */
-int  sc_upgrade_locked(sc_cache *c);
 
 /* legacy.c: the sound entries of a version 1 shard (format.h of 0.1.0),
- * read from a mapping of @p len bytes; damaged ones are counted. */
+ * read from a mapping of @p len bytes (damaged ones are counted); and,
+ * writer lock held, c->v1_map the v1 file at the path, its rebuild as v2
+ * with every sound entry (or, damaged beyond use, set aside), the handle
+ * moved to the new file. */
 int  sc_v1_collect(const unsigned char *map, uint64_t len, struct sc_live *l,
 		   uint64_t *dropped);
+int  sc_upgrade_locked(sc_cache *c);
 
 /* heal.c */
 int  sc_heal_wanted(int rc);           /* an error a heal could cure */
@@ -262,6 +269,9 @@ int  sc_heal_wanted(int rc);           /* an error a heal could cure */
  * now holds a sound shard (healed here or before), else the reason not. */
 int  sc_heal_locked(sc_cache *c);
 uint64_t sc_count_set_aside(const char *path);
+/* Writer lock held: set the file at c->path aside and put an empty shard
+ * in its place (a heal without the examination). */
+int  sc_set_aside_locked(sc_cache *c);
 
 /* fingerprint.c */
 const char *sc_self_identity(size_t *len);

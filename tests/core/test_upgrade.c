@@ -128,8 +128,9 @@ static int entry_check(sc_cache *c, int i, int verbose)
 	     (unsigned long long)e.blob_size, x->len);
 	DIFF(e.blob_size == x->len && x->len && memcmp(e.blob, bytes, x->len),
 	     "%s: blob bytes differ", x->key);
-	DIFF(e.blob_checksum != XXH3_64bits(bytes, x->len), "%s: blob_checksum %016llx",
-	     x->key, (unsigned long long)e.blob_checksum);
+	DIFF(e.blob_id[0] != XXH3_128bits(bytes, x->len).low64 ||
+	     e.blob_id[1] != XXH3_128bits(bytes, x->len).high64, "%s: blob_id %016llx%016llx",
+	     x->key, (unsigned long long)e.blob_id[1], (unsigned long long)e.blob_id[0]);
 	DIFF((uintptr_t)e.blob % SC_BLOB_ALIGN, "%s: blob at %p is not aligned", x->key, e.blob);
 	DIFF(!str_is(e.tag, e.tag_len, x->tag), "%s: tag '%.*s', want '%s'", x->key,
 	     (int)e.tag_len, e.tag, x->tag);
