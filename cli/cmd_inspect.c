@@ -154,7 +154,8 @@ int cmd_stats(struct cli *cli)
 	}
 
 	if (cli->opts & OPT_JSON) {
-		rc = jo_print(json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		rc = jo_print(json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+					" s:I, s:I, s:I}",
 					"path", jo_bytes(sc_path(cli->cache), strlen(sc_path(cli->cache))),
 					"entries", (json_int_t)st.entries,
 					"fresh", (json_int_t)fresh,
@@ -163,6 +164,9 @@ int cmd_stats(struct cli *cli)
 					"damaged", (json_int_t)rows.corrupt,
 					"live_bytes", (json_int_t)st.live_bytes,
 					"dead_bytes", (json_int_t)st.dead_bytes,
+					"blobs", (json_int_t)st.blobs,
+					"logical_bytes", (json_int_t)st.logical_bytes,
+					"stored_bytes", (json_int_t)st.stored_bytes,
 					"file_size", (json_int_t)st.file_size,
 					"generation", (json_int_t)st.generation,
 					"index_slots", (json_int_t)st.index_slots,
@@ -172,7 +176,7 @@ int cmd_stats(struct cli *cli)
 			rc = CLI_ERROR;
 		}
 	} else {
-		char b1[HF_SIZE_LEN], b2[HF_SIZE_LEN], b3[HF_SIZE_LEN];
+		char b1[HF_SIZE_LEN], b2[HF_SIZE_LEN], b3[HF_SIZE_LEN], b4[HF_SIZE_LEN];
 		uint64_t total = st.live_bytes + st.dead_bytes;
 
 		printf("shard        %s\n", sc_path(cli->cache));
@@ -184,8 +188,11 @@ int cmd_stats(struct cli *cli)
 		if (rows.corrupt)
 			printf("damaged      %" PRIu64 " (skipped; run 'scriptcache verify')\n",
 			       rows.corrupt);
+		printf("blobs        %" PRIu64 " stored once: %s of blobs in %s\n", st.blobs,
+		       hf_size(st.logical_bytes, b1), hf_size(st.stored_bytes, b4));
 		printf("live         %s\n", hf_size(st.live_bytes, b1));
-		printf("dead         %s (%.0f%%, reclaimed by compact)\n", hf_size(st.dead_bytes, b2),
+		printf("dead         %s (%.0f%%, reused by puts or reclaimed by compact)\n",
+		       hf_size(st.dead_bytes, b2),
 		       total ? 100.0 * (double)st.dead_bytes / (double)total : 0.0);
 		printf("file size    %s\n", hf_size(st.file_size, b3));
 		printf("generation   %" PRIu64 "\n", st.generation);

@@ -548,5 +548,17 @@ check "without --shard, \$SCRIPTCACHE_PATH is used" sh -c "[ $rc -eq 0 ] && [ -f
 run path
 check "path prints \$SCRIPTCACHE_PATH" sh -c "[ \"\$(cat '$T/out')\" = '$SCRIPTCACHE_PATH' ]"
 
+# ------------------------------------------------------------ blobs stored once
+DSHARD="$T/dedup.shard"
+for k in /dedup/a.pyc /dedup/a.opt-1.pyc /dedup/a.opt-2.pyc; do
+	run --shard "$DSHARD" put --no-source "$k" "$SRC/big.luac"
+done
+run --shard "$DSHARD" stats --json
+check "stats --json: three entries with the same bytes, one blob stored" json 'j["entries"] == 3 and j["blobs"] == 1 and j["logical_bytes"] == 3 * 1048576 and j["stored_bytes"] == 1048576'
+run --shard "$DSHARD" stats
+check "stats: logical and stored bytes" out_has "^blobs  *1 stored once: 3\.0 MiB of blobs in 1\.0 MiB"
+run --shard "$DSHARD" ls --json
+check "ls --json: one blob_id for the three" json 'len({e["blob_id"] for e in j}) == 1 and len(j[0]["blob_id"]) == 32'
+
 echo "1..$n"
 [ "$failed" -eq 0 ]
