@@ -87,8 +87,12 @@ static int format_stat(const struct stat *st, char *buf, size_t len)
 
 /* ---- the running executable ---- */
 
-static pthread_once_t self_once = PTHREAD_ONCE_INIT, self_path_once = PTHREAD_ONCE_INIT;
-static char self_id[SC_IDENTITY_MAX];
+/* Together, so that the first lookup of a fresh process touches one page
+ * of .bss for them, not two. */
+static struct {
+	pthread_once_t once, path_once;
+	char id[SC_IDENTITY_MAX];
+} self = { .once = PTHREAD_ONCE_INIT, .path_once = PTHREAD_ONCE_INIT };
 static char self_path[PATH_MAX];
 
 struct phdr_arg {
@@ -122,22 +126,22 @@ static int main_object_cb(struct dl_phdr_info *info, size_t size, void *arg)
 
 static void self_init(void)
 {
-	struct phdr_arg a = { self_id, sizeof(self_id), 0 };
+	struct phdr_arg a = { self.id, sizeof(self.id), 0 };
 
 	dl_iterate_phdr(main_object_cb, &a);
 	if (!a.found) {
 		struct stat st;
-		if (stat("/proc/self/exe", &st) != 0 || format_stat(&st, self_id, sizeof(self_id)))
-			strcpy(self_id, "unknown");
+		if (stat("/proc/self/exe", &st) != 0 || format_stat(&st, self.id, sizeof(self.id)))
+			strcpy(self.id, "unknown");
 	}
 }
 
 const char *sc_self_identity(size_t *len)
 {
-	pthread_once(&self_once, self_init);
+	pthread_once(&self.once, self_init);
 	if (len)
-		*len = strlen(self_id);
-	return self_id;
+		*len = strlen(self.id);
+	return self.id;
 }
 
 /*
@@ -173,7 +177,7 @@ static void self_path_init(void)
 
 const char *sc_self_path(size_t *len)
 {
-	pthread_once(&self_path_once, self_path_init);
+	pthread_once(&self.path_once, self_path_init);
 	if (len)
 		*len = strlen(self_path);
 	return self_path;

@@ -101,6 +101,12 @@ static int refresh_locked(sc_cache *c, int force_path_check);
 #define VSET_MIN     4096u
 #define VSET_MAX     ((uint64_t)1 << 21) /* 8 MiB: 1M records at half load */
 
+static void vset_free(struct sc_vset *vs)
+{
+	munmap(vs->slot, (size_t)(vs->cap * sizeof(vs->slot[0])));
+	free(vs);
+}
+
 /* Give the handle a verified-record set for the current file, with room
  * for its entries (rw held exclusively).  A replaced set is kept. */
 static int vset_fit(sc_cache *c)
@@ -112,9 +118,18 @@ static int vset_fit(sc_cache *c)
 		want <<= 1;
 	if (vs && vs->shard_id == c->shard_id && vs->cap >= want / 2)
 		return 0;
-	vs = calloc(1, sizeof(*vs) + want * sizeof(vs->slot[0]));
+	/* The slots apart from the header, mapped directly: a fresh process
+	 * then faults in one page of them for its first lookup, not also
+	 * the page malloc would write its chunk header into. */
+	vs = calloc(1, sizeof(*vs));
 	if (!vs)
 		return 0; /* lookups then check every record every time */
+	vs->slot = mmap(NULL, (size_t)(want * sizeof(vs->slot[0])), PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (vs->slot == MAP_FAILED) {
+		free(vs);
+		return 0;
+	}
 	vs->shard_id = c->shard_id;
 	vs->cap = want;
 	vs->next = c->vset;
@@ -390,31 +405,39 @@ void sc_snap_fill_locked(sc_cache *c, struct sc_snap *s)
 }
 
 /* Canonical form of a shard path that may not exist yet: realpath of the
- * file if it exists, else realpath of its directory plus the name. */
+ * file if it exists, else realpath of its directory plus the name.  (On
+ * the heap: a fresh process pays a page fault for each stack page.) */
 static char *canonical_shard_path(const char *path)
 {
-	char buf[PATH_MAX], dir[PATH_MAX];
-	const char *slash;
+	const char *slash = strrchr(path, '/');
+	char *dir, *real, *out;
 	size_t n;
 
-	if (realpath(path, buf))
-		return strdup(buf);
-	slash = strrchr(path, '/');
-	if (!slash)
-		return realpath(".", dir) && strlen(dir) + strlen(path) + 2 <= sizeof(dir)
-			       ? (strcat(strcat(dir, "/"), path), strdup(dir))
-			       : NULL;
-	n = (size_t)(slash - path);
-	if (n == 0)
+	if ((real = realpath(path, NULL)))
+		return real;
+	if (!slash) {
+		dir = strdup(".");
+		slash = path - 1; /* the name is the whole path */
+	} else if (slash == path) {
 		return strdup(path);
-	if (n >= sizeof(buf))
+	} else {
+		dir = strndup(path, (size_t)(slash - path));
+	}
+	if (!dir)
 		return NULL;
-	memcpy(buf, path, n);
-	buf[n] = '\0';
-	if (!realpath(buf, dir) || strlen(dir) + strlen(slash) + 1 > sizeof(dir))
+	real = realpath(dir, NULL);
+	free(dir);
+	if (!real)
 		return NULL;
-	strcat(dir, slash);
-	return strdup(dir);
+	n = strlen(real);
+	out = malloc(n + 1 + strlen(slash + 1) + 1);
+	if (out) {
+		memcpy(out, real, n);
+		out[n] = '/';
+		strcpy(out + n + 1, slash + 1);
+	}
+	free(real);
+	return out;
 }
 
 static int lock_file_open(const char *lock_path)
@@ -465,7 +488,7 @@ int sc_lock_shared(const sc_cache *c)
 
 int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 {
-	char def[PATH_MAX];
+	char *def = NULL; /* on the heap: see canonical_shard_path() */
 	sc_cache *c;
 	int rc;
 
@@ -479,8 +502,10 @@ int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 	c->lock_fd = -1;
 	c->query_fd = -1;
 	c->flags = flags;
-	pthread_rwlock_init(&c->rw, NULL);
-	pthread_mutex_init(&c->wmutex, NULL);
+	/* The static initialisers: pthread_*_init(..., NULL) reads a default
+	 * attribute from a page of libc a fresh process has not touched. */
+	c->rw = (pthread_rwlock_t)PTHREAD_RWLOCK_INITIALIZER;
+	c->wmutex = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	if (tag) {
 		c->tag_len = strlen(tag);
 		if (c->tag_len > UINT16_MAX) {
@@ -493,7 +518,11 @@ int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 		}
 	}
 	if (!path) {
-		if ((rc = sc_default_path(def, sizeof(def))) != 0)
+		if (!(def = malloc(PATH_MAX))) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		if ((rc = sc_default_path(def, PATH_MAX)) != 0)
 			goto fail;
 		path = def;
 	}
@@ -509,6 +538,7 @@ int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 			goto fail;
 		}
 		*out = c;
+		free(def);
 		return 0;
 	}
 
@@ -525,10 +555,15 @@ int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 		rc = errno ? -errno : -ENOMEM;
 		goto fail;
 	}
-	if (asprintf(&c->lock_path, "%s.lock", c->path) < 0) {
-		c->lock_path = NULL;
-		rc = -ENOMEM;
-		goto fail;
+	{
+		/* not asprintf: printf's code and tables are three page faults */
+		size_t n = strlen(c->path);
+		if (!(c->lock_path = malloc(n + sizeof(".lock")))) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		memcpy(c->lock_path, c->path, n);
+		memcpy(c->lock_path + n, ".lock", sizeof(".lock"));
 	}
 	if (access(c->path, F_OK) != 0 && errno == ENOENT && !(flags & (SC_NOCREATE | SC_RDONLY))) {
 		/* Create under the writer lock so that two processes racing
@@ -558,8 +593,10 @@ int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 		goto fail;
 	c->next_path_check_ns = sc_now_ns() + PATH_CHECK_NS;
 	*out = c;
+	free(def);
 	return 0;
 fail:
+	free(def);
 	sc_close(c);
 	return rc;
 }
@@ -592,7 +629,7 @@ void sc_trim(sc_cache *c)
 		c->vset->next = NULL;
 		while (v) {
 			struct sc_vset *n = v->next;
-			free(v);
+			vset_free(v);
 			v = n;
 		}
 	}
@@ -612,7 +649,7 @@ void sc_close(sc_cache *c)
 	}
 	while (c->vset) {
 		struct sc_vset *n = c->vset->next;
-		free(c->vset);
+		vset_free(c->vset);
 		c->vset = n;
 	}
 	drop_v1(c);

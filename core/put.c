@@ -32,7 +32,10 @@
 
 #include "sc_int.h"
 
-#define AUTO_COMPACT_MIN_DEAD ((uint64_t)16 << 20)
+/* A put compacts the shard when the dead bytes pass half the live ones
+ * (and 1 MiB): what space reuse does not take back (entry records, chunk
+ * tails, old tables, extents pinned for long) stays bounded. */
+#define AUTO_COMPACT_MIN_DEAD ((uint64_t)1 << 20)
 
 /* Undo the blocks of a failed append so that a full disk gets its space
  * back; nothing past data_end is ever read, so this is safe with readers. */
@@ -51,7 +54,7 @@ static int after_commit(sc_cache *c, const struct sc_disk_meta *m)
 	int rc;
 
 	if (!(max && m->data_end > max) &&
-	    !(m->dead_bytes > AUTO_COMPACT_MIN_DEAD && m->dead_bytes > m->live_bytes))
+	    !(m->dead_bytes > AUTO_COMPACT_MIN_DEAD && m->dead_bytes > m->live_bytes / 2))
 		return 0;
 	pthread_rwlock_wrlock(&c->rw);
 	rc = sc_refresh_locked(c, 0);

@@ -43,7 +43,7 @@ struct sc_vset {
 	uint64_t shard_id;
 	uint64_t cap;             /* power of two */
 	struct sc_vset *next;     /* older sets */
-	uint32_t slot[];          /* entry offset / SC_ENT_ALIGN; 0 = empty */
+	uint32_t *slot;           /* cap of them: entry offset / SC_ENT_ALIGN; 0 = empty */
 };
 /* vset.c */
 int  sc_vset_has(const struct sc_vset *vs, uint64_t off);
