@@ -28,6 +28,7 @@
 #define MAP_MIN_WINDOW   ((uint64_t)1 << 20)
 #define MAP_MAX_HEADROOM ((uint64_t)1 << 30)
 #define PATH_CHECK_NS    1000000000LL /* how often a reader re-stats the path */
+#define PATH_CHECK_EVERY 64u          /* ... looking at the clock every so many lookups */
 
 /* A bytecode cache that someone else can write is a way to run code in our
  * interpreter: refuse it.  Root-owned read-only shards are allowed for
@@ -373,16 +374,22 @@ int sc_unpinned(sc_cache *c, uint64_t freed_txn)
  * two loads from the mapping. */
 int sc_snapshot(sc_cache *c, struct sc_snap *s)
 {
+	/* The clock is read every PATH_CHECK_EVERY snapshots of a thread, not
+	 * on each: the path check only catches a compactor killed between its
+	 * rename and its retire commit, and a lookup is cheaper without the
+	 * clock (a fresh process then never touches the vDSO's pages for its
+	 * first lookups). */
+	static __thread unsigned n_snaps;
+	int check = (++n_snaps % PATH_CHECK_EVERY) == 0 && sc_now_ns() >= c->next_path_check_ns;
 	uint64_t seen[4];
 	int rc = 0;
 
 	pthread_rwlock_rdlock(&c->rw);
 	read_seen_txn(c->maps->base, seen);
-	if (memcmp(seen, c->seen_txn, sizeof(seen)) != 0 ||
-	    sc_now_ns() >= c->next_path_check_ns) {
+	if (memcmp(seen, c->seen_txn, sizeof(seen)) != 0 || check) {
 		pthread_rwlock_unlock(&c->rw);
 		pthread_rwlock_wrlock(&c->rw);
-		rc = sc_refresh_locked(c, sc_now_ns() >= c->next_path_check_ns);
+		rc = sc_refresh_locked(c, check);
 		if (rc != 0) {
 			pthread_rwlock_unlock(&c->rw);
 			return rc;
@@ -591,7 +598,7 @@ int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 	}
 	if (rc != 0)
 		goto fail;
-	c->next_path_check_ns = sc_now_ns() + PATH_CHECK_NS;
+	c->next_path_check_ns = 0; /* set by the first check (see sc_snapshot) */
 	*out = c;
 	free(def);
 	return 0;
