@@ -112,6 +112,9 @@ static int find_key(sc_cache *c, const char *key, struct sc_snap *s, struct sc_r
 	*key_len = strlen(key);
 	if (*key_len == 0 || *key_len > SC_MAX_KEY)
 		return SC_ENOTFOUND;
+	/* A snapshot that fails (a shard damaged since the open) leaves *s
+	 * unset: nothing to pin then. */
+	s->shard_id = atomic_load_explicit(&c->pin_shard, memory_order_acquire);
 	rc = snap_probe(c, key, *key_len, s, NULL, v);
 	if (s->shard_id != atomic_load_explicit(&c->pin_shard, memory_order_acquire) && !c->legacy) {
 		/* The first lookup on this file: pin it before handing out
