@@ -134,8 +134,10 @@ static int child_reader(void *p)
 	memcpy(copy, b.data, b.size);
 	if (write(a->ready[1], &x, 1) != 1 || read(a->go[0], &x, 1) != 1)
 		return 3;
-	return memcmp(copy, b.data, b.size) == 0 && tu_blob_check(b.data, b.size, keys[1]) == 1
-		       ? 0 : 4;
+	int rc = memcmp(copy, b.data, b.size) == 0 && tu_blob_check(b.data, b.size, keys[1]) == 1
+			 ? 0 : 4;
+	sc_close(c);
+	return rc;
 }
 
 static void test_pin_process(const char *shard)
