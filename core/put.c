@@ -82,8 +82,19 @@ struct wtxn {
 	struct sc_disk_meta m;     /* the commit being made */
 	struct wchange ch;
 	struct sc_disk_fdir *newdir; /* a free directory this commit creates */
+	uint64_t file_end;         /* the file's size as far as we know it */
 	int rc;                    /* a failed write on the way */
 };
+
+/* Write @p len bytes at @p at (unless an earlier write failed). */
+static void wt_write(struct wtxn *t, const void *p, size_t len, uint64_t at)
+{
+	if (t->rc == 0 && len) {
+		t->rc = sc_write_full(t->s->fd, p, len, at);
+		if (at + len > t->file_end)
+			t->file_end = at + len;
+	}
+}
 
 static void wc_get(const struct wtxn *t, uint64_t at, void *out)
 {
@@ -136,8 +147,7 @@ static uint64_t append_room(struct wtxn *t, const void *p, size_t len, uint64_t 
 {
 	uint64_t at = t->m.data_end;
 
-	if (t->rc == 0 && len)
-		t->rc = sc_write_full(t->s->fd, p, len, at);
+	wt_write(t, p, len, at);
 	t->m.data_end += room;
 	return at;
 }
@@ -235,9 +245,7 @@ static void extent_give(struct wtxn *t, uint64_t off, uint64_t len)
 		return; /* no memory: the extent stays dead */
 	fdir_get(t, k, &d);
 	if (d.ring && d.tail - d.head < d.cap) {
-		if (t->rc == 0)
-			t->rc = sc_write_full(t->s->fd, &f, sizeof(f),
-					      d.ring + (d.tail % d.cap) * sizeof(f));
+		wt_write(t, &f, sizeof(f), d.ring + (d.tail % d.cap) * sizeof(f));
 		d.tail++;
 	} else {
 		/* A bigger ring (the old one becomes dead space). */
@@ -273,8 +281,7 @@ static uint64_t blob_place(struct wtxn *t, const void *blob, size_t len)
 		return t->m.data_end; /* empty: no bytes anywhere */
 	t->m.live_bytes += sc_class_size(k);
 	if (extent_take(t, k, &off)) {
-		if (t->rc == 0)
-			t->rc = sc_write_full(t->s->fd, blob, len, off);
+		wt_write(t, blob, len, off);
 		return off;
 	}
 	return append_room(t, blob, len, sc_class_size(k));
@@ -334,8 +341,9 @@ static int wtxn_seal(struct wtxn *t)
 		t->newdir = NULL;
 	}
 	wc_to_redo(t);
-	/* A new chunk may end past the last byte written. */
-	if (t->rc == 0 && t->m.data_end > t->s->file_size)
+	/* A new chunk may end past the last byte written: readers take a
+	 * data_end past the file's end for damage. */
+	if (t->rc == 0 && t->m.data_end > t->file_end)
 		t->rc = sc_ftruncate(t->s->fd, t->m.data_end);
 	return t->rc;
 }
@@ -353,7 +361,7 @@ struct put_req {
 static int put_locked(sc_cache *c, struct sc_snap *s, struct put_req *q)
 {
 	static const unsigned char zeros[SC_ENT_ALIGN];
-	struct wtxn t = { .c = c, .s = s, .m = s->meta };
+	struct wtxn t = { .c = c, .s = s, .m = s->meta, .file_end = s->file_size };
 	struct sc_disk_meta *m = &t.m;
 	struct sc_disk_entry *r = &q->r;
 	struct sc_rec_view old;
@@ -431,8 +439,11 @@ static int put_locked(sc_cache *c, struct sc_snap *s, struct put_req *q)
 	iov[0] = (struct iovec){ r, sizeof(*r) };
 	memcpy(iov + 1, q->str, sizeof(q->str));
 	iov[5] = (struct iovec){ (void *)zeros, r->rec_len - sizeof(*r) - strings };
-	if (t.rc == 0)
+	if (t.rc == 0) {
 		t.rc = sc_writev_full(s->fd, iov, 6, at);
+		if (at + r->rec_len > t.file_end)
+			t.file_end = at + r->rec_len;
+	}
 
 	/* The key index: one slot, or a bigger table. */
 	if (kgrow) {
@@ -651,6 +662,7 @@ static int remove_key(sc_cache *c, const char *key, int check, uint64_t shard_id
 	}
 	t.s = &s;
 	t.m = s.meta;
+	t.file_end = s.file_size;
 	if (t.m.entries > 0)
 		t.m.entries--;
 	t.m.tombstones++;

@@ -28,25 +28,21 @@ int sc_source_hash(const char *path, const struct stat *want, uint64_t size, uin
 	static __thread unsigned char buf[READ_CHUNK];
 	XXH3_state_t st;
 	XXH128_hash_t h;
-	struct stat before, after;
+	struct stat after;
 	uint64_t done = 0;
 	int fd, rc = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &before) != 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (!S_ISREG(before.st_mode) || (uint64_t)before.st_size != size ||
-	    (want && !same_stamp(want, &before))) {
-		rc = SC_ESTALE;
-		goto out;
-	}
 	XXH3_128bits_reset(&st);
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
+	/* Read the size expected, then one fstat: the file must still have
+	 * that size and the stamp it had (the caller's stat, or the entry's
+	 * size): a writer changes the mtime, so bytes that changed during
+	 * the read show there.  Four system calls in all. */
+	while (done < size) {
+		size_t want_n = size - done < sizeof(buf) ? (size_t)(size - done) : sizeof(buf);
+		ssize_t n = read(fd, buf, want_n);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -57,11 +53,13 @@ int sc_source_hash(const char *path, const struct stat *want, uint64_t size, uin
 			break;
 		XXH3_128bits_update(&st, buf, (size_t)n);
 		done += (uint64_t)n;
-		if (done > size)
-			break;
 	}
-	/* Changed while we read it: the bytes may be neither version. */
-	if (fstat(fd, &after) != 0 || !same_stamp(&before, &after) || done != size) {
+	if (fstat(fd, &after) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(after.st_mode) || done != size || (uint64_t)after.st_size != size ||
+	    (want && !same_stamp(want, &after))) {
 		rc = SC_ESTALE;
 		goto out;
 	}
