@@ -1,19 +1,25 @@
 /*
- * shard_mutator.c - a libFuzzer custom mutator that knows the shard layout.
+ * shard_mutator.c - a libFuzzer custom mutator that knows the shard layout
+ * (format 2, core/format.h).
  *
  * Linked only into the libFuzzer builds of fuzz_shard and fuzz_shard_write
  * (fuzz/run.sh).  Each call makes one change:
  *  - libFuzzer's own byte-level mutation (LLVMFuzzerMutate), or
- *  - a field of a meta slot, of an index slot or of a record set to a
- *    value chosen to sit on a boundary (0, 1, file size +- 1, data_end,
- *    another record's offset, 2^63, UINT64_MAX, ...), or
- *  - a structural change: duplicate an index slot, point a redo record at a
- *    record, copy one meta over the other, truncate at a region boundary,
- *    extend the file;
- * and then, 15 times in 16, recomputes the checksums (shard_fix) so that
- * the change reaches the code behind them, which is what a hostile writer
- * of the file would do.  The 16th leaves them as they are.
+ *  - a field of a meta slot (the key index, the blob index, the metadata
+ *    chunk, the counts, a redo or wredo record), of a key index slot, of a
+ *    blob index slot or of an entry record set to a value chosen to sit on
+ *    a boundary (0, 1, file size +- 1, data_end, another entry's or blob's
+ *    offset, the chunk's free tail, a table, 2^63, UINT64_MAX, ...), or
+ *  - a structural change: duplicate a key or blob slot, point a redo
+ *    record at an entry, a wredo record at a blob slot, make two entries
+ *    share a blob, copy one meta over the other, truncate at a region
+ *    boundary, extend the file;
+ * and then, 15 times in 16, recomputes the checksums and blob ids
+ * (shard_fix) so that the change reaches the code behind them, which is
+ * what a hostile writer of the file would do.  The 16th leaves them as
+ * they are.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,37 +46,77 @@ static uint64_t below(uint64_t n)
 	return n ? rnd() % n : 0;
 }
 
-/* Offsets of records some slot points at (collected per call). */
-static uint64_t recs[64];
-static size_t n_recs;
+#define MAX_SEEN 64
+#define SCAN_SLOTS 65536u
+
+/* What the image holds (collected per call): entries some key slot
+ * points at, blobs some blob slot or entry points at, blob slots in use. */
+static uint64_t recs[MAX_SEEN], blobs[MAX_SEEN], bslots[MAX_SEEN];
+static size_t n_recs, n_blobs, n_bslots;
+
+static void add(uint64_t *a, size_t *n, uint64_t v)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (a[i] == v)
+			return;
+	if (*n < MAX_SEEN)
+		a[(*n)++] = v;
+}
 
 static void find_records(uint8_t *d, size_t n)
 {
 	struct sc_disk_meta m;
 
-	n_recs = 0;
+	n_recs = n_blobs = n_bslots = 0;
 	for (int i = 0; i < 2; i++) {
 		if (shard_meta_get(d, n, i, &m) != 0)
 			continue;
-		for (uint64_t s = 0; s < m.index_slots && s < 65536 && n_recs < 64; s++) {
+		for (uint64_t s = 0; s < m.index_slots && s < SCAN_SLOTS && n_recs < MAX_SEEN; s++) {
 			uint8_t *p = shard_slot(d, n, &m, s);
 			uint64_t off;
 			if (!p)
 				break;
 			memcpy(&off, p + 8, 8);
 			if (off > SC_SLOT_TOMB)
-				recs[n_recs++] = off;
+				add(recs, &n_recs, off);
+		}
+		if (m.redo_off > SC_SLOT_TOMB)
+			add(recs, &n_recs, m.redo_off);
+		for (uint64_t s = 0; s < m.blob_slots && s < SCAN_SLOTS && n_bslots < MAX_SEEN; s++) {
+			uint8_t *p = shard_bslot(d, n, &m, s);
+			struct sc_disk_bslot b;
+			if (!p)
+				break;
+			memcpy(&b, p, sizeof(b));
+			if (b.off > SC_SLOT_TOMB) {
+				add(bslots, &n_bslots, (uint64_t)(p - d));
+				add(blobs, &n_blobs, b.off);
+			}
 		}
 	}
+	for (size_t i = 0; i < n_recs; i++) {
+		struct sc_disk_entry r;
+		if (recs[i] <= n && n - recs[i] >= sizeof(r)) {
+			memcpy(&r, d + recs[i], sizeof(r));
+			if (r.magic == SC_ENT_MAGIC)
+				add(blobs, &n_blobs, r.blob_off);
+		}
+	}
+}
+
+static uint64_t pick(const uint64_t *a, size_t n, uint64_t dflt)
+{
+	return n ? a[below(n)] : dflt;
 }
 
 static uint64_t interesting(const uint8_t *d, size_t n, uint64_t cur)
 {
 	struct sc_disk_meta m;
 	int newest = shard_newest_meta(d, n);
-	uint64_t end = newest >= 0 && shard_meta_get(d, n, newest, &m) == 0 ? m.data_end : n;
+	int have = newest >= 0 && shard_meta_get(d, n, newest, &m) == 0;
+	uint64_t end = have ? m.data_end : n;
 
-	switch (below(24)) {
+	switch (below(32)) {
 	case 0: return 0;
 	case 1: return 1;
 	case 2: return n;
@@ -79,8 +125,8 @@ static uint64_t interesting(const uint8_t *d, size_t n, uint64_t cur)
 	case 5: return n & ~(uint64_t)63;
 	case 6: return end;
 	case 7: return end - 64;
-	case 8: return n_recs ? recs[below(n_recs)] : SC_DATA_OFF;
-	case 9: return (n_recs ? recs[below(n_recs)] : SC_DATA_OFF) + 64 * (1 + below(4));
+	case 8: return pick(recs, n_recs, SC_DATA_OFF);
+	case 9: return pick(recs, n_recs, SC_DATA_OFF) + SC_ENT_ALIGN * (1 + below(16));
 	case 10: return (uint64_t)1 << below(64);
 	case 11: return ((uint64_t)1 << below(64)) - 1;
 	case 12: return UINT64_MAX - below(128);
@@ -94,6 +140,14 @@ static uint64_t interesting(const uint8_t *d, size_t n, uint64_t cur)
 	case 20: return cur / 2;
 	case 21: return below(SC_DATA_OFF + 1);
 	case 22: return SC_DATA_OFF + 64 * below(1024);
+	case 23: return pick(blobs, n_blobs, SC_DATA_OFF);
+	case 24: return pick(blobs, n_blobs, SC_DATA_OFF) + 64 * (1 + below(4));
+	case 25: return have ? m.chunk_off + m.chunk_used : cur;   /* the free tail */
+	case 26: return have ? m.chunk_off + m.chunk_len : cur;    /* the chunk's end */
+	case 27: return have ? m.index_off : cur;
+	case 28: return have ? m.blobs_off : cur;
+	case 29: return cur + SC_ENT_ALIGN;
+	case 30: return UINT32_MAX - below(16);
 	default: return rnd();
 	}
 }
@@ -112,10 +166,24 @@ static uint64_t get_u64(const uint8_t *d, size_t n, uint64_t at)
 	return v;
 }
 
+#define MF(f) offsetof(struct sc_disk_meta, f)
+
+/* The 8-byte fields of a meta slot (lib_version and the checksum aside). */
+static const uint16_t meta_fields[] = {
+	MF(txnid), MF(data_end), MF(index_off), MF(index_slots), MF(entries), MF(tombstones),
+	MF(live_bytes), MF(dead_bytes), MF(flags), MF(redo_slot), MF(redo_hash), MF(redo_off),
+	MF(committed_sec), MF(blobs_off), MF(blob_slots), MF(blobs), MF(blob_tombs),
+	MF(stored_bytes), MF(logical_bytes), MF(chunk_off), MF(chunk_used), MF(chunk_len),
+	MF(wredo_n),
+	MF(wredo[0].at), MF(wredo[0].v[0]), MF(wredo[0].v[2]), MF(wredo[0].v[3]),
+	MF(wredo[1].at), MF(wredo[1].v[2]), MF(wredo[1].v[3]),
+	MF(wredo[2].at), MF(wredo[3].at),
+};
+
 static void mutate_meta(uint8_t *d, size_t n)
 {
 	int i = (int)below(2);
-	uint64_t at = META_OFF(i) + 8 * below(13); /* txnid .. committed_sec */
+	uint64_t at = META_OFF(i) + meta_fields[below(sizeof(meta_fields) / sizeof(meta_fields[0]))];
 
 	set_u64(d, n, at, interesting(d, n, get_u64(d, n, at)));
 }
@@ -125,16 +193,17 @@ static void mutate_slot(uint8_t *d, size_t n)
 	struct sc_disk_meta m;
 	int i = shard_newest_meta(d, n);
 	uint8_t *p, *q;
-	uint64_t v;
+	uint64_t v, lim;
 
 	if (i < 0 || shard_meta_get(d, n, below(4) ? i : !i, &m) != 0 || !m.index_slots)
 		return;
-	p = shard_slot(d, n, &m, below(m.index_slots < 65536 ? m.index_slots : 65536));
+	lim = m.index_slots < SCAN_SLOTS ? m.index_slots : SCAN_SLOTS;
+	p = shard_slot(d, n, &m, below(2) ? below(lim) : m.redo_slot);
 	if (!p)
 		return;
 	switch (below(4)) {
 	case 0: /* a copy of another slot: duplicates, or a slot outside its probe run */
-		q = shard_slot(d, n, &m, below(m.index_slots < 65536 ? m.index_slots : 65536));
+		q = shard_slot(d, n, &m, below(lim));
 		if (q)
 			memmove(p, q, 16);
 		break;
@@ -151,12 +220,68 @@ static void mutate_slot(uint8_t *d, size_t n)
 	}
 }
 
+/* A blob index slot: its id, offset, length or reference count. */
+static void mutate_bslot(uint8_t *d, size_t n)
+{
+	struct sc_disk_meta m;
+	int i = shard_newest_meta(d, n);
+	struct sc_disk_bslot b;
+	uint8_t *p, *q;
+	uint64_t lim;
+
+	if (i < 0 || shard_meta_get(d, n, below(4) ? i : !i, &m) != 0 || !m.blob_slots)
+		return;
+	lim = m.blob_slots < SCAN_SLOTS ? m.blob_slots : SCAN_SLOTS;
+	if (n_bslots && below(3)) {
+		uint64_t at = bslots[below(n_bslots)];
+		p = at <= n && n - at >= sizeof(b) ? d + at : NULL;
+	} else
+		p = shard_bslot(d, n, &m, below(lim));
+	if (!p)
+		return;
+	memcpy(&b, p, sizeof(b));
+	switch (below(8)) {
+	case 0: /* a copy of another slot */
+		if ((q = shard_bslot(d, n, &m, below(lim))) != NULL)
+			memcpy(&b, q, sizeof(b));
+		break;
+	case 1:
+		b.off = below(2) ? SC_SLOT_TOMB : SC_SLOT_EMPTY;
+		break;
+	case 2:
+		b.off = interesting(d, n, b.off);
+		break;
+	case 3: /* the reference count */
+		b.info = (b.info & SC_BLOB_LEN_MASK) |
+			 ((below(2) ? below(4) : SC_BLOB_REFS_MAX - below(2)) << SC_BLOB_LEN_BITS);
+		break;
+	case 4: /* the length */
+		b.info = (b.info & ~SC_BLOB_LEN_MASK) | (interesting(d, n, sc_bslot_len(&b)) & SC_BLOB_LEN_MASK);
+		break;
+	case 5:
+		b.id_lo = below(2) ? interesting(d, n, b.id_lo) : b.id_lo ^ ((uint64_t)1 << below(64));
+		break;
+	case 6:
+		b.id_hi ^= (uint64_t)1 << below(64);
+		break;
+	default:
+		b.info = interesting(d, n, b.info);
+		break;
+	}
+	memcpy(p, &b, sizeof(b));
+}
+
+#define EF(f) { offsetof(struct sc_disk_entry, f), sizeof(((struct sc_disk_entry *)0)->f) }
+
 static void mutate_record(uint8_t *d, size_t n)
 {
-	/* field offsets and sizes of struct sc_disk_record */
+	/* field offsets and sizes of struct sc_disk_entry */
 	static const struct { uint8_t off, size; } f[] = {
-		{ 0, 4 }, { 4, 4 }, { 8, 8 }, { 16, 2 }, { 18, 2 }, { 20, 2 }, { 22, 2 },
-		{ 24, 4 }, { 28, 4 }, { 32, 8 }, { 40, 8 }, { 48, 8 }, { 56, 8 }, { 64, 8 },
+		EF(magic), EF(flags), EF(rec_len), EF(key_len), EF(tag_len), EF(exe_id_len),
+		EF(exe_path_len), EF(src_mtime_nsec), EF(cached_nsec), EF(pad0), EF(src_mtime_sec),
+		EF(src_size), EF(cached_sec), EF(blob_off), EF(blob_len), EF(blob_id[0]),
+		EF(blob_id[1]), EF(src_hash[0]), EF(src_hash[1]),
+		EF(flags), EF(rec_len), EF(blob_off), EF(blob_len), EF(key_len), /* likelier */
 	};
 	uint64_t off, v;
 	size_t k;
@@ -164,9 +289,31 @@ static void mutate_record(uint8_t *d, size_t n)
 	if (!n_recs)
 		return;
 	off = recs[below(n_recs)];
-	k = (size_t)below(sizeof(f) / sizeof(f[0]));
-	if (off > n || n - off < sizeof(struct sc_disk_record))
+	if (off > n || n - off < sizeof(struct sc_disk_entry))
 		return;
+	k = (size_t)below(sizeof(f) / sizeof(f[0]));
+	if (f[k].off == offsetof(struct sc_disk_entry, flags) && below(2)) {
+		uint32_t fl;
+		memcpy(&fl, d + off + f[k].off, 4);
+		fl ^= (uint32_t)1 << below(4); /* NO_SOURCE, SRC_HASH, OWN_BLOB, unknown */
+		memcpy(d + off + f[k].off, &fl, 4);
+		return;
+	}
+	if (f[k].off == offsetof(struct sc_disk_entry, blob_off) && n_blobs && below(2)) {
+		/* share another entry's blob (the fix gives it that blob's id) */
+		struct sc_disk_entry r;
+		uint64_t other = recs[below(n_recs)];
+		memcpy(&r, d + off, sizeof(r));
+		if (other <= n && n - other >= sizeof(r)) {
+			struct sc_disk_entry o;
+			memcpy(&o, d + other, sizeof(o));
+			r.blob_off = o.blob_off;
+			r.blob_len = o.blob_len;
+			memcpy(r.blob_id, o.blob_id, sizeof(r.blob_id));
+			memcpy(d + off, &r, sizeof(r));
+		}
+		return;
+	}
 	v = 0;
 	memcpy(&v, d + off + f[k].off, f[k].size);
 	v = below(3) ? interesting(d, n, v) : (below(2) ? v + 1 : v - 1);
@@ -185,30 +332,87 @@ static void mutate_redo(uint8_t *d, size_t n)
 	memcpy(d + META_OFF(i), &m, sizeof(m));
 }
 
+/* A blob slot redo record: pointed at a slot in use or any slot, its value
+ * a copy of a slot with one field changed, or the count of records. */
+static void mutate_wredo(uint8_t *d, size_t n)
+{
+	struct sc_disk_meta m;
+	int i = shard_newest_meta(d, n);
+	uint64_t k;
+	struct sc_disk_bslot b;
+
+	if (i < 0 || shard_meta_get(d, n, i, &m) != 0)
+		return;
+	if (!below(4)) {
+		m.wredo_n = below(4) ? below(SC_WREDO_MAX + 1) : interesting(d, n, m.wredo_n);
+		memcpy(d + META_OFF(i), &m, sizeof(m));
+		return;
+	}
+	k = below(SC_WREDO_MAX);
+	if (k >= m.wredo_n && m.wredo_n < SC_WREDO_MAX)
+		k = m.wredo_n++;
+	if (n_bslots && below(2))
+		m.wredo[k].at = bslots[below(n_bslots)];
+	else if (below(2) && m.blob_slots)
+		m.wredo[k].at = m.blobs_off + sizeof(b) * below(m.blob_slots);
+	else
+		m.wredo[k].at = interesting(d, n, m.wredo[k].at);
+	memset(&b, 0, sizeof(b));
+	if (m.wredo[k].at <= n && n - m.wredo[k].at >= sizeof(b))
+		memcpy(&b, d + m.wredo[k].at, sizeof(b));
+	switch (below(4)) {
+	case 0: b.off = below(2) ? SC_SLOT_TOMB : interesting(d, n, b.off); break;
+	case 1: b.info += (uint64_t)1 << SC_BLOB_LEN_BITS; break;
+	case 2: b.info -= (uint64_t)1 << SC_BLOB_LEN_BITS; break;
+	default: b.info = interesting(d, n, b.info); break;
+	}
+	memcpy(m.wredo[k].v, &b, sizeof(b));
+	memcpy(d + META_OFF(i), &m, sizeof(m));
+}
+
 static size_t mutate_size(uint8_t *d, size_t n, size_t max)
 {
-	static const size_t cuts[] = { 0, 7, 8, 255, 256, 511, 512, 648, 1024, 1160, 4095, 4096, 4160 };
+	static const size_t cuts[] = {
+		0, 7, 8, 255, 256, 511, 512, 512 + sizeof(struct sc_disk_meta) - 1,
+		512 + sizeof(struct sc_disk_meta), 1024, 1024 + sizeof(struct sc_disk_meta),
+		4095, 4096, 4160,
+	};
 	struct sc_disk_meta m;
 	int i;
 
-	switch (below(4)) {
+	switch (below(5)) {
 	case 0: {
 		size_t c = cuts[below(sizeof(cuts) / sizeof(cuts[0]))];
 		return c < n ? c : n;
 	}
 	case 1: /* cut inside the data */
 		return n > SC_DATA_OFF ? SC_DATA_OFF + (size_t)below(n - SC_DATA_OFF) : n;
-	default: { /* grow by zeros or a copy of an existing record, and commit it */
+	case 2: /* cut at a structure: an entry, a blob, the chunk's free tail */
+		i = shard_newest_meta(d, n);
+		if (i >= 0 && shard_meta_get(d, n, i, &m) == 0) {
+			uint64_t c = below(3) == 0 ? m.chunk_off + m.chunk_used
+				     : below(2) ? pick(recs, n_recs, n) : pick(blobs, n_blobs, n);
+			c += below(2) ? 0 : below(128);
+			return c < n ? (size_t)c : n;
+		}
+		return n;
+	default: { /* grow by zeros or a copy of an entry or blob, and commit it */
 		size_t add = 64 * (1 + (size_t)below(64));
+		uint64_t from = below(2) ? pick(recs, n_recs, 0) : pick(blobs, n_blobs, 0);
 		if (n + add > max)
 			return n;
-		if (n_recs && recs[0] < n && n - recs[0] >= add && below(2))
-			memcpy(d + n, d + recs[0], add);
+		if (from && from < n && n - from >= add && below(2))
+			memcpy(d + n, d + from, add);
 		else
 			memset(d + n, 0, add);
 		i = shard_newest_meta(d, n);
 		if (i >= 0 && shard_meta_get(d, n, i, &m) == 0 && below(2)) {
 			m.data_end = n + add;
+			if (below(2)) { /* the new bytes become the current chunk */
+				m.chunk_off = n;
+				m.chunk_len = add;
+				m.chunk_used = below(2) ? 0 : add / 2 & ~(uint64_t)7;
+			}
 			memcpy(d + META_OFF(i), &m, sizeof(m));
 		}
 		return n + add;
@@ -232,7 +436,7 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
 {
 	rng_state = seed;
 	find_records(data, size);
-	switch (below(10)) {
+	switch (below(12)) {
 	case 0: case 1: case 2:
 		size = LLVMFuzzerMutate(data, size, max_size);
 		break;
@@ -242,22 +446,31 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
 	case 5:
 		mutate_slot(data, size);
 		break;
-	case 6: case 7:
+	case 6:
+		mutate_bslot(data, size);
+		break;
+	case 7: case 8:
 		mutate_record(data, size);
 		break;
-	case 8:
-		if (below(2))
-			mutate_redo(data, size);
-		else
-			mutate_metas(data, size);
+	case 9:
+		switch (below(3)) {
+		case 0: mutate_redo(data, size); break;
+		case 1: mutate_wredo(data, size); break;
+		default: mutate_metas(data, size); break;
+		}
 		break;
 	default:
 		size = mutate_size(data, size, max_size);
 		break;
 	}
 	if (below(16)) {
+		unsigned what = FIX_ALL;
+		if (!below(4))
+			what &= ~(unsigned)FIX_SLOTHASH;
+		if (!below(8))
+			what &= ~(unsigned)FIX_BLOB; /* a blob that fails its id, behind a valid entry */
 		find_records(data, size);
-		shard_fix(data, size, below(4) ? FIX_ALL : FIX_ALL & ~FIX_SLOTHASH);
+		shard_fix(data, size, what);
 	}
 	return size;
 }
