@@ -52,10 +52,24 @@ uint64_t fuzz_touch(const void *p, size_t n);
 /* Nonzero if @p rc is a code the library documents: 0, an SC_E* code or a
  * negated errno value. */
 int fuzz_known_rc(int rc);
-/* Nonzero if the tag-less freshness check may open @p path (len bytes, not
+/* Nonzero if a freshness check may open @p path (len bytes, not
  * NUL-terminated): it names nothing, or a regular file.  A fuzzed shard
- * can name any file as the writer's executable, and opening device nodes
- * (a watchdog, a tape, a FIFO that blocks) as root is not a test. */
-int fuzz_exe_path_safe(const char *path, size_t len);
+ * can name any file as the writer's executable, and any file as the source
+ * whose bytes an entry with a source hash has re-hashed when its mtime
+ * moved; opening device nodes (a watchdog, a tape, a FIFO that blocks) as
+ * root is not a test. */
+int fuzz_path_safe(const char *path, size_t len);
+/* The freshness checks of @p e may open only safe paths: its writer's
+ * executable and, for an entry with a source hash, its key. */
+struct sc_entry_info;
+int fuzz_entry_safe(const struct sc_entry_info *e);
+
+/* Nonzero if @p data has a format 1 header (magic and version): the
+ * library reads such a file as an empty shard and rebuilds it as format 2
+ * on the first write (core/legacy.c). */
+int fuzz_is_v1(const uint8_t *data, size_t size);
+
+/* The key the write target puts (gen_corpus crafts inputs around it). */
+#define FUZZ_NEW_KEY "/fuzz/new-key-put-by-the-write-target"
 
 #endif

@@ -111,7 +111,7 @@ int fuzz_known_rc(int rc)
 	return rc == 0 || (rc <= SC_ENOTFOUND && rc >= SC_ELAST) || (rc < 0 && rc > -4096);
 }
 
-int fuzz_exe_path_safe(const char *path, size_t len)
+int fuzz_path_safe(const char *path, size_t len)
 {
 	char buf[PATH_MAX];
 	struct stat st;
@@ -126,4 +126,20 @@ int fuzz_exe_path_safe(const char *path, size_t len)
 	if (stat(buf, &st) != 0)
 		return 1;
 	return S_ISREG(st.st_mode);
+}
+
+int fuzz_entry_safe(const sc_entry_info *e)
+{
+	return fuzz_path_safe(e->exe_path, e->exe_path_len) &&
+	       (!e->has_source_hash || fuzz_path_safe(e->key, e->key_len));
+}
+
+int fuzz_is_v1(const uint8_t *data, size_t size)
+{
+	uint32_t version;
+
+	if (size < 12 || memcmp(data, "scshard\n", 8) != 0)
+		return 0;
+	memcpy(&version, data + 8, 4);
+	return version == 1;
 }
