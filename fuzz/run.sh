@@ -51,7 +51,8 @@ gen() {
 	# the real library writes
 	cc -std=c11 -D_GNU_SOURCE -O1 -Wall -Wextra -I"$top/include" -I"$top/core" -I"$top/fuzz" -o "$out/gen_corpus" \
 		"$top/fuzz/gen_corpus.c" "$top/fuzz/shard_fix.c" "$top"/core/*.c -lxxhash -lpthread
-	# bad/ and pending-write/ also hold inputs found by fuzzing: overwrite, never clear
+	# bad/ and pending-write/ also hold inputs found by fuzzing: overwrite,
+	# never clear; v1/ is frozen (format 1 shards, made by 0.1)
 	rm -rf "$top/fuzz/corpus/shard"
 	"$out/gen_corpus" "$top/fuzz/corpus"
 	echo "wrote $(find "$top/fuzz/corpus" -type f | wc -l) files under fuzz/corpus"
@@ -60,7 +61,7 @@ gen() {
 seeds() { # target -> seed directories
 	case $1 in
 	fuzz_pathenc) echo "$top/fuzz/corpus/pathenc" ;;
-	*) echo "$top/fuzz/corpus/shard $top/fuzz/corpus/bad $top/fuzz/corpus/pending-write" ;;
+	*) echo "$top/fuzz/corpus/shard $top/fuzz/corpus/bad $top/fuzz/corpus/pending-write $top/fuzz/corpus/v1" ;;
 	esac
 }
 
