@@ -3,18 +3,23 @@
  * RELIABILITY.md, "Crash simulation").
  *
  *   sc_crashsim [-k KEYS] [-x EXHAUSTIVE] [-r SAMPLES] [-o REORDERS]
- *               [-s SEED] [-S SYNC] [-b] [-v]
+ *               [-s SEED] [-S SYNC] [-b] [-P] [-v]
  *
  * Built from the core's sources with SC_OS_TRACE, so that core/os.c
  * reports every write, truncate, sync, create, rename, link and unlink of
  * the library.  A workload (durable puts of new keys and replacements,
- * removes, SC_NOSYNC puts from a second handle, a compaction, eviction of a
- * stale entry, a clear, a put past the size limit that evicts the oldest
- * entries, a damaged header healed by the next put) runs once
- * under the recorder (fsmodel.c).  Then every cut point of the recording is
- * replayed: the files a crash there could leave (every pending write, none,
- * the last one torn, subsets of the pending writes and names, reorders) are
- * written into a scratch directory and opened with the library:
+ * removes, keys sharing one stored blob (format 2 stores equal bytes once:
+ * reference counts, a blob that dies and is stored again), enough puts of a
+ * long key to start a second metadata chunk, SC_NOSYNC puts from a second
+ * handle, a compaction, a writer that died after its appends, eviction of
+ * stale entries (a source whose mtime moved is kept by its content hash,
+ * one whose bytes changed is dropped), a clear, a put past the size limit
+ * that evicts the oldest entries, a damaged header healed by the next put)
+ * runs once under the recorder (fsmodel.c).  Then every cut point of the
+ * recording is replayed: the files a crash there could leave (every
+ * pending write, none, the last one torn, subsets of the pending writes and
+ * names, reorders) are written into a scratch directory and opened with
+ * the library:
  *
  *  - read-only: it opens, sc_verify finds nothing, every key holds a value
  *    the oracle allows and every entry is a whole blob of its key;
@@ -72,8 +77,8 @@ static struct {
 	struct step steps[MAX_STEPS];
 	int n_steps;
 	uint32_t version;
-	int verbose, failures, max_failures;
-	uint64_t checks, torn_meta_reports, max_slots;
+	int verbose, failures, max_failures, put_before_nosync;
+	uint64_t checks, torn_meta_reports, max_slots, chunks_started;
 	uint64_t seed;
 } G;
 
@@ -120,6 +125,20 @@ static void trace(const struct sc_os_event *ev)
 
 static unsigned char blobbuf[1 << 16];
 
+/* Blobs that several keys hold (the same bytes, stored once) are made for
+ * this name instead of their key; versions stay unique, so the oracle
+ * still tells which put a key's value came from. */
+#define SHARED_NAME "/crashsim/shared-bytes"
+#define SHARED_SIZE 3000
+
+/* The version a blob holds, if it is a whole blob of @p key or a shared
+ * one; <= 0 otherwise. */
+static long blob_version(const void *blob, uint64_t size, const char *key)
+{
+	long v = tu_blob_check(blob, size, key);
+	return v > 0 ? v : tu_blob_check(blob, size, SHARED_NAME);
+}
+
 /* The value of every key as the shard now holds it, read with the
  * recorder off (reads change no file). */
 static uint32_t *observe(sc_cache *c)
@@ -134,7 +153,7 @@ static uint32_t *observe(sc_cache *c)
 		if (rc == SC_ENOTFOUND)
 			continue;
 		TU_CHECK(rc == 0);
-		long ver = tu_blob_check(e.blob, e.blob_size, G.keys[k]);
+		long ver = blob_version(e.blob, e.blob_size, G.keys[k]);
 		TU_CHECK(ver > 0);
 		v[k] = (uint32_t)ver;
 	}
@@ -175,13 +194,13 @@ static void end(struct step *s, sc_cache *c, int rc)
 	s->after = observe(c);
 }
 
-static void put(sc_cache *c, int k, int durable, size_t size)
+/* Put @p len bytes of blobbuf, version @p v, under key @p k. */
+static void put_blob(sc_cache *c, int k, int durable, uint32_t v, size_t len, const char *how)
 {
 	sc_stats stats;
 	char what[64];
-	snprintf(what, sizeof(what), "put key %d v%u%s", k, G.version + 1, durable ? "" : " nosync");
+	snprintf(what, sizeof(what), "put key %d v%u%s%s", k, v, how, durable ? "" : " nosync");
 	struct step *s = begin(S_PUT, k, durable, what);
-	size_t len = tu_blob_make(blobbuf, G.keys[k], ++G.version, size);
 	sc_put_opts o = { .no_source = 1 };
 	struct stat st;
 	if (strncmp(G.keys[k], G.src_dir, strlen(G.src_dir)) == 0) {
@@ -190,10 +209,37 @@ static void put(sc_cache *c, int k, int durable, size_t size)
 		o.source = &st;
 	}
 	end(s, c, sc_put_ex(c, G.keys[k], blobbuf, len, &o));
-	TU_CHECK(s->after[k] == G.version);
+	TU_CHECK(s->after[k] == v);
 	TU_CHECK(sc_get_stats(c, &stats) == 0);
 	if (stats.index_slots > G.max_slots)
 		G.max_slots = stats.index_slots;
+}
+
+static void put(sc_cache *c, int k, int durable, size_t size)
+{
+	size_t len = tu_blob_make(blobbuf, G.keys[k], ++G.version, size);
+	put_blob(c, k, durable, G.version, len, "");
+}
+
+/* Put the shared bytes of version @p v under key @p k (0: new bytes, a
+ * new version); returns the version.  Equal bytes share one stored blob. */
+static uint32_t put_shared(sc_cache *c, int k, int durable, uint32_t v)
+{
+	if (!v)
+		v = ++G.version;
+	size_t len = tu_blob_make(blobbuf, SHARED_NAME, v, SHARED_SIZE);
+	put_blob(c, k, durable, v, len, " (shared bytes)");
+	return v;
+}
+
+/* Keys @p k1 and @p k2 hold one stored blob (the workload's own check
+ * that equal bytes are stored once). */
+static void same_blob(sc_cache *c, int k1, int k2)
+{
+	sc_entry_info e1, e2;
+	TU_CHECK(sc_lookup(c, G.keys[k1], &e1) == 0 && sc_lookup(c, G.keys[k2], &e2) == 0);
+	TU_CHECK(e1.blob == e2.blob && e1.blob_id[0] == e2.blob_id[0] &&
+		 e1.blob_id[1] == e2.blob_id[1]);
 }
 
 static void del(sc_cache *c, int k, int durable)
@@ -205,29 +251,68 @@ static void del(sc_cache *c, int k, int durable)
 	TU_CHECK(s->after[k] == 0);
 }
 
-/* A writer that died after its append (step 2 of a put): a whole, valid
- * record of key @p k's current version past data_end, never synced or
- * committed.  The next put appends over it; a crash state must never show
- * it.  Written through the core's own os.c calls, so it is recorded. */
+/* A writer that died after its appends (step 1 of a put): a whole, valid
+ * entry record of key @p k's current version, naming a copy of its blob
+ * appended past data_end, written into the metadata chunk's free tail
+ * (or past the blob, where a new chunk would start), never synced or
+ * committed.  The next put writes its blob and its entry over them; a
+ * crash state must never show them.  Written through the core's own os.c
+ * calls, so it is recorded. */
 static void died_after_append(sc_cache *c, int k)
 {
 	sc_entry_info e;
-	struct sc_disk_record r;
-	struct step *s = begin(S_DIED, -1, 0, "a writer dies after its append");
+	struct sc_disk_entry r;
+	struct step *s = begin(S_DIED, -1, 0, "a writer dies after its appends");
 
 	TU_CHECK(sc_lookup(c, G.keys[k], &e) == 0);
 	pthread_rwlock_rdlock(&c->rw);
-	uint64_t tail = c->meta.data_end;
+	struct sc_disk_meta m = c->meta;
 	memcpy(&r, c->maps->base + e.offset, sizeof(r));
-	unsigned char *copy = malloc(r.rec_len);
-	TU_CHECK(copy != NULL);
-	memcpy(copy, c->maps->base + e.offset, r.rec_len);
+	unsigned char *rec = malloc(r.rec_len), *blob = malloc(r.blob_len + 1);
+	TU_CHECK(rec != NULL && blob != NULL);
+	memcpy(rec, c->maps->base + e.offset, r.rec_len);
+	memcpy(blob, c->maps->base + r.blob_off, r.blob_len);
 	pthread_rwlock_unlock(&c->rw);
+	uint64_t blob_at = m.data_end, at;
+	if (m.chunk_off && m.chunk_len - m.chunk_used >= r.rec_len)
+		at = m.chunk_off + m.chunk_used;
+	else
+		at = sc_align_up(blob_at + r.blob_len);
+	r.blob_off = blob_at;
+	r.checksum = sc_record_checksum(
+		&r, &(struct iovec){ rec + sizeof(r), (size_t)r.key_len + r.tag_len + r.exe_id_len + r.exe_path_len }, 1);
+	memcpy(rec, &r, sizeof(r));
 	int fd = sc_robust_open(G.rec_shard, O_RDWR, 0);
-	TU_CHECK(fd >= 0 && sc_write_full(fd, copy, r.rec_len, tail) == 0);
+	TU_CHECK(fd >= 0 && sc_write_full(fd, blob, r.blob_len, blob_at) == 0 &&
+		 sc_write_full(fd, rec, r.rec_len, at) == 0);
 	close(fd);
-	free(copy);
+	free(rec);
+	free(blob);
 	end(s, c, 0);
+}
+
+/* Puts of a key with a name of 4000 bytes (an entry record of 4 KiB)
+ * until the metadata chunk is full and the next put starts a new one. */
+static void fill_chunk(sc_cache *c, int k)
+{
+	uint64_t first;
+
+	pthread_rwlock_rdlock(&c->rw);
+	first = c->meta.chunk_off;
+	pthread_rwlock_unlock(&c->rw);
+	for (int i = 0;; i++) {
+		uint64_t now;
+		TU_CHECK(i < 40);
+		put(c, k, 1, 40);
+		pthread_rwlock_rdlock(&c->rw);
+		now = c->meta.chunk_off;
+		pthread_rwlock_unlock(&c->rw);
+		if (first && now != first)
+			break;
+		if (!first)
+			first = now;
+	}
+	G.chunks_started++;
 }
 
 static size_t size_for(int i)
@@ -244,6 +329,8 @@ static void workload(int n)
 	sc_cache *a = NULL, *b = NULL;
 	struct step *s;
 	int src = n + 1; /* the key backed by a source file */
+	int lng = n + 2; /* the key with a 4000-byte name */
+	uint32_t shared;
 
 	s = begin(S_OPEN, -1, 1, "create the shard");
 	end(s, NULL, sc_open(&a, G.rec_shard, NULL, SC_IGNORE_ENV));
@@ -252,9 +339,29 @@ static void workload(int n)
 	put(a, src, 1, 200);
 	for (int i = 0; i < n / 2; i++)
 		put(a, i, 1, size_for(i + 1));
-	del(a, 1, 1);
+	/* One stored blob, several keys: its reference count goes up, down
+	 * (a key replaced, a key removed) and to 0, and the same bytes are
+	 * stored again afterwards. */
+	shared = put_shared(a, 5, 1, 0);
+	put_shared(a, 6, 1, shared);
+	put_shared(a, 6, 1, shared);     /* the bytes it holds: +1 and -1 in one commit */
+	put_shared(a, 7, 1, shared);
+	same_blob(a, 5, 7);
+	put(a, 5, 1, 300);
+	del(a, 6, 1);
+	del(a, 7, 1);                    /* the last reference: the blob dies */
+	put_shared(a, 6, 1, shared);     /* stored anew */
+	fill_chunk(a, lng);
+	/* The last durable commit before the SC_NOSYNC stretch: a remove,
+	 * or with -P a put (an open finding: docs/RELIABILITY.md). */
+	if (G.put_before_nosync)
+		put(a, 1, 1, 100);
+	else
+		del(a, 1, 1);
 	/* A second handle without fdatasync, then durable puts beside it. */
 	TU_CHECK(sc_open(&b, G.rec_shard, NULL, SC_IGNORE_ENV | SC_NOSYNC) == 0);
+	put_shared(b, 7, 0, shared);     /* shares a durable put's blob */
+	same_blob(b, 6, 7);
 	put(b, 2, 0, 700);
 	put(b, n, 0, 9000);
 	put(a, 3, 1, 250);
@@ -269,12 +376,22 @@ static void workload(int n)
 	put(a, 6 % n, 1, 100); /* reuses the space past data_end */
 	del(a, 0, 1);
 
-	/* The source changes: evict-stale drops that entry. */
+	/* The source's mtime moves, its bytes stay: the entry is kept by the
+	 * hash of its content (and the rewrite carries the hash over).  Then
+	 * its bytes change (same size): evict-stale drops it. */
 	{
 		struct timespec ts[2] = { { 0, UTIME_NOW }, { 1, 0 } };
+		sc_entry_info e;
 		TU_CHECK(utimensat(AT_FDCWD, G.keys[src], ts, 0) == 0);
 		uint64_t dropped = 0;
-		s = begin(S_EVICT, -1, 1, "evict stale");
+		s = begin(S_EVICT, -1, 1, "evict stale (mtime moved)");
+		end(s, a, sc_evict_stale(a, &dropped));
+		TU_CHECK(dropped == 0 && s->after[src] != 0);
+		TU_CHECK(sc_lookup(a, G.keys[src], &e) == 0 && e.has_source_hash &&
+			 sc_entry_status(&e) == 0);
+		tu_write_str(G.keys[src], "return 2\n");
+		TU_CHECK(utimensat(AT_FDCWD, G.keys[src], ts, 0) == 0);
+		s = begin(S_EVICT, -1, 1, "evict stale (bytes changed)");
 		end(s, a, sc_evict_stale(a, &dropped));
 		TU_CHECK(dropped == 1 && s->after[src] == 0);
 	}
@@ -408,7 +525,7 @@ static int read_values(sc_cache *c, uint32_t *v, struct chk *k)
 					 sc_strerror(rc));
 			continue;
 		}
-		long ver = tu_blob_check(e.blob, e.blob_size, G.keys[i]);
+		long ver = blob_version(e.blob, e.blob_size, G.keys[i]);
 		if (ver <= 0) {
 			/* never excused: a torn entry is a wrong hit */
 			snprintf(k->msg, sizeof(k->msg), "key %d holds a torn or foreign blob", i);
@@ -601,14 +718,16 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: sc_crashsim [-k KEYS] [-x EXHAUSTIVE] [-r SAMPLES] [-o REORDERS] [-s SEED]\n"
-		"                   [-S SYNC] [-b] [-v]\n"
-		"  -k keys in the workload (8)\n"
+		"                   [-S SYNC] [-b] [-P] [-v]\n"
+		"  -k keys in the workload (8, at least 8)\n"
 		"  -x try every subset of the pending operations up to this many (8)\n"
 		"  -r random subsets per cut point beyond that (16)\n"
 		"  -o random reorders per cut point (4)\n"
 		"  -S leave out the N-th sync of the recording (self-test: must fail)\n"
 		"  -b tear writes at any byte, not at sector boundaries (a torn meta slot\n"
 		"     that sc_verify reports is then not counted as a failure)\n"
+		"  -P make the last durable commit before the SC_NOSYNC puts of the second\n"
+		"     handle a put instead of a remove (reproduces an open finding: fails)\n"
 		"  -v list the recording\n");
 	return 2;
 }
@@ -624,7 +743,7 @@ int main(int argc, char **argv)
 
 	G.seed = 20261129;
 	G.max_failures = 10;
-	while ((opt = getopt(argc, argv, "k:x:r:o:s:S:bv")) != -1) {
+	while ((opt = getopt(argc, argv, "k:x:r:o:s:S:bPv")) != -1) {
 		switch (opt) {
 		case 'k': n = atoi(optarg); break;
 		case 'x': exhaustive = atoi(optarg); break;
@@ -633,11 +752,12 @@ int main(int argc, char **argv)
 		case 's': G.seed = strtoull(optarg, NULL, 10); break;
 		case 'S': skip = atol(optarg); break;
 		case 'b': tear = 1; break;
+		case 'P': G.put_before_nosync = 1; break;
 		case 'v': G.verbose = 1; break;
 		default: return usage();
 		}
 	}
-	if (optind != argc || n < 7 || n + 2 > MAX_KEYS)
+	if (optind != argc || n < 8 || n + 3 > MAX_KEYS)
 		return usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
@@ -656,11 +776,12 @@ int main(int argc, char **argv)
 		 mkdir(G.src_dir, 0700) == 0);
 	join(G.rec_shard, G.rec_dir, "shard");
 	join(G.chk_shard, G.chk_dir, "shard");
-	G.n_keys = n + 2;
+	G.n_keys = n + 3;
 	for (int i = 0; i <= n; i++)
 		snprintf(G.keys[i], sizeof(G.keys[i]), "/crashsim/key-%04d", i);
 	join(G.keys[n + 1], G.src_dir, "module.lua");
 	tu_write_str(G.keys[n + 1], "return 1\n");
+	snprintf(G.keys[n + 2], sizeof(G.keys[n + 2]), "/crashsim/long-%03990d", 0);
 
 	printf("TAP version 13\n1..3\n");
 	fsm_init(&G.m, G.rec_dir);
@@ -687,9 +808,10 @@ int main(int argc, char **argv)
 	tap_ok(same, "the recording accounts for every byte the library wrote (%s%s)",
 	       G.m.error, why);
 	printf("# workload: %d steps, %.2f s; recorded %zu operations: %zu write pieces "
-	       "(page-split), %zu syncs, %zu name operations; largest index %llu slots\n",
+	       "(page-split), %zu syncs, %zu name operations; largest index %llu slots; "
+	       "%llu metadata chunk(s) filled\n",
 	       G.n_steps, t1 - t0, G.m.n_ops - 2 * (size_t)G.n_steps, writes, syncs, names,
-	       (unsigned long long)G.max_slots);
+	       (unsigned long long)G.max_slots, (unsigned long long)G.chunks_started);
 	if (skip)
 		printf("# self-test: sync number %ld left out of the recording (of %ld)\n", skip,
 		       G.m.n_syncs);
