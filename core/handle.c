@@ -28,7 +28,6 @@
 #define MAP_MIN_WINDOW   ((uint64_t)1 << 20)
 #define MAP_MAX_HEADROOM ((uint64_t)1 << 30)
 #define PATH_CHECK_NS    1000000000LL /* how often a reader re-stats the path */
-#define PATH_CHECK_EVERY 64u          /* ... looking at the clock every so many lookups */
 
 /* A bytecode cache that someone else can write is a way to run code in our
  * interpreter: refuse it.  Root-owned read-only shards are allowed for
@@ -170,7 +169,8 @@ again:
 			if ((rc = sc_reopen_locked(c)) != 0)
 				return rc;
 		}
-		c->next_path_check_ns = sc_now_ns() + PATH_CHECK_NS;
+		atomic_store_explicit(&c->next_path_check_ns, sc_now_ns() + PATH_CHECK_NS,
+				      memory_order_relaxed);
 	}
 	/* Read the metas before the size: a writer extends the file before it
 	 * commits a meta that covers the new bytes, so any meta we have read
@@ -374,13 +374,19 @@ int sc_unpinned(sc_cache *c, uint64_t freed_txn)
  * two loads from the mapping. */
 int sc_snapshot(sc_cache *c, struct sc_snap *s)
 {
-	/* The clock is read every PATH_CHECK_EVERY snapshots of a thread, not
-	 * on each: the path check only catches a compactor killed between its
-	 * rename and its retire commit, and a lookup is cheaper without the
-	 * clock (a fresh process then never touches the vDSO's pages for its
-	 * first lookups). */
-	static __thread unsigned n_snaps;
-	int check = (++n_snaps % PATH_CHECK_EVERY) == 0 && sc_now_ns() >= c->next_path_check_ns;
+	/* The first lookup after sc_open() needs no path check (the path was
+	 * just opened) and skips the clock: a fresh process that looks up one
+	 * script does not fault in the vDSO's pages.  Every later one reads
+	 * the clock and re-checks the path once a second. */
+	int64_t next = atomic_load_explicit(&c->next_path_check_ns, memory_order_relaxed);
+	int check;
+
+	if (next == 0) {
+		atomic_store_explicit(&c->next_path_check_ns, 1, memory_order_relaxed);
+		check = 0;
+	} else {
+		check = sc_now_ns() >= next;
+	}
 	uint64_t seen[4];
 	int rc = 0;
 
@@ -598,7 +604,7 @@ int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 	}
 	if (rc != 0)
 		goto fail;
-	c->next_path_check_ns = 0; /* set by the first check (see sc_snapshot) */
+	c->next_path_check_ns = 0; /* armed by the first lookup (see sc_snapshot) */
 	*out = c;
 	free(def);
 	return 0;

@@ -32,10 +32,10 @@
 
 #include "sc_int.h"
 
-/* A put compacts the shard when the dead bytes pass half the live ones
- * (and 1 MiB): what space reuse does not take back (entry records, chunk
- * tails, old tables, extents pinned for long) stays bounded. */
-#define AUTO_COMPACT_MIN_DEAD ((uint64_t)1 << 20)
+/* A put compacts the shard when the dead bytes pass a quarter of the live
+ * ones (and 2 MiB): what space reuse does not take back (entry records,
+ * chunk tails, old tables, extents pinned for long) stays bounded. */
+#define AUTO_COMPACT_MIN_DEAD ((uint64_t)2 << 20)
 
 /* Undo the blocks of a failed append so that a full disk gets its space
  * back; nothing past data_end is ever read, so this is safe with readers. */
@@ -54,7 +54,7 @@ static int after_commit(sc_cache *c, const struct sc_disk_meta *m)
 	int rc;
 
 	if (!(max && m->data_end > max) &&
-	    !(m->dead_bytes > AUTO_COMPACT_MIN_DEAD && m->dead_bytes > m->live_bytes / 2))
+	    !(m->dead_bytes > AUTO_COMPACT_MIN_DEAD && m->dead_bytes > m->live_bytes / 4))
 		return 0;
 	pthread_rwlock_wrlock(&c->rw);
 	rc = sc_refresh_locked(c, 0);
@@ -141,6 +141,14 @@ static void bslot_set(struct wtxn *t, uint64_t slot, const struct sc_disk_bslot 
 	wc_set(t, sc_bslot_at(t->s, slot), b);
 }
 
+static int all_zero(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
 /* Append @p len bytes at the end of the data, taking @p room bytes
  * (>= len, a multiple of SC_ALIGN).  Returns where. */
 static uint64_t append_room(struct wtxn *t, const void *p, size_t len, uint64_t room)
@@ -215,7 +223,7 @@ static int extent_take(struct wtxn *t, int k, uint64_t *off)
 		/* A durable writer syncs now; a no-sync one once enough is
 		 * waiting for it, so that the file stops growing. */
 		if ((t->c->flags & SC_NOSYNC) &&
-		    t->m.unsynced_free < ((uint64_t)1 << 20 > live / 4 ? (uint64_t)1 << 20 : live / 4))
+		    t->m.unsynced_free < ((uint64_t)1 << 20 > live / 16 ? (uint64_t)1 << 20 : live / 16))
 			return 0;
 		if (sc_fdatasync(t->s->fd) != 0)
 			return 0;
@@ -422,15 +430,24 @@ static int put_locked(sc_cache *c, struct sc_snap *s, struct put_req *q)
 	}
 	m->logical_bytes += q->len;
 
-	/* The entry record, into the current metadata chunk or a new one. */
+	/* The entry record, into the current metadata chunk or a new one.  A
+	 * chunk's free tail is zeros (a new chunk is written as zeros): one
+	 * that is not (a killed put's record, or a meta that lies) is left,
+	 * so that a put never writes over bytes it cannot account for. */
 	strings = q->str[0].iov_len + q->str[1].iov_len + q->str[2].iov_len + q->str[3].iov_len;
 	r->rec_len = (uint32_t)sc_ent_align(sizeof(*r) + strings);
-	if (!m->chunk_off || m->chunk_len - m->chunk_used < r->rec_len) {
+	if (!m->chunk_off || m->chunk_len - m->chunk_used < r->rec_len ||
+	    !all_zero(s->map + m->chunk_off + m->chunk_used, r->rec_len)) {
+		static const unsigned char zchunk[SC_CHUNK];
 		if (m->chunk_off)
 			m->dead_bytes += m->chunk_len - m->chunk_used;
 		m->chunk_len = sc_align_up(r->rec_len) > SC_CHUNK ? sc_align_up(r->rec_len) : SC_CHUNK;
 		m->chunk_off = append_room(&t, NULL, 0, m->chunk_len);
 		m->chunk_used = 0;
+		for (uint64_t z = 0; z < m->chunk_len; z += SC_CHUNK)
+			wt_write(&t, zchunk, (size_t)(m->chunk_len - z < SC_CHUNK ? m->chunk_len - z
+										   : SC_CHUNK),
+				 m->chunk_off + z);
 	}
 	at = m->chunk_off + m->chunk_used;
 	m->chunk_used += r->rec_len;

@@ -86,7 +86,7 @@ struct sc_cache {
 	uint64_t v1_image_len;
 	const unsigned char *v1_map;
 	size_t v1_len;
-	int64_t next_path_check_ns;
+	_Atomic int64_t next_path_check_ns; /* 0: not armed yet (sc_snapshot) */
 
 	pthread_mutex_t wmutex;
 	int lock_fd;

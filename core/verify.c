@@ -35,6 +35,64 @@ static void problem(struct vctx *v, uint64_t off, const char *fmt, ...)
 	v->fn(v->arg, off, buf);
 }
 
+/* ------------------------------------------------------------------ */
+/* No two things in the data overlap: a writer writes into a chunk's free
+ * tail, a ring's tail and a free extent in place, so a meta that puts one
+ * of them over committed bytes would have the next put overwrite them. */
+
+struct range {
+	uint64_t a, b;            /* [a, b) */
+	const char *what;
+};
+
+struct ranges {
+	struct range *v;
+	size_t n, cap;
+	int oom;
+};
+
+static void add_range(struct ranges *r, uint64_t a, uint64_t len, const char *what)
+{
+	if (len == 0 || r->oom)
+		return;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 256;
+		struct range *v = realloc(r->v, cap * sizeof(*v));
+		if (!v) {
+			r->oom = 1;
+			return;
+		}
+		r->v = v;
+		r->cap = cap;
+	}
+	r->v[r->n++] = (struct range){ a, a + len < a ? UINT64_MAX : a + len, what };
+}
+
+static int by_start(const void *x, const void *y)
+{
+	const struct range *a = x, *b = y;
+	return a->a < b->a ? -1 : a->a > b->a;
+}
+
+static void check_overlaps(struct vctx *v, struct ranges *r)
+{
+	uint64_t end = 0;
+	const char *last = NULL;
+
+	if (r->oom)
+		return;
+	qsort(r->v, r->n, sizeof(*r->v), by_start);
+	for (size_t i = 0; i < r->n; i++) {
+		if (last && r->v[i].a < end)
+			problem(v, r->v[i].a, "%s at %llu overlaps %s", r->v[i].what,
+				(unsigned long long)r->v[i].a, last);
+		if (r->v[i].b > end) {
+			end = r->v[i].b;
+			last = r->v[i].what;
+		}
+	}
+}
+
 /* The bytes a blob's extent takes (its size class). */
 static uint64_t extent(uint64_t len)
 {
@@ -49,6 +107,7 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 	struct sc_snap s;
 	uint64_t entries = 0, tombs = 0, live = 0, checked = 0, logical = 0, stored = 0;
 	uint64_t blobs = 0, btombs = 0, *refs = NULL;
+	struct ranges rg = { 0 };
 	int rc, locked = 0, shared_fd = -1;
 
 	if (!c)
@@ -131,6 +190,9 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 				(unsigned long long)rv.r->blob_off);
 		entries++;
 		live += rv.r->rec_len;
+		add_range(&rg, off, rv.r->rec_len, "an entry record");
+		if (rv.r->flags & SC_ENT_OWN_BLOB)
+			add_range(&rg, rv.r->blob_off, extent(rv.r->blob_len), "a blob");
 		logical += rv.r->blob_len;
 		if (rv.r->flags & SC_ENT_OWN_BLOB) {
 			live += extent(rv.r->blob_len);
@@ -158,6 +220,7 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 		}
 		blobs++;
 		live += extent(sc_bslot_len(&b));
+		add_range(&rg, b.off, extent(sc_bslot_len(&b)), "a blob");
 		stored += sc_bslot_len(&b);
 		if (b.off % SC_ALIGN || b.off < SC_DATA_OFF || b.off > s.meta.data_end ||
 		    sc_bslot_len(&b) > s.meta.data_end - b.off)
@@ -186,8 +249,50 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 			(unsigned long long)s.meta.logical_bytes, (unsigned long long)blobs,
 			(unsigned long long)btombs, (unsigned long long)stored,
 			(unsigned long long)logical);
+	/* The tables, the chunk's free tail, the free rings and extents. */
+	add_range(&rg, s.meta.index_off, s.meta.index_slots * sizeof(struct sc_disk_slot),
+		  "the key index");
+	add_range(&rg, s.meta.blobs_off, s.meta.blob_slots * sizeof(struct sc_disk_bslot),
+		  "the blob index");
+	if (s.meta.chunk_off)
+		add_range(&rg, s.meta.chunk_off + s.meta.chunk_used,
+			  s.meta.chunk_len - s.meta.chunk_used, "the metadata chunk's free tail");
+	if (s.meta.free_dir) {
+		add_range(&rg, s.meta.free_dir, SC_NCLASSES * sizeof(struct sc_disk_fdir),
+			  "the free directory");
+		for (int k = 0; k < (int)SC_NCLASSES; k++) {
+			struct sc_disk_fdir d;
+			sc_wredo_read(&s, s.meta.free_dir + (uint64_t)k * sizeof(d), &d);
+			if (d.ring == 0)
+				continue;
+			if (d.ring % SC_ALIGN || d.ring < SC_DATA_OFF || !d.cap || (d.cap & (d.cap - 1)) ||
+			    d.cap > s.meta.data_end / sizeof(struct sc_disk_free) ||
+			    d.ring > s.meta.data_end ||
+			    d.cap * sizeof(struct sc_disk_free) > s.meta.data_end - d.ring ||
+			    d.head > d.tail || d.tail - d.head > d.cap) {
+				problem(&v, s.meta.free_dir + (uint64_t)k * sizeof(d),
+					"free directory class %d: ring outside the data or counters "
+					"out of range", k);
+				continue;
+			}
+			add_range(&rg, d.ring, d.cap * sizeof(struct sc_disk_free), "a free ring");
+			for (uint64_t i = d.head; i < d.tail; i++) {
+				struct sc_disk_free f;
+				memcpy(&f, s.map + d.ring + (i % d.cap) * sizeof(f), sizeof(f));
+				if (f.off % SC_ALIGN || f.off < SC_DATA_OFF || f.off > s.meta.data_end ||
+				    sc_class_size(k) > s.meta.data_end - f.off) {
+					problem(&v, d.ring + (i % d.cap) * sizeof(f),
+						"free extent of class %d outside the data", k);
+					continue;
+				}
+				add_range(&rg, f.off, sc_class_size(k), "a free extent");
+			}
+		}
+	}
+	check_overlaps(&v, &rg);
 	rc = 0;
 done:
+	free(rg.v);
 	free(refs);
 	if (locked)
 		sc_writer_end(c);

@@ -655,15 +655,15 @@ int main(int argc, char **argv)
 	META_CASE("meta-no-current-chunk--ok", 0, 0, M->chunk_off = M->chunk_used = M->chunk_len = 0);
 	META_CASE("meta-chunk-full--ok", 0, 0, M->chunk_len = M->chunk_used);
 	/* the free tail of the chunk laid over what is committed: entries,
-	 * the tables, blobs.  Readers never look at the chunk fields (verify
-	 * neither); the next put writes its entry record there (an open core
-	 * bug: pending-write/README.md) */
-	META_CASE("metas-chunk-used-0-under-live-entries--opens", 1, 1, M->chunk_used = 0);
-	META_CASE("metas-chunk-over-key-index--opens", 1, 1,
+	 * the tables, blobs.  Readers never look at the chunk fields; verify
+	 * reports the overlap, and a put finds the tail not zero and starts a
+	 * new chunk instead of writing over them */
+	META_CASE("metas-chunk-used-0-under-live-entries--verify-ECORRUPT", 0, 1, M->chunk_used = 0);
+	META_CASE("metas-chunk-over-key-index--verify-ECORRUPT", 0, 1,
 		  (M->chunk_off = M->index_off, M->chunk_used = 0, M->chunk_len = SC_CHUNK));
-	META_CASE("metas-chunk-over-blob-index--opens", 1, 1,
+	META_CASE("metas-chunk-over-blob-index--verify-ECORRUPT", 0, 1,
 		  (M->chunk_off = M->blobs_off, M->chunk_used = 0, M->chunk_len = SC_CHUNK));
-	META_CASE("metas-chunk-over-blobs--opens", 1, 1,
+	META_CASE("metas-chunk-over-blobs--verify-ECORRUPT", 0, 1,
 		  (M->chunk_off = ent(&im, in.off_b)->blob_off, M->chunk_used = 0,
 		   M->chunk_len = M->data_end - M->chunk_off));
 	/* redo records */

@@ -32,7 +32,7 @@ targets=(fuzz_shard fuzz_shard_write fuzz_pathenc)
 # Steer fuzz_shard_write around the core bugs already in
 # fuzz/corpus/pending-write/ (see fuzz_shard_write.c); set to 0 once they
 # are fixed, or to check that they still reproduce.
-export SC_FUZZ_SKIP_KNOWN=${SC_FUZZ_SKIP_KNOWN:-1}
+export SC_FUZZ_SKIP_KNOWN=${SC_FUZZ_SKIP_KNOWN:-0}
 
 build() {
 	mkdir -p "$out"
