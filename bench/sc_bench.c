@@ -19,7 +19,9 @@
  * faults of a fresh process that opens the largest store and gets one key,
  * above an empty process (scriptcache, LMDB for information), and a churn
  * of replacements in a shard of fixed entry count, with file size against
- * live bytes.
+ * live bytes.  A third, freshness by content, times sc_get() on sources
+ * whose mtime moved but whose bytes did not (1, 16 and 128 KiB), against
+ * the stamp-only hit and a plain read of the same files.
  *
  * Method: fast operations run in rounds over one random key sequence shared
  * by all stores, the stores interleaved round by round, after an untimed
@@ -78,6 +80,7 @@ struct opts {
 	size_t churn_entries;  /* shard size for the churn */
 	size_t churn_puts;     /* replacements per churn variant */
 	int fault_reps;        /* fresh processes per kind for the fault count */
+	size_t content_ops;    /* ops per round of each contender, per source size */
 	uint64_t small_shard;  /* bytes */
 	uint64_t big_shard;    /* bytes */
 	const char *tmp_base;
@@ -95,13 +98,14 @@ enum {
 	B_FIRST = 1 << 4,
 	B_CHURN = 1 << 5,
 	B_FAULTS = 1 << 6,
-	B_ALL = (1 << 7) - 1,
+	B_CONTENT = 1 << 7,
+	B_ALL = (1 << 8) - 1,
 	/* the benchmarks that bench_size() runs for every entry count */
 	B_PER_SIZE = B_LOOKUP | B_HIT | B_PUT | B_DURABLE,
 };
 
 static const char *const g_bench_name[] = {
-	"lookup", "hit", "put", "durable", "first", "churn", "faults",
+	"lookup", "hit", "put", "durable", "first", "churn", "faults", "content",
 };
 
 static struct opts g_opt = {
@@ -118,6 +122,7 @@ static struct opts g_opt = {
 	.churn_entries = 10000,
 	.churn_puts = 100000,
 	.fault_reps = 20,
+	.content_ops = 5000,
 	.small_shard = 1u << 20,
 	.big_shard = 1u << 30,
 	.tmp_base = "/tmp",
@@ -1519,6 +1524,441 @@ static void bench_faults(struct sc_store *scs, struct lmdb_store *lms, size_t n)
 }
 
 /* ------------------------------------------------------------------ */
+/* Freshness by content */
+
+/*
+ * sc_get() finds a source fresh by its stamp, the mtime and size recorded
+ * at the put, with one stat(2).  When only the mtime moved (a git checkout,
+ * a restored CI cache) and the size is the same, it reads the file and
+ * compares the XXH3-128 of its bytes with the one recorded at the put
+ * (docs/FORMAT.md, "Freshness").  For each of CONTENT_SIZES source sizes,
+ * CONTENT_N real files of distinct Lua-like text are put once into one
+ * SC_NOSYNC shard (CONTENT_BLOB-byte blobs, all distinct; sc_put reads each
+ * file and records its hash), and then four contenders run in interleaved
+ * rounds over one random key sequence, all on the same files:
+ *   (a) stamp    sc_get, every source's mtime as recorded: stat only
+ *   (b) content  sc_get, every mtime moved CONTENT_SHIFT seconds back, the
+ *                bytes unchanged: stat, then open + fstat + read + XXH3-128
+ *                + fstat + close; sc_stats.fresh_by_content must grow by
+ *                exactly the number of these gets
+ *   (c) read     open + read(2) of the whole file + close, no hash: what
+ *                reading the source costs anyway
+ *   (d) stale    sc_get, one byte in the middle of every source changed
+ *                (same size) and the mtime moved: must be SC_ESTALE, found
+ *                after the same read and hash as (b)
+ * Each contender's begin hook, untimed, puts the files in its state (the
+ * byte with pwrite, the mtime with utimensat) and takes the handle's
+ * counters; its end hook checks them against the gets made since.  The
+ * hook also sets the atime a second past the new ctime, as if the file had
+ * been read once since it changed, so that relatime does not turn the
+ * first timed read of each file into an inode update.  (c) reads the
+ * files as (b) leaves them.  Nothing is synced: the files (145 MiB) are
+ * removed at the end, which in a run shorter than the kernel's
+ * dirty_expire (30 s) is before they are written back: no writeback
+ * during the rounds, no discards at the removal.
+ */
+#define CONTENT_SIZES 3
+#define CONTENT_N     1000   /* sources per size */
+#define CONTENT_BLOB  4096
+#define CONTENT_SHIFT 3600   /* seconds the mtime moves back in (b) and (d) */
+
+static const size_t g_content_size[CONTENT_SIZES] = { 1024, 16384, 131072 };
+
+enum { CT_STAMP, CT_CONTENT, CT_READ, CT_STALE, CT_COUNT };
+
+static const char *const g_ct_label[CT_COUNT] = {
+	[CT_STAMP]   = "(a) sc_get, stamp as recorded",
+	[CT_CONTENT] = "(b) sc_get, mtime moved, same bytes",
+	[CT_READ]    = "(c) open+read+close, no hash",
+	[CT_STALE]   = "(d) sc_get, a byte changed: SC_ESTALE",
+};
+
+struct content_result {
+	size_t size;
+	double ns[CT_COUNT];
+	uint64_t content_gets, fresh_by_content;  /* (b) gets, and the counter's growth */
+	uint64_t stale_gets, miss_stale;          /* (d) gets, and the counter's growth */
+};
+static struct content_result g_content[CONTENT_SIZES];
+
+struct content_set {
+	sc_cache *c;
+	size_t si, size;            /* g_content_size[si]: bytes of every source */
+	char **keys;
+	struct timespec *mtime;     /* each source's mtime as recorded at the put */
+	int state;                  /* the files now: CT_STAMP, CT_CONTENT or CT_STALE */
+	unsigned char *buf, *want;  /* size + 1 bytes each */
+	uint64_t calls;             /* sc_get calls since the begin hook */
+	sc_stats before;            /* the handle's counters at the begin hook */
+	struct content_result *res;
+};
+
+static unsigned char *g_ct_text;  /* text of the largest source; the others are prefixes */
+static unsigned char g_ct_blob[CONTENT_BLOB];
+
+static void content_text(void)
+{
+	size_t max = g_content_size[CONTENT_SIZES - 1], len = 0;
+
+	g_ct_text = xmalloc(max);
+	while (len < max) {
+		char line[96];
+		int k = snprintf(line, sizeof line, "local v%zu = f(%" PRIu64 ", \"%08" PRIx64
+				 "\") -- and a comment\n", len, rng_next() % 100000,
+				 rng_next() & 0xffffffffu);
+		size_t take = (size_t)k < max - len ? (size_t)k : max - len;
+
+		memcpy(g_ct_text + len, line, take);
+		len += take;
+	}
+	for (size_t i = 0; i < CONTENT_BLOB; i++)
+		g_ct_blob[i] = (unsigned char)rng_next();
+}
+
+/* The bytes of source @p i of @p s (s->size of them), as written. */
+static void content_source(const struct content_set *s, size_t i, unsigned char *out)
+{
+	char head[96];
+	int k = snprintf(head, sizeof head, "-- sc_bench content: source %zu of %zu bytes\n", i,
+			 s->size);
+
+	memcpy(out, g_ct_text, s->size);
+	memcpy(out, head, (size_t)k);
+}
+
+/* The blob of source @p i of size index @p si: distinct for every entry. */
+static void content_blob(size_t si, size_t i, unsigned char *out)
+{
+	uint64_t id = ((uint64_t)si << 32) | i;
+
+	memcpy(out, g_ct_blob, CONTENT_BLOB);
+	memcpy(out, &id, sizeof id);
+}
+
+/* The byte (d) changes, at the middle of the source, and what it becomes. */
+static off_t content_edit_at(const struct content_set *s)
+{
+	return (off_t)(s->size / 2);
+}
+
+static unsigned char content_edited(unsigned char orig)
+{
+	return orig == 'x' ? 'y' : 'x';
+}
+
+/* Put every file of @p s in @p state, untimed. */
+static void content_state(struct content_set *s, int state)
+{
+	off_t at = content_edit_at(s);
+	unsigned char orig = g_ct_text[at];
+	struct timespec now;
+
+	if (s->state == state)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	now.tv_sec += 1;
+	for (size_t i = 0; i < CONTENT_N; i++) {
+		struct timespec ts[2] = { now, s->mtime[i] };
+
+		if ((state == CT_STALE) != (s->state == CT_STALE)) {
+			unsigned char b = state == CT_STALE ? content_edited(orig) : orig;
+			int fd = open(s->keys[i], O_WRONLY | O_CLOEXEC);
+
+			if (fd < 0 || pwrite(fd, &b, 1, at) != 1)
+				die("write %s: %s", s->keys[i], strerror(errno));
+			close(fd);
+		}
+		if (state != CT_STAMP)
+			ts[1].tv_sec -= CONTENT_SHIFT;
+		if (utimensat(AT_FDCWD, s->keys[i], ts, 0) != 0)
+			die("utimensat %s: %s", s->keys[i], strerror(errno));
+	}
+	s->state = state;
+}
+
+static void content_begin(struct content_set *s, int state)
+{
+	int rc;
+
+	content_state(s, state);
+	if ((rc = sc_get_stats(s->c, &s->before)) != 0)
+		die("sc_get_stats: %s", sc_strerror(rc));
+	s->calls = 0;
+}
+
+static void ct_begin_stamp(void *p)
+{
+	content_begin(p, CT_STAMP);
+}
+
+static void ct_begin_content(void *p)
+{
+	content_begin(p, CT_CONTENT);
+}
+
+static void ct_begin_stale(void *p)
+{
+	content_begin(p, CT_STALE);
+}
+
+static void ct_begin_read(void *p)
+{
+	content_state(p, CT_CONTENT);
+}
+
+/* The handle's counters since the begin hook must be exactly these. */
+static void content_end(struct content_set *s, int ct, uint64_t hits, uint64_t fresh,
+			uint64_t stale)
+{
+	sc_stats st;
+	uint64_t h, f, m;
+	int rc;
+
+	if ((rc = sc_get_stats(s->c, &st)) != 0)
+		die("sc_get_stats: %s", sc_strerror(rc));
+	h = st.hits - s->before.hits;
+	f = st.fresh_by_content - s->before.fresh_by_content;
+	m = st.miss_stale - s->before.miss_stale;
+	if (h != hits || f != fresh || m != stale)
+		die("content, %zu-byte sources, %s: after %" PRIu64 " gets the counters grew by "
+		    "hits %" PRIu64 ", fresh_by_content %" PRIu64 ", miss_stale %" PRIu64
+		    "; expected %" PRIu64 ", %" PRIu64 ", %" PRIu64, s->size, g_ct_label[ct],
+		    s->calls, h, f, m, hits, fresh, stale);
+	if (ct == CT_CONTENT) {
+		s->res->content_gets += s->calls;
+		s->res->fresh_by_content += f;
+	} else if (ct == CT_STALE) {
+		s->res->stale_gets += s->calls;
+		s->res->miss_stale += m;
+	}
+}
+
+static void ct_end_stamp(void *p)
+{
+	struct content_set *s = p;
+
+	content_end(s, CT_STAMP, s->calls, 0, 0);
+}
+
+static void ct_end_content(void *p)
+{
+	struct content_set *s = p;
+
+	content_end(s, CT_CONTENT, s->calls, s->calls, 0);
+}
+
+static void ct_end_stale(void *p)
+{
+	struct content_set *s = p;
+
+	content_end(s, CT_STALE, 0, 0, s->calls);
+}
+
+/* (a) and (b): the same call, the files in another state. */
+static int ct_get(void *p, size_t i)
+{
+	struct content_set *s = p;
+	sc_blob b;
+	int rc = sc_get(s->c, s->keys[i], &b);
+
+	s->calls++;
+	if (rc == 0)
+		g_sink += *(const unsigned char *)b.data;
+	return rc;
+}
+
+static int ct_read(void *p, size_t i)
+{
+	struct content_set *s = p;
+	size_t got = 0;
+	ssize_t r;
+	int fd = open(s->keys[i], O_RDONLY | O_CLOEXEC), err;
+
+	if (fd < 0)
+		return -errno;
+	while ((r = read(fd, s->buf + got, s->size + 1 - got)) > 0)
+		got += (size_t)r;
+	err = r < 0 ? errno : 0;
+	close(fd);
+	if (err)
+		return -err;
+	g_sink += s->buf[got / 2];
+	return got == s->size ? 0 : -EBADMSG;
+}
+
+static int ct_get_stale(void *p, size_t i)
+{
+	struct content_set *s = p;
+	sc_blob b;
+	int rc = sc_get(s->c, s->keys[i], &b);
+
+	s->calls++;
+	if (rc == SC_ESTALE)
+		return 0;
+	return rc == 0 ? 1 : rc;
+}
+
+/* The untimed passes: each failure is reported here, with its key. */
+static int ct_verify_get(void *p, size_t i)
+{
+	struct content_set *s = p;
+	unsigned char want[CONTENT_BLOB];
+	sc_blob b;
+	int rc = sc_get(s->c, s->keys[i], &b);
+
+	s->calls++;
+	if (rc != 0)
+		die("content: sc_get %s (%s): %s", s->keys[i],
+		    s->state == CT_STAMP ? "stamp as recorded" : "mtime moved", sc_strerror(rc));
+	content_blob(s->si, i, want);
+	if (b.size != CONTENT_BLOB || memcmp(b.data, want, CONTENT_BLOB) != 0)
+		die("content: sc_get %s: not the blob put", s->keys[i]);
+	return 0;
+}
+
+static int ct_verify_read(void *p, size_t i)
+{
+	struct content_set *s = p;
+	int rc = ct_read(p, i);
+
+	if (rc != 0)
+		die("content: read %s: %s", s->keys[i], strerror(-rc));
+	content_source(s, i, s->want);
+	if (memcmp(s->buf, s->want, s->size) != 0)
+		die("content: read %s: not the bytes written", s->keys[i]);
+	return 0;
+}
+
+static int ct_verify_stale(void *p, size_t i)
+{
+	struct content_set *s = p;
+	sc_blob b;
+	int rc = sc_get(s->c, s->keys[i], &b);
+
+	s->calls++;
+	if (rc != SC_ESTALE)
+		die("content: sc_get %s with a byte changed: %s, expected %s", s->keys[i],
+		    rc == 0 ? "a hit" : sc_strerror(rc), sc_strerror(SC_ESTALE));
+	return 0;
+}
+
+/* Write the sources of @p s under @p dir and put them. */
+static void content_fill(struct content_set *s, const char *dir, unsigned char *src)
+{
+	unsigned char blob[CONTENT_BLOB];
+	char d[PATH_MAX], p[PATH_MAX], name[32];
+	int rc;
+
+	mkdir_or_die(dir);
+	s->keys = xmalloc(CONTENT_N * sizeof *s->keys);
+	s->mtime = xmalloc(CONTENT_N * sizeof *s->mtime);
+	for (size_t i = 0; i < CONTENT_N; i++) {
+		int fd;
+
+		snprintf(name, sizeof name, "dir%zu", i / FILES_PER_DIR);
+		path_join(d, dir, name);
+		if (i % FILES_PER_DIR == 0)
+			mkdir_or_die(d);
+		snprintf(name, sizeof name, "mod%zu.lua", i);
+		path_join(p, d, name);
+		fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0)
+			die("create %s: %s", p, strerror(errno));
+		content_source(s, i, src);
+		if (write(fd, src, s->size) != (ssize_t)s->size)
+			die("write %s: %s", p, strerror(errno));
+		close(fd);
+		s->keys[i] = xstrdup(p);
+	}
+	for (size_t i = 0; i < CONTENT_N; i++) {
+		sc_entry_info e;
+
+		content_blob(s->si, i, blob);
+		if ((rc = sc_put(s->c, s->keys[i], blob, CONTENT_BLOB)) != 0)
+			die("content: sc_put %s: %s", s->keys[i], sc_strerror(rc));
+		if ((rc = sc_lookup(s->c, s->keys[i], &e)) != 0)
+			die("content: sc_lookup %s: %s", s->keys[i], sc_strerror(rc));
+		if (!e.has_source || !e.has_source_hash || e.source_size != s->size)
+			die("content: %s: the put recorded no hash of the source's bytes", s->keys[i]);
+		s->mtime[i].tv_sec = (time_t)e.source_mtime_sec;
+		s->mtime[i].tv_nsec = (long)e.source_mtime_nsec;
+	}
+	s->state = CT_STAMP;
+}
+
+static void bench_content(void)
+{
+	struct content_set set[CONTENT_SIZES];
+	struct sc_store scs = { 0 };
+	char dir[PATH_MAX], sub[PATH_MAX], name[32];
+	size_t max = g_content_size[CONTENT_SIZES - 1], ops = g_opt.content_ops;
+	unsigned char *src = xmalloc(max);
+	int64_t t0;
+
+	progress("--- content: sc_get of %d sources of each size whose mtime moved ---",
+		 CONTENT_N);
+	content_text();
+	path_join(dir, g_tmpdir, "content");
+	mkdir_or_die(dir);
+	path_join(scs.path, g_tmpdir, "content.shard");
+	scs_open(&scs, SC_NOSYNC);
+	t0 = now_ns();
+	for (int si = 0; si < CONTENT_SIZES; si++) {
+		struct content_set *s = &set[si];
+
+		memset(s, 0, sizeof *s);
+		s->c = scs.c;
+		s->si = (size_t)si;
+		s->size = g_content_size[si];
+		s->buf = xmalloc(s->size + 1);
+		s->want = xmalloc(s->size + 1);
+		s->res = &g_content[si];
+		s->res->size = s->size;
+		snprintf(name, sizeof name, "%zuk", s->size / 1024);
+		path_join(sub, dir, name);
+		content_fill(s, sub, src);
+	}
+	progress("content: %d sources of each size written and put in %.2f s", CONTENT_N,
+		 (double)(now_ns() - t0) / 1e9);
+
+	for (int si = 0; si < CONTENT_SIZES; si++) {
+		struct content_set *s = &set[si];
+		struct contender cs[CT_COUNT] = {
+			[CT_STAMP] = { g_ct_label[CT_STAMP], ct_get, s, ct_begin_stamp, ct_end_stamp,
+				       ct_verify_get },
+			[CT_CONTENT] = { g_ct_label[CT_CONTENT], ct_get, s, ct_begin_content,
+					 ct_end_content, ct_verify_get },
+			[CT_READ] = { g_ct_label[CT_READ], ct_read, s, ct_begin_read, NULL,
+				     ct_verify_read },
+			[CT_STALE] = { g_ct_label[CT_STALE], ct_get_stale, s, ct_begin_stale,
+				       ct_end_stale, ct_verify_stale },
+		};
+		size_t *seq = random_seq(CONTENT_N, ops);
+		char what[48];
+
+		snprintf(what, sizeof what, "content %zu KiB", s->size / 1024);
+		run_rounds(what, cs, CT_COUNT, CONTENT_N, seq, ops, s->res->ns);
+		free(seq);
+	}
+
+	sc_close(scs.c);
+	for (int si = 0; si < CONTENT_SIZES; si++) {
+		for (size_t i = 0; i < CONTENT_N; i++)
+			free(set[si].keys[i]);
+		free(set[si].keys);
+		free(set[si].mtime);
+		free(set[si].buf);
+		free(set[si].want);
+	}
+	free(src);
+	free(g_ct_text);
+	if (!g_opt.keep) {
+		nftw(dir, rm_entry, 64, FTW_DEPTH | FTW_PHYS);
+		unlink(scs.path);
+	}
+}
+
+/* ------------------------------------------------------------------ */
 /* Report */
 
 static void print_table(const char *title, int first, int count, int with_pct)
@@ -1699,6 +2139,41 @@ static void print_churn(void)
 	}
 }
 
+static void print_content(void)
+{
+	printf("\nfreshness by content: sc_get when the source's mtime moved but not its bytes; "
+	       "%d real sources of each size,\n%d-byte blobs, one shard (SC_NOSYNC); %zu ops per "
+	       "round, %d rounds, median round, ns/op\n", CONTENT_N, CONTENT_BLOB,
+	       g_opt.content_ops, g_opt.rounds);
+	printf("  (a) sc_get, mtime and size as recorded: stat only\n"
+	       "  (b) sc_get, every mtime moved %d s back, same bytes: stat + open + read + "
+	       "XXH3-128 + close\n"
+	       "  (c) open + read(2) of the whole file + close, the same files, no hash\n"
+	       "  (d) sc_get, one byte changed (same size), mtime moved: SC_ESTALE after the "
+	       "same read and hash\n", CONTENT_SHIFT);
+	printf("  %-8s %10s %10s %10s %10s %9s %9s\n", "source", "(a)", "(b)", "(c)", "(d)",
+	       "(b)/(a)", "(b)/(c)");
+	for (int si = 0; si < CONTENT_SIZES; si++) {
+		const struct content_result *r = &g_content[si];
+		char sz[32];
+
+		snprintf(sz, sizeof sz, "%zu KiB", r->size / 1024);
+		printf("  %-8s %10.0f %10.0f %10.0f %10.0f %8.2fx %8.2fx\n", sz, r->ns[CT_STAMP],
+		       r->ns[CT_CONTENT], r->ns[CT_READ], r->ns[CT_STALE],
+		       r->ns[CT_CONTENT] / r->ns[CT_STAMP], r->ns[CT_CONTENT] / r->ns[CT_READ]);
+	}
+	for (int si = 0; si < CONTENT_SIZES; si++) {
+		const struct content_result *r = &g_content[si];
+
+		printf("  %3zu KiB: sc_stats.fresh_by_content grew by %" PRIu64 " over %" PRIu64
+		       " gets of (b), miss_stale by %" PRIu64 " over %" PRIu64 " gets of (d)%s\n",
+		       r->size / 1024, r->fresh_by_content, r->content_gets, r->miss_stale,
+		       r->stale_gets,
+		       r->fresh_by_content == r->content_gets && r->miss_stale == r->stale_gets ?
+		       "" : " MISMATCH");
+	}
+}
+
 static int report(void)
 {
 	int last = g_opt.n_sizes - 1;
@@ -1746,6 +2221,8 @@ static int report(void)
 		print_faults();
 	if (on & B_CHURN)
 		print_churn();
+	if (on & B_CONTENT)
+		print_content();
 
 	if (on & B_LOOKUP) {
 		snprintf(lbl[nt], sizeof lbl[nt],
@@ -1814,7 +2291,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: sc_bench [options]\n"
 		"  --quick            short run for CI: 1000 and 10000 entries, fewer ops,\n"
-		"                     churn of 20000 puts in 2000 entries, 10 fault-count runs\n"
+		"                     churn of 20000 puts in 2000 entries, 10 fault-count runs,\n"
+		"                     1000 ops per round for freshness by content\n"
 		"  --sizes N,M,...    entry counts (default 1000,100000; at most %d)\n"
 		"  --blob-size BYTES  blob size (default 16384)\n"
 		"  --lookup-ops N     lookups per round (default 200000)\n"
@@ -1827,7 +2305,10 @@ static void usage(FILE *f)
 		"  --churn-entries N  entries of the churn shard (default 10000)\n"
 		"  --churn-puts N     replacements per churn variant (default 100000)\n"
 		"  --fault-reps N     fresh processes of each kind for the fault count (default 20)\n"
-		"  --only LIST        run only these of lookup,hit,put,durable,first,churn,faults\n"
+		"  --content-ops N    ops per round of each contender and source size in the\n"
+		"                     freshness by content (default 5000)\n"
+		"  --only LIST        run only these of lookup,hit,put,durable,first,churn,faults,\n"
+		"                     content\n"
 		"  --tmpdir DIR       where to create the temporary directory (default /tmp)\n"
 		"  --keep             keep the temporary directory\n"
 		"  --strict           exit with status 2 if a target is missed\n",
@@ -1898,6 +2379,7 @@ static void parse_args(int argc, char **argv)
 			g_opt.churn_entries = 2000;
 			g_opt.churn_puts = 20000;
 			g_opt.fault_reps = 10;
+			g_opt.content_ops = 1000;
 		}
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v;
@@ -1946,6 +2428,8 @@ static void parse_args(int argc, char **argv)
 			g_opt.churn_puts = parse_count(v, a);
 		else if (strcmp(a, "--fault-reps") == 0)
 			g_opt.fault_reps = (int)parse_count(v, a);
+		else if (strcmp(a, "--content-ops") == 0)
+			g_opt.content_ops = parse_count(v, a);
 		else if (strcmp(a, "--only") == 0)
 			parse_only(v);
 		else if (strcmp(a, "--tmpdir") == 0)
@@ -1995,8 +2479,9 @@ int main(int argc, char **argv)
 	for (int s = 0; s < g_opt.n_sizes; s++)
 		if (g_opt.sizes[s] > max_n)
 			max_n = g_opt.sizes[s];
-	/* Enough sources for the largest size, the big shard and the churn. */
-	n_src = (g_opt.only & ~B_CHURN) ? max_n : 0;
+	/* Enough sources for the largest size, the big shard and the churn
+	 * (freshness by content writes its own). */
+	n_src = (g_opt.only & ~(B_CHURN | B_CONTENT)) ? max_n : 0;
 	if ((g_opt.only & B_FIRST) && g_opt.big_shard / g_opt.blob_size + 1 > n_src)
 		n_src = (size_t)(g_opt.big_shard / g_opt.blob_size) + 1;
 	if ((g_opt.only & B_CHURN) && g_opt.churn_entries > n_src)
@@ -2016,6 +2501,8 @@ int main(int argc, char **argv)
 		bench_first_hit();
 	if (g_opt.only & B_CHURN)
 		bench_churn();
+	if (g_opt.only & B_CONTENT)
+		bench_content();
 
 	misses = report();
 	free_sources();
