@@ -99,6 +99,17 @@ const char *sc_meta_insane(const struct sc_disk_meta *m, uint64_t file_size)
 		return "blob_slots not a power of two >= 1024";
 	if (!table_inside(m->blobs_off, m->blob_slots, sizeof(struct sc_disk_bslot), m->data_end))
 		return "blob index outside the data or misaligned";
+	/* Writers write slots of these tables in place: two that overlap would
+	 * have one's writes land in the other. */
+	{
+		uint64_t ka = m->index_off, kb = ka + m->index_slots * sizeof(struct sc_disk_slot);
+		uint64_t ba = m->blobs_off, bb = ba + m->blob_slots * sizeof(struct sc_disk_bslot);
+		uint64_t fa = m->free_dir, fb = fa + SC_NCLASSES * sizeof(struct sc_disk_fdir);
+		if (ka < bb && ba < kb)
+			return "key index and blob index overlap";
+		if (m->free_dir && ((fa < kb && ka < fb) || (fa < bb && ba < fb)))
+			return "free directory overlaps an index";
+	}
 	if (m->redo_slot != SC_NO_REDO && m->redo_slot >= m->index_slots)
 		return "redo slot outside the index";
 	if (m->entries > m->index_slots || m->tombstones > m->index_slots - m->entries)
@@ -130,8 +141,10 @@ const char *sc_meta_insane(const struct sc_disk_meta *m, uint64_t file_size)
 		if (!in_blobs && !in_dir)
 			return "redo record outside the blob index and the free directory";
 	}
-	/* A writer could not commit past this without wrapping. */
-	if (m->txnid >= UINT64_MAX - 1)
+	/* A writer could not commit past this without wrapping, and readers
+	 * pin a commit by locking byte SC_PIN_BASE + txnid of the file, which
+	 * must be a valid offset (handle.c). */
+	if (m->txnid >= SC_PIN_BASE - 2)
 		return "transaction id at its limit";
 	return NULL;
 }

@@ -635,7 +635,7 @@ int main(int argc, char **argv)
 		  (M->blobs = UINT64_MAX, M->blob_tombs = 1));
 	/* the blob index laid over the key index: both tables read the
 	 * same bytes (zeros past the few slots in use) */
-	META_CASE("metas-blob-index-over-key-index--opens", 0, 1, M->blobs_off = M->index_off);
+	META_CASE("metas-blob-index-over-key-index--open-ECORRUPT", 0, 1, M->blobs_off = M->index_off);
 	/* data_end */
 	META_CASE("metas-data-end-past-eof--open-ECORRUPT", 0, 1, M->data_end = im.n + 64);
 	META_CASE("metas-data-end-unaligned--open-ECORRUPT", 0, 1, M->data_end -= 1);
