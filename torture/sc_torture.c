@@ -2,7 +2,7 @@
  * sc_torture - crash and concurrency torture for libscriptcache and
  * scriptcachefs (docs/RELIABILITY.md has the runs and their figures).
  *
- *   sc_torture crash [-n KILLS] [-s SEED] [-k] SCRIPTCACHEFS
+ *   sc_torture crash [-n KILLS] [-s SEED] [-k] [-R | -N] SCRIPTCACHEFS
  *   sc_torture soak  [-t SECONDS] [-r READERS] SCRIPTCACHEFS
  *
  * Both speak TAP and exit non-zero on any failure.  They need /dev/fuse and
@@ -20,11 +20,13 @@
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: sc_torture crash [-n KILLS] [-s SEED] [-k] SCRIPTCACHEFS\n"
+		"usage: sc_torture crash [-n KILLS] [-s SEED] [-k] [-R | -N] SCRIPTCACHEFS\n"
 		"       sc_torture soak [-t SECONDS] [-r READERS] SCRIPTCACHEFS\n"
 		"  crash: SIGKILL library writers, mount writers and the daemon (default 50)\n"
 		"  soak:  READERS (8) sc_get processes, a library and a mount writer (10 s)\n"
-		"  -k go on after a failed round\n");
+		"  -k go on after a failed round\n"
+		"  -R only rounds that replace and remove keys and share blobs,\n"
+		"  -N only rounds that put new keys (default: half and half)\n");
 	return 2;
 }
 
@@ -41,13 +43,15 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	int opt;
 	optind = 2;
-	while ((opt = getopt(argc, argv, "n:s:t:r:k")) != -1) {
+	while ((opt = getopt(argc, argv, "n:s:t:r:kRN")) != -1) {
 		switch (opt) {
 		case 'n': o.kills = atol(optarg); break;
 		case 's': o.seed = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 't': o.seconds = atof(optarg); break;
 		case 'r': o.readers = atoi(optarg); break;
 		case 'k': o.keep_going = 1; break;
+		case 'R': o.keys = 1; break;
+		case 'N': o.keys = 2; break;
 		default: return usage();
 		}
 	}

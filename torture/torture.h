@@ -9,6 +9,8 @@ struct tt_opts {
 	int readers;      /* soak: reader processes */
 	unsigned seed;
 	int keep_going;   /* crash: go on after a failed round */
+	int keys;         /* crash: 0 rounds of both kinds, 1 replacements only (-R),
+			   * 2 new keys only (-N) */
 };
 
 int tt_crash(const struct tt_opts *o);
