@@ -3,14 +3,14 @@
  * RELIABILITY.md, "Crash simulation").
  *
  *   sc_crashsim [-k KEYS] [-x EXHAUSTIVE] [-r SAMPLES] [-o REORDERS]
- *               [-s SEED] [-S SYNC] [-b] [-P] [-v]
+ *               [-s SEED] [-S SYNC] [-b] [-P] [-F FAILURES] [-v]
  *
  * Built from the core's sources with SC_OS_TRACE, so that core/os.c
  * reports every write, truncate, sync, create, rename, link and unlink of
  * the library.  A workload (durable puts of new keys and replacements,
  * removes, keys sharing one stored blob (format 2 stores equal bytes once:
- * reference counts, a blob that dies and is stored again), enough puts of a
- * long key to start a second metadata chunk, SC_NOSYNC puts from a second
+ * reference counts, a blob that dies and is stored again), enough puts of
+ * large entries to start a second metadata chunk, SC_NOSYNC puts from a second
  * handle, a compaction, a writer that died after its appends, eviction of
  * stale entries (a source whose mtime moved is kept by its content hash,
  * one whose bytes changed is dropped), a clear, a put past the size limit
@@ -78,6 +78,7 @@ static struct {
 	int n_steps;
 	uint32_t version;
 	int verbose, failures, max_failures, put_before_nosync;
+	const char *put_tag;     /* fingerprint tag of the puts (NULL: none) */
 	uint64_t checks, torn_meta_reports, max_slots, chunks_started;
 	uint64_t seed;
 } G;
@@ -201,7 +202,7 @@ static void put_blob(sc_cache *c, int k, int durable, uint32_t v, size_t len, co
 	char what[64];
 	snprintf(what, sizeof(what), "put key %d v%u%s%s", k, v, how, durable ? "" : " nosync");
 	struct step *s = begin(S_PUT, k, durable, what);
-	sc_put_opts o = { .no_source = 1 };
+	sc_put_opts o = { .no_source = 1, .tag = G.put_tag };
 	struct stat st;
 	if (strncmp(G.keys[k], G.src_dir, strlen(G.src_dir)) == 0) {
 		TU_CHECK(stat(G.keys[k], &st) == 0);
@@ -291,11 +292,16 @@ static void died_after_append(sc_cache *c, int k)
 	end(s, c, 0);
 }
 
-/* Puts of a key with a name of 4000 bytes (an entry record of 4 KiB)
- * until the metadata chunk is full and the next put starts a new one. */
+/* Puts of a key with a fingerprint tag of 20,000 bytes (an entry record
+ * of 20 KiB, across pages) until the metadata chunk is full and the next
+ * put starts a new one. */
 static void fill_chunk(sc_cache *c, int k)
 {
+	static char tag[20001];
 	uint64_t first;
+
+	memset(tag, 't', sizeof(tag) - 1);
+	G.put_tag = tag;
 
 	pthread_rwlock_rdlock(&c->rw);
 	first = c->meta.chunk_off;
@@ -312,6 +318,7 @@ static void fill_chunk(sc_cache *c, int k)
 		if (!first)
 			first = now;
 	}
+	G.put_tag = NULL;
 	G.chunks_started++;
 }
 
@@ -329,7 +336,7 @@ static void workload(int n)
 	sc_cache *a = NULL, *b = NULL;
 	struct step *s;
 	int src = n + 1; /* the key backed by a source file */
-	int lng = n + 2; /* the key with a 4000-byte name */
+	int big = n + 2; /* the key put with a long tag */
 	uint32_t shared;
 
 	s = begin(S_OPEN, -1, 1, "create the shard");
@@ -351,18 +358,23 @@ static void workload(int n)
 	del(a, 6, 1);
 	del(a, 7, 1);                    /* the last reference: the blob dies */
 	put_shared(a, 6, 1, shared);     /* stored anew */
-	fill_chunk(a, lng);
-	/* The last durable commit before the SC_NOSYNC stretch: a remove,
-	 * or with -P a put (an open finding: docs/RELIABILITY.md). */
+	fill_chunk(a, big);
+	/* The last durable commit before the SC_NOSYNC stretch: a remove.
+	 * With -P, a put, and three SC_NOSYNC commits in a row after it (an
+	 * open finding, docs/RELIABILITY.md: a power loss can then undo that
+	 * put, or leave no usable meta at all). */
 	if (G.put_before_nosync)
 		put(a, 1, 1, 100);
 	else
 		del(a, 1, 1);
-	/* A second handle without fdatasync, then durable puts beside it. */
+	/* A second handle without fdatasync, then durable puts beside it:
+	 * two SC_NOSYNC commits after the remove, one after a durable put,
+	 * as in format 1's workload (more, or two after a put: -P). */
 	TU_CHECK(sc_open(&b, G.rec_shard, NULL, SC_IGNORE_ENV | SC_NOSYNC) == 0);
-	put_shared(b, 7, 0, shared);     /* shares a durable put's blob */
-	same_blob(b, 6, 7);
-	put(b, 2, 0, 700);
+	put_shared(b, 5, 0, shared);     /* a replacement sharing a durable put's blob */
+	same_blob(b, 5, 6);
+	if (G.put_before_nosync)
+		put(b, 2, 0, 700);
 	put(b, n, 0, 9000);
 	put(a, 3, 1, 250);
 	del(b, 4 % n, 0);
@@ -718,7 +730,7 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: sc_crashsim [-k KEYS] [-x EXHAUSTIVE] [-r SAMPLES] [-o REORDERS] [-s SEED]\n"
-		"                   [-S SYNC] [-b] [-P] [-v]\n"
+		"                   [-S SYNC] [-b] [-P] [-F FAILURES] [-v]\n"
 		"  -k keys in the workload (8, at least 8)\n"
 		"  -x try every subset of the pending operations up to this many (8)\n"
 		"  -r random subsets per cut point beyond that (16)\n"
@@ -727,7 +739,9 @@ static int usage(void)
 		"  -b tear writes at any byte, not at sector boundaries (a torn meta slot\n"
 		"     that sc_verify reports is then not counted as a failure)\n"
 		"  -P make the last durable commit before the SC_NOSYNC puts of the second\n"
-		"     handle a put instead of a remove (reproduces an open finding: fails)\n"
+		"     handle a put instead of a remove, and three of those puts in a row\n"
+		"     (reproduces an open finding: fails)\n"
+		"  -F stop after this many failing states, each one printed (10)\n"
 		"  -v list the recording\n");
 	return 2;
 }
@@ -743,7 +757,7 @@ int main(int argc, char **argv)
 
 	G.seed = 20261129;
 	G.max_failures = 10;
-	while ((opt = getopt(argc, argv, "k:x:r:o:s:S:bPv")) != -1) {
+	while ((opt = getopt(argc, argv, "k:x:r:o:s:S:bPF:v")) != -1) {
 		switch (opt) {
 		case 'k': n = atoi(optarg); break;
 		case 'x': exhaustive = atoi(optarg); break;
@@ -753,6 +767,7 @@ int main(int argc, char **argv)
 		case 'S': skip = atol(optarg); break;
 		case 'b': tear = 1; break;
 		case 'P': G.put_before_nosync = 1; break;
+		case 'F': G.max_failures = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
 		case 'v': G.verbose = 1; break;
 		default: return usage();
 		}
@@ -781,7 +796,7 @@ int main(int argc, char **argv)
 		snprintf(G.keys[i], sizeof(G.keys[i]), "/crashsim/key-%04d", i);
 	join(G.keys[n + 1], G.src_dir, "module.lua");
 	tu_write_str(G.keys[n + 1], "return 1\n");
-	snprintf(G.keys[n + 2], sizeof(G.keys[n + 2]), "/crashsim/long-%03990d", 0);
+	snprintf(G.keys[n + 2], sizeof(G.keys[n + 2]), "/crashsim/big-entry");
 
 	printf("TAP version 13\n1..3\n");
 	fsm_init(&G.m, G.rec_dir);
