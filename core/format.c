@@ -107,8 +107,12 @@ const char *sc_meta_insane(const struct sc_disk_meta *m, uint64_t file_size)
 		uint64_t fa = m->free_dir, fb = fa + SC_NCLASSES * sizeof(struct sc_disk_fdir);
 		if (ka < bb && ba < kb)
 			return "key index and blob index overlap";
+		uint64_t ca = m->chunk_off, cb = ca + m->chunk_len;
 		if (m->free_dir && ((fa < kb && ka < fb) || (fa < bb && ba < fb)))
 			return "free directory overlaps an index";
+		if (m->chunk_off && ((ca < kb && ka < cb) || (ca < bb && ba < cb) ||
+				     (m->free_dir && ca < fb && fa < cb)))
+			return "metadata chunk overlaps a table";
 	}
 	if (m->redo_slot != SC_NO_REDO && m->redo_slot >= m->index_slots)
 		return "redo slot outside the index";

@@ -168,6 +168,24 @@ static uint64_t append(struct wtxn *t, const void *p, size_t len)
 /* ------------------------------------------------------------------ */
 /* Free blob extents: a ring per size class (docs/FORMAT.md, "Space reuse") */
 
+/* Does [off, off + len) meet a table or the metadata chunk of the commit
+ * being made?  A ring or a free extent that does is damage (a lying file):
+ * writing there would overwrite what the commit keeps. */
+static int meets_tables(const struct wtxn *t, uint64_t off, uint64_t len)
+{
+	const struct sc_disk_meta *m = &t->m;
+	uint64_t a[4] = { m->index_off, m->blobs_off, m->free_dir, m->chunk_off };
+	uint64_t n[4] = { m->index_slots * sizeof(struct sc_disk_slot),
+			  m->blob_slots * sizeof(struct sc_disk_bslot),
+			  m->free_dir ? SC_NCLASSES * sizeof(struct sc_disk_fdir) : 0,
+			  m->chunk_off ? m->chunk_len : 0 };
+
+	for (int i = 0; i < 4; i++)
+		if (n[i] && off < a[i] + n[i] && a[i] < off + len)
+			return 1;
+	return 0;
+}
+
 static int fdir_valid(const struct wtxn *t, const struct sc_disk_fdir *d)
 {
 	const uint64_t end = t->s->meta.data_end;
@@ -177,7 +195,8 @@ static int fdir_valid(const struct wtxn *t, const struct sc_disk_fdir *d)
 	return d->ring >= SC_DATA_OFF && d->ring % SC_ALIGN == 0 && d->cap &&
 	       !(d->cap & (d->cap - 1)) && d->cap <= end / sizeof(struct sc_disk_free) &&
 	       d->ring <= end && d->cap * sizeof(struct sc_disk_free) <= end - d->ring &&
-	       d->head <= d->tail && d->tail - d->head <= d->cap;
+	       d->head <= d->tail && d->tail - d->head <= d->cap &&
+	       !meets_tables(t, d->ring, d->cap * sizeof(struct sc_disk_free));
 }
 
 static void fdir_get(const struct wtxn *t, int k, struct sc_disk_fdir *d)
@@ -214,7 +233,8 @@ static int extent_take(struct wtxn *t, int k, uint64_t *off)
 		return 0;
 	memcpy(&f, t->s->map + d.ring + (d.head % d.cap) * sizeof(f), sizeof(f));
 	if (f.off % SC_ALIGN || f.off < SC_DATA_OFF || f.off > t->s->meta.data_end ||
-	    size > t->s->meta.data_end - f.off || f.freed_txn > t->s->meta.txnid) {
+	    size > t->s->meta.data_end - f.off || f.freed_txn > t->s->meta.txnid ||
+	    meets_tables(t, f.off, size)) {
 		d.head++; /* damage: skip it */
 		fdir_set(t, k, &d);
 		return 0;
@@ -295,6 +315,20 @@ static uint64_t blob_place(struct wtxn *t, const void *blob, size_t len)
 	return append_room(t, blob, len, sc_class_size(k));
 }
 
+/* Does the extent an entry names still hold that entry's blob?  Only then
+ * is it given back: an entry whose bytes do not match its id (a damaged or
+ * lying file) may name bytes that belong to another entry. */
+static int extent_is(const struct wtxn *t, const struct sc_disk_entry *e)
+{
+	uint64_t id[2], end = t->s->meta.data_end;
+
+	if (e->blob_off % SC_ALIGN || e->blob_off < SC_DATA_OFF || e->blob_off > end ||
+	    sc_class_size(sc_class_of(e->blob_len)) > end - e->blob_off)
+		return 0;
+	sc_blob_id(t->s->map + e->blob_off, (size_t)e->blob_len, id);
+	return id[0] == e->blob_id[0] && id[1] == e->blob_id[1];
+}
+
 /* The blob an entry gives up: its reference count drops, and at zero its
  * extent is free. */
 static void blob_release(struct wtxn *t, const struct sc_disk_entry *old)
@@ -327,7 +361,7 @@ static void blob_release(struct wtxn *t, const struct sc_disk_entry *old)
 	t->m.stored_bytes -= t->m.stored_bytes >= old->blob_len ? old->blob_len : t->m.stored_bytes;
 	t->m.live_bytes -= t->m.live_bytes >= bytes ? bytes : t->m.live_bytes;
 	t->m.dead_bytes += bytes;
-	if (bytes)
+	if (bytes && extent_is(t, old))
 		extent_give(t, old->blob_off, old->blob_len);
 }
 
@@ -505,7 +539,7 @@ static int put_locked(sc_cache *c, struct sc_snap *s, struct put_req *q)
 								   ? old.r->blob_len : m->stored_bytes;
 					m->live_bytes -= m->live_bytes >= bytes ? bytes : m->live_bytes;
 					m->dead_bytes += bytes;
-					if (bytes)
+					if (bytes && extent_is(&t, old.r))
 						extent_give(&t, old.r->blob_off, old.r->blob_len);
 				}
 			}

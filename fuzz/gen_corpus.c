@@ -659,9 +659,9 @@ int main(int argc, char **argv)
 	 * reports the overlap, and a put finds the tail not zero and starts a
 	 * new chunk instead of writing over them */
 	META_CASE("metas-chunk-used-0-under-live-entries--verify-ECORRUPT", 0, 1, M->chunk_used = 0);
-	META_CASE("metas-chunk-over-key-index--verify-ECORRUPT", 0, 1,
+	META_CASE("metas-chunk-over-key-index--open-ECORRUPT", 0, 1,
 		  (M->chunk_off = M->index_off, M->chunk_used = 0, M->chunk_len = SC_CHUNK));
-	META_CASE("metas-chunk-over-blob-index--verify-ECORRUPT", 0, 1,
+	META_CASE("metas-chunk-over-blob-index--open-ECORRUPT", 0, 1,
 		  (M->chunk_off = M->blobs_off, M->chunk_used = 0, M->chunk_len = SC_CHUNK));
 	META_CASE("metas-chunk-over-blobs--verify-ECORRUPT", 0, 1,
 		  (M->chunk_off = ent(&im, in.off_b)->blob_off, M->chunk_used = 0,
@@ -1037,8 +1037,8 @@ int main(int argc, char **argv)
 	}
 	out("put-into-tombstone-meta-says-none--verify-ECORRUPT", &im, 0);
 	/* the tables laid over the entries */
-	META_CASE("metas-index-over-entries--opens", 0, 1, M->index_off = M->chunk_off);
-	META_CASE("metas-blob-index-over-entries--opens", 0, 1,
+	META_CASE("metas-index-over-entries--open-ECORRUPT", 0, 1, M->index_off = M->chunk_off);
+	META_CASE("metas-blob-index-over-entries--open-ECORRUPT", 0, 1,
 		  (M->blobs_off = M->chunk_off, M->wredo_n = 0));
 
 	free(base.d);
