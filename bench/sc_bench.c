@@ -1109,6 +1109,11 @@ static size_t build_shard(const char *path, uint64_t bytes, struct first_hit *fh
 
 	snprintf(s.path, sizeof s.path, "%s", path);
 	scs_open(&s, SC_NOSYNC);
+	/* distinct bytes per entry: format 2 stores equal blobs once, and
+	 * the big shard must really be that big */
+	if (!g_fresh)
+		g_fresh = xmalloc(g_opt.blob_size);
+	g_fresh_on = 1;
 	for (i = 0; i < probe; i++)
 		if ((rc = scs_put(&s, i)) != 0)
 			die("build %s: %s", path, sc_strerror(rc));
@@ -1123,6 +1128,7 @@ static size_t build_shard(const char *path, uint64_t bytes, struct first_hit *fh
 			die("build %s: key %zu: %s", path, i, sc_strerror(rc));
 	if ((rc = sc_get_stats(s.c, &st)) != 0)
 		die("sc_get_stats: %s", sc_strerror(rc));
+	g_fresh_on = 0;
 	fh->build_s = (double)(now_ns() - t0) / 1e9;
 	fh->file_size = st.file_size;
 	fh->entries = st.entries;
