@@ -101,7 +101,11 @@ uint8_t *shard_bslot(uint8_t *d, size_t n, const struct sc_disk_meta *m, uint64_
 	return table_slot(d, n, m->blobs_off, m->blob_slots, i, sizeof(struct sc_disk_bslot));
 }
 
-int64_t shard_bslot_find(uint8_t *d, size_t n, const struct sc_disk_meta *m, const uint64_t id[2])
+/* The probe run of id @p id in meta @p m's blob table: the slot holding it
+ * (@p want_free 0), or its first empty or tombstone slot (1); -1 if none
+ * within MAX_FIX_SLOTS or the table is not a power of two. */
+static int64_t bslot_probe(uint8_t *d, size_t n, const struct sc_disk_meta *m, const uint64_t id[2],
+			   int want_free)
 {
 	uint64_t mask, lim;
 
@@ -116,35 +120,24 @@ int64_t shard_bslot_find(uint8_t *d, size_t n, const struct sc_disk_meta *m, con
 		if (!p)
 			return -1;
 		memcpy(&b, p, sizeof(b));
+		if (want_free ? b.off == SC_SLOT_EMPTY || b.off == SC_SLOT_TOMB
+			      : b.off != SC_SLOT_TOMB && b.id_lo == id[0] && b.id_hi == id[1])
+			return (int64_t)i;
 		if (b.off == SC_SLOT_EMPTY)
 			return -1;
-		if (b.off != SC_SLOT_TOMB && b.id_lo == id[0] && b.id_hi == id[1])
-			return (int64_t)i;
 	}
 	return -1;
 }
 
-/* Where id @p id goes in meta @p m's blob table: its first empty or
- * tombstone slot from the id's home, or -1. */
+int64_t shard_bslot_find(uint8_t *d, size_t n, const struct sc_disk_meta *m, const uint64_t id[2])
+{
+	return bslot_probe(d, n, m, id, 0);
+}
+
+/* Where id @p id goes in meta @p m's blob table. */
 static int64_t bslot_free(uint8_t *d, size_t n, const struct sc_disk_meta *m, const uint64_t id[2])
 {
-	uint64_t mask, lim;
-
-	if (m->blob_slots == 0 || (m->blob_slots & (m->blob_slots - 1)))
-		return -1;
-	mask = m->blob_slots - 1;
-	lim = m->blob_slots < MAX_FIX_SLOTS ? m->blob_slots : MAX_FIX_SLOTS;
-	for (uint64_t k = 0, i = id[0] & mask; k < lim; k++, i = (i + 1) & mask) {
-		struct sc_disk_bslot b;
-		uint8_t *p = shard_bslot(d, n, m, i);
-
-		if (!p)
-			return -1;
-		memcpy(&b, p, sizeof(b));
-		if (b.off == SC_SLOT_EMPTY || b.off == SC_SLOT_TOMB)
-			return (int64_t)i;
-	}
-	return -1;
+	return bslot_probe(d, n, m, id, 1);
 }
 
 /* A blob at @p off got a new id: the blob index slot that named it by
