@@ -64,10 +64,6 @@ int fuzz_path_safe(const char *path, size_t len);
 struct sc_entry_info;
 int fuzz_entry_safe(const struct sc_entry_info *e);
 
-/* Nonzero if @p data has a format 1 header (magic and version): the
- * library reads such a file as an empty shard and rebuilds it as format 2
- * on the first write (core/legacy.c). */
-int fuzz_is_v1(const uint8_t *data, size_t size);
 
 /* The key the write target puts (gen_corpus crafts inputs around it). */
 #define FUZZ_NEW_KEY "/fuzz/new-key-put-by-the-write-target"

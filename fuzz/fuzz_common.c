@@ -133,13 +133,3 @@ int fuzz_entry_safe(const sc_entry_info *e)
 	return fuzz_path_safe(e->exe_path, e->exe_path_len) &&
 	       (!e->has_source_hash || fuzz_path_safe(e->key, e->key_len));
 }
-
-int fuzz_is_v1(const uint8_t *data, size_t size)
-{
-	uint32_t version;
-
-	if (size < 12 || memcmp(data, "scshard\n", 8) != 0)
-		return 0;
-	memcpy(&version, data + 8, 4);
-	return version == 1;
-}
