@@ -610,7 +610,8 @@ int main(int argc, char **argv)
 	META_CASE("metas-index-off-in-header--open-ECORRUPT", 0, 1, M->index_off = 0);
 	META_CASE("metas-index-off-unaligned--open-ECORRUPT", 0, 1, M->index_off += 8);
 	META_CASE("metas-index-off-wraps--open-ECORRUPT", 0, 1, M->index_off = UINT64_MAX - 63);
-	META_CASE("metas-index-slots-2pow60-wraps--open-ECORRUPT", 0, 1, M->index_slots = (uint64_t)1 << 60);
+	META_CASE("metas-index-slots-2pow60-wraps--open-ECORRUPT", 0, 1,
+		  M->index_slots = (uint64_t)1 << 60);
 	META_CASE("metas-index-slots-2pow63--open-ECORRUPT", 0, 1, M->index_slots = (uint64_t)1 << 63);
 	META_CASE("metas-index-slots-huge--open-ECORRUPT", 0, 1, M->index_slots = (uint64_t)1 << 40);
 	META_CASE("metas-index-slots-not-power-of-2--open-ECORRUPT", 0, 1, M->index_slots = 1536);
@@ -650,7 +651,8 @@ int main(int argc, char **argv)
 	META_CASE("metas-chunk-used-over-len--open-ECORRUPT", 0, 1, M->chunk_used = M->chunk_len + 8);
 	META_CASE("metas-chunk-used-unaligned--open-ECORRUPT", 0, 1, M->chunk_used += 4);
 	META_CASE("metas-chunk-sizes-without-chunk--open-ECORRUPT", 0, 1, M->chunk_off = 0);
-	META_CASE("meta-newest-chunk-used-over-len--verify-ECORRUPT", 0, 0, M->chunk_used = M->chunk_len + 8);
+	META_CASE("meta-newest-chunk-used-over-len--verify-ECORRUPT", 0, 0,
+		  M->chunk_used = M->chunk_len + 8);
 	/* no current chunk, a full one: the next put starts a new one */
 	META_CASE("meta-no-current-chunk--ok", 0, 0, M->chunk_off = M->chunk_used = M->chunk_len = 0);
 	META_CASE("meta-chunk-full--ok", 0, 0, M->chunk_len = M->chunk_used);
@@ -943,7 +945,8 @@ int main(int argc, char **argv)
 		  in.m[in.newest].chunk_off + in.m[in.newest].chunk_used);
 	SLOT_CASE("slot-unaligned--verify-ECORRUPT", 0, in.hash_a, in.off_a + 1);
 	SLOT_CASE("slot-at-data-end--verify-ECORRUPT", 0, in.hash_a, in.m[in.newest].data_end);
-	SLOT_CASE("slot-last-8-bytes-of-data--verify-ECORRUPT", 0, in.hash_a, in.m[in.newest].data_end - 8);
+	SLOT_CASE("slot-last-8-bytes-of-data--verify-ECORRUPT", 0, in.hash_a,
+		  in.m[in.newest].data_end - 8);
 	SLOT_CASE("slot-past-eof-inside-map-window--verify-ECORRUPT", 0, in.hash_a, im.n + 8192);
 	SLOT_CASE("slot-huge--verify-ECORRUPT", 0, in.hash_a, (uint64_t)1 << 62);
 	SLOT_CASE("slot-max--verify-ECORRUPT", 0, in.hash_a, UINT64_MAX);

@@ -9,12 +9,13 @@
  * reports every write, truncate, sync, create, rename, link and unlink of
  * the library.  A workload (durable puts of new keys and replacements,
  * removes, keys sharing one stored blob (format 2 stores equal bytes once:
- * reference counts, a blob that dies and is stored again), enough puts of
- * large entries to start a second metadata chunk, SC_NOSYNC puts from a second
- * handle, a compaction, a writer that died after its appends, eviction of
- * stale entries (a source whose mtime moved is kept by its content hash,
- * one whose bytes changed is dropped), a clear, a put past the size limit
- * that evicts the oldest entries, a damaged header healed by the next put)
+ * reference counts, a blob that dies and is stored again), enough puts
+ * of large entries to start a second metadata chunk, SC_NOSYNC puts from a
+ * second handle, a compaction, a writer that died after its appends,
+ * eviction of stale entries (a source whose mtime moved is kept by its
+ * content hash, one whose bytes changed is dropped), a clear, a put past
+ * the size limit that evicts the oldest entries, a damaged header healed
+ * by the next put)
  * runs once under the recorder (fsmodel.c).  Then every cut point of the
  * recording is replayed: the files a crash there could leave (every
  * pending write, none, the last one torn, subsets of the pending writes and
@@ -31,8 +32,9 @@
  * was durable; a key may hold its value of state D or of any later step that
  * had started, nothing else.  In durable stretches the whole shard must be
  * exactly one such state.  -S N leaves out the N-th sync from the recording
- * (the simulator's own test: it must then report lost puts).
- * Speaks TAP; exits 1 on any failure.
+ * (the simulator's own test: it must then report lost puts).  -P runs the
+ * workload of an open finding (docs/RELIABILITY.md, finding 13), which
+ * fails until the core is fixed.  Speaks TAP; exits 1 on any failure.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -279,9 +281,9 @@ static void died_after_append(sc_cache *c, int k)
 		at = m.chunk_off + m.chunk_used;
 	else
 		at = sc_align_up(blob_at + r.blob_len);
+	size_t strings = (size_t)r.key_len + r.tag_len + r.exe_id_len + r.exe_path_len;
 	r.blob_off = blob_at;
-	r.checksum = sc_record_checksum(
-		&r, &(struct iovec){ rec + sizeof(r), (size_t)r.key_len + r.tag_len + r.exe_id_len + r.exe_path_len }, 1);
+	r.checksum = sc_record_checksum(&r, &(struct iovec){ rec + sizeof(r), strings }, 1);
 	memcpy(rec, &r, sizeof(r));
 	int fd = sc_robust_open(G.rec_shard, O_RDWR, 0);
 	TU_CHECK(fd >= 0 && sc_write_full(fd, blob, r.blob_len, blob_at) == 0 &&
