@@ -222,12 +222,13 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 		live += extent(sc_bslot_len(&b));
 		stored += sc_bslot_len(&b);
 		if (b.off % SC_ALIGN || b.off < SC_DATA_OFF || b.off > s.meta.data_end ||
-		    extent(sc_bslot_len(&b)) > s.meta.data_end - b.off)
+		    extent(sc_bslot_len(&b)) > s.meta.data_end - b.off) {
 			problem(&v, at, "blob slot %llu: blob outside the data or misaligned",
 				(unsigned long long)i);
-		else if ((add_range(&rg, b.off, extent(sc_bslot_len(&b)), "a blob"), 0))
-			;
-		else if (sc_bslot_refs(&b) != refs[i] &&
+			continue;
+		}
+		add_range(&rg, b.off, extent(sc_bslot_len(&b)), "a blob");
+		if (sc_bslot_refs(&b) != refs[i] &&
 			 !(sc_bslot_refs(&b) == SC_BLOB_REFS_MAX && refs[i] >= SC_BLOB_REFS_MAX))
 			problem(&v, at, "blob slot %llu: %llu references recorded, %llu entries hold it",
 				(unsigned long long)i, (unsigned long long)sc_bslot_refs(&b),
