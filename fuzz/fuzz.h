@@ -41,6 +41,10 @@ extern const char fuzz_target_name[];
  * process (under /dev/shm when it exists: fsync there is free), removed at
  * exit.  Never returns NULL (aborts if the directory cannot be made). */
 const char *fuzz_scratch_path(void);
+/* The shard image an input stands for: @p data itself, or, for an input
+ * in the packed form (pack.h), its decoding in a buffer that the next call
+ * reuses.  Sets *n to the image's length. */
+const uint8_t *fuzz_image(const uint8_t *data, size_t size, size_t *n);
 /* Write @p data to the scratch path: O_TRUNC, mode 0600, owned by us, so
  * sc_open() accepts it as ours.  Aborts on I/O errors (not a finding). */
 void fuzz_write_scratch(const uint8_t *data, size_t size);

@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "fuzz.h"
+#include "pack.h"
 #include "scriptcache.h"
 
 static char scratch_dir[PATH_MAX];
@@ -58,28 +59,55 @@ const char *fuzz_scratch_path(void)
 	return scratch_path;
 }
 
+const uint8_t *fuzz_image(const uint8_t *data, size_t size, size_t *n)
+{
+	static uint8_t *img;
+
+	if (!fuzz_is_packed(data, size)) {
+		*n = size;
+		return data;
+	}
+	if (!img && !(img = malloc(FUZZ_IMAGE_MAX)))
+		abort();
+	*n = fuzz_unpack(data, size, img, FUZZ_IMAGE_MAX);
+	return img;
+}
+
 void fuzz_write_scratch(const uint8_t *data, size_t size)
 {
+	static const uint8_t zeros[4096];
 	const char *path = fuzz_scratch_path();
-	size_t done = 0;
+	size_t at = 0;
 	int fd;
 
 	/* a compaction in the previous run may have replaced the file; the
 	 * handles of that run are closed, so truncating cannot fault anyone */
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || fchmod(fd, 0600) != 0) {
+	if (fd < 0 || fchmod(fd, 0600) != 0 || ftruncate(fd, (off_t)size) != 0) {
 		perror("fuzz: scratch shard");
 		abort();
 	}
-	while (done < size) {
-		ssize_t n = write(fd, data + done, size - done);
-		if (n < 0 && errno == EINTR)
+	/* Pages of zeros are left as holes (they read as zeros): a shard is
+	 * mostly empty tables, so most of the copy is saved. */
+	while (at < size) {
+		size_t len = size - at < sizeof(zeros) ? size - at : sizeof(zeros);
+		size_t done = 0;
+
+		if (memcmp(data + at, zeros, len) == 0) {
+			at += len;
 			continue;
-		if (n <= 0) {
-			perror("fuzz: write scratch shard");
-			abort();
 		}
-		done += (size_t)n;
+		while (done < len) {
+			ssize_t n = pwrite(fd, data + at + done, len - done, (off_t)(at + done));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				perror("fuzz: write scratch shard");
+				abort();
+			}
+			done += (size_t)n;
+		}
+		at += len;
 	}
 	close(fd);
 }

@@ -128,6 +128,7 @@ int fuzz_run(const uint8_t *data, size_t size, struct fuzz_outcome *o)
 	uint64_t checked = 0;
 	int rc;
 
+	data = fuzz_image(data, size, &size);
 	memset(o, 0, sizeof(*o));
 	o->shard_target = 1;
 	o->verify_rc = 1;

@@ -198,12 +198,14 @@ static void expect_source_hash(sc_cache *c, const void *src, size_t len, const c
 		fuzz_fail("%s: \"%s\" lost its source or its hash", when, SRC_KEY);
 }
 
-int fuzz_run(const uint8_t *data, size_t size, struct fuzz_outcome *o)
+int fuzz_run(const uint8_t *input, size_t input_size, struct fuzz_outcome *o)
 {
 	static const char src[] = "-- the source of the key put with its bytes\nreturn 42\n";
 	struct seen s = { .n_keys = 0 };
 	sc_put_opts po = { .no_source = 1 };
 	unsigned char blob[512];
+	size_t size;
+	const uint8_t *data = fuzz_image(input, input_size, &size);
 	uint64_t h = XXH3_64bits(data, size), n = 0;
 	size_t blob_len = 1 + (size_t)(h >> 8) % sizeof(blob);
 	int limited = (h & 3) == 1, put_ok = 0, twin_ok = 0, src_ok = 0, sound, known, rc;

@@ -25,6 +25,7 @@
 
 #include <xxhash.h>
 
+#include "pack.h"
 #include "scriptcache.h"
 #include "shard_fix.h"
 
@@ -432,9 +433,9 @@ static void mutate_metas(uint8_t *d, size_t n)
 	memcpy(d + META_OFF(!i), &m, sizeof(m));
 }
 
-size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed)
+/* One change to the image @p data of @p size bytes (room for @p max_size). */
+static size_t mutate_image(uint8_t *data, size_t size, size_t max_size)
 {
-	rng_state = seed;
 	find_records(data, size);
 	switch (below(12)) {
 	case 0: case 1: case 2:
@@ -473,4 +474,39 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
 		shard_fix(data, size, what);
 	}
 	return size;
+}
+
+/* The largest image a mutation makes (the seeds are up to 256 KiB). */
+#define IMAGE_MUT_MAX ((size_t)1 << 20)
+
+/* Inputs are mutated as images and handed back packed (pack.h): a raw
+ * input (a seed from fuzz/corpus/bad/) comes back packed too.  One time in
+ * four a packed input gets libFuzzer's byte-level mutation as it is, which
+ * changes literal bytes and the lengths of zero runs. */
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed)
+{
+	static uint8_t *img, *packed;
+	size_t n, p;
+
+	rng_state = seed;
+	if (fuzz_is_packed(data, size) && size > FUZZ_PACK_MAGIC_LEN && max_size > size && !below(4))
+		return FUZZ_PACK_MAGIC_LEN + LLVMFuzzerMutate(data + FUZZ_PACK_MAGIC_LEN,
+							      size - FUZZ_PACK_MAGIC_LEN,
+							      max_size - FUZZ_PACK_MAGIC_LEN);
+	if (!img && !(img = malloc(FUZZ_IMAGE_MAX)))
+		abort();
+	if (fuzz_is_packed(data, size)) {
+		n = fuzz_unpack(data, size, img, FUZZ_IMAGE_MAX);
+	} else {
+		n = size < FUZZ_IMAGE_MAX ? size : FUZZ_IMAGE_MAX;
+		memcpy(img, data, n);
+	}
+	n = mutate_image(img, n, n > IMAGE_MUT_MAX ? n : IMAGE_MUT_MAX);
+	if (!packed && !(packed = malloc(FUZZ_IMAGE_MAX + FUZZ_PACK_MAGIC_LEN)))
+		abort();
+	p = fuzz_pack(img, n, packed, max_size);
+	if (p == 0) /* does not fit: keep the input, changed byte by byte */
+		return LLVMFuzzerMutate(data, size, max_size);
+	memcpy(data, packed, p);
+	return p;
 }
