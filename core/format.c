@@ -158,22 +158,19 @@ int sc_meta_sane(const struct sc_disk_meta *m, uint64_t file_size)
 	return sc_meta_insane(m, file_size) == NULL;
 }
 
-int sc_meta_choose(const struct sc_disk_meta m[2], uint64_t size, struct sc_disk_meta *out)
+int sc_meta_choose(const struct sc_disk_meta m[SC_META_SLOTS], uint64_t size,
+		   struct sc_disk_meta *out)
 {
-	int ok[2];
+	int best = -1;
 
-	for (int i = 0; i < 2; i++)
-		ok[i] = sc_meta_valid(&m[i]) && sc_meta_sane(&m[i], size) &&
-			(m[i].txnid & 1) == (uint64_t)i;
-	if (ok[0] && ok[1])
-		*out = m[0].txnid > m[1].txnid ? m[0] : m[1];
-	else if (ok[0])
-		*out = m[0];
-	else if (ok[1])
-		*out = m[1];
-	else
+	for (int i = 0; i < SC_META_SLOTS; i++)
+		if (sc_meta_valid(&m[i]) && sc_meta_sane(&m[i], size) &&
+		    (best < 0 || m[i].txnid > m[best].txnid))
+			best = i;
+	if (best < 0)
 		return SC_ECORRUPT;
-	return 0;
+	*out = m[best];
+	return best;
 }
 
 uint64_t sc_record_checksum(const struct sc_disk_entry *r, const struct iovec *strings, int n)
@@ -216,11 +213,12 @@ void sc_image_init(unsigned char page[SC_DATA_OFF], const struct sc_disk_meta *s
 	memset(m.lib_version, 0, sizeof(m.lib_version));
 	strncpy(m.lib_version, SC_VERSION_STRING, sizeof(m.lib_version) - 1);
 	/* Slot 0 holds txn 0, slot 1 txn 1: whichever a reader picks, it
-	 * finds the same state, and the first commit (txn 2) goes to slot 0. */
+	 * finds the same state.  Slot 2 stays zeros (invalid), and the first
+	 * commit (txn 2) goes there (txn.c). */
 	for (int i = 0; i < 2; i++) {
 		m.txnid = (uint64_t)i;
 		m.checksum = sc_meta_checksum(&m);
-		memcpy(page + (i ? SC_META1_OFF : SC_META0_OFF), &m, sizeof(m));
+		memcpy(page + sc_meta_off(i), &m, sizeof(m));
 	}
 }
 

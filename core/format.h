@@ -4,6 +4,7 @@
  *   0      header page   (struct sc_disk_header, written once at creation)
  *   512    meta slot 0   (struct sc_disk_meta)
  *   1024   meta slot 1
+ *   1536   meta slot 2   (zeros until a commit needs it: an invalid slot)
  *   4096   data: blobs, metadata chunks and tables, appended
  *
  * The data holds four kinds of things, each in its own place:
@@ -15,10 +16,11 @@
  *  - the key index: (XXH3-64 of the key, entry offset) slots;
  *  - the blob index: (XXH3-128 of the bytes, blob offset, length, refs),
  *    read by writers only.
- * Committed bytes are never changed, except the two meta slots and the
- * index slots that a committed meta's redo records name.  A commit is the
- * write of the meta slot with the higher transaction id; readers take the
- * valid meta with the highest id.  Integers are in the writer's byte order,
+ * Committed bytes are never changed, except the meta slots and the index
+ * slots that a committed meta's redo records name.  A commit is the write
+ * of a meta slot with a transaction id higher than any other slot's, into
+ * a slot that holds neither the newest commit nor the newest durable one
+ * (txn.c); readers take the valid meta with the highest id.  Integers are in the writer's byte order,
  * which the header records.
  */
 #ifndef SC_FORMAT_H
@@ -33,6 +35,8 @@
 #define SC_BYTE_ORDER_MARK 0x01020304u
 #define SC_META0_OFF       512u
 #define SC_META1_OFF       1024u
+#define SC_META2_OFF       1536u
+#define SC_META_SLOTS      3
 #define SC_DATA_OFF        4096u
 #define SC_ALIGN           64u     /* blobs, tables, chunks */
 #define SC_ENT_ALIGN       8u      /* entry records inside a chunk */
@@ -173,12 +177,31 @@ struct sc_disk_entry {
 
 _Static_assert(sizeof(struct sc_disk_header) == 256, "header layout");
 _Static_assert(sizeof(struct sc_disk_meta) == 392, "meta layout");
-_Static_assert(SC_META1_OFF + sizeof(struct sc_disk_meta) <= SC_DATA_OFF, "metas fit");
+_Static_assert(SC_META2_OFF + sizeof(struct sc_disk_meta) <= SC_DATA_OFF, "metas fit");
+_Static_assert(sizeof(struct sc_disk_meta) <= 512, "a meta slot in its own sector");
 _Static_assert(sizeof(struct sc_disk_slot) == 16, "slot layout");
 _Static_assert(sizeof(struct sc_disk_bslot) == 32, "blob slot layout");
 _Static_assert(sizeof(struct sc_disk_entry) == 112, "entry layout");
 _Static_assert(sizeof(struct sc_disk_fdir) == 32, "free directory layout");
 _Static_assert(sizeof(struct sc_disk_free) == 16, "free extent layout");
+
+/* Meta slot @p i (0 .. SC_META_SLOTS - 1): each in its own 512-byte sector. */
+static inline uint64_t sc_meta_off(int i)
+{
+	return SC_META0_OFF + (uint64_t)i * 512u;
+}
+
+/* An all-zero slot: never written (slot 2 of a new shard, or of one written
+ * before the third slot existed).  Invalid, and not damage. */
+static inline int sc_meta_unused(const struct sc_disk_meta *m)
+{
+	const unsigned char *p = (const unsigned char *)m;
+
+	for (size_t i = 0; i < sizeof(*m); i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
 
 static inline uint64_t sc_align_up(uint64_t v)
 {
@@ -232,10 +255,13 @@ int  sc_header_check(const struct sc_disk_header *h, uint64_t file_size);
 void sc_header_init(struct sc_disk_header *h);
 uint64_t sc_meta_checksum(const struct sc_disk_meta *m);
 int  sc_meta_valid(const struct sc_disk_meta *m);
-/* Pick the newer valid meta of two slots already copied out of a file of
- * @p size bytes (copied: a writer may be rewriting a slot meanwhile).
- * Returns 0 or SC_ECORRUPT. */
-int  sc_meta_choose(const struct sc_disk_meta m[2], uint64_t size, struct sc_disk_meta *out);
+/* Pick the newest valid meta of the slots already copied out of a file of
+ * @p size bytes (copied: a writer may be rewriting a slot meanwhile): a
+ * right checksum, sane against @p size, the highest transaction id.  Any
+ * slot may hold any id.  Returns its slot index, or SC_ECORRUPT. */
+int  sc_meta_choose(const struct sc_disk_meta m[SC_META_SLOTS], uint64_t size,
+		    struct sc_disk_meta *out);
+
 /* Structural checks of a meta against the file size (tables inside data, etc). */
 int  sc_meta_sane(const struct sc_disk_meta *m, uint64_t file_size);
 /* The same, saying which check failed (a static string), or NULL if sane. */
@@ -265,9 +291,9 @@ uint64_t sc_record_checksum(const struct sc_disk_entry *r, const struct iovec *s
 void sc_blob_id(const void *blob, size_t len, uint64_t id[2]);
 
 /*
- * The first bytes of a new shard file: a fresh header (new shard_id), both
- * meta slots (txn 0 and txn 1, valid from the start) describing @p m's
- * state.  The one place a shard image is made: creation, heal, compaction.
+ * The first bytes of a new shard file: a fresh header (new shard_id), meta
+ * slots 0 and 1 (txn 0 and txn 1, valid from the start) describing @p m's
+ * state, slot 2 zeros.  The one place a shard image is made: creation, heal, compaction.
  */
 void sc_image_init(unsigned char page[SC_DATA_OFF], const struct sc_disk_meta *m);
 

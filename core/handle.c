@@ -86,14 +86,16 @@ int sc_map_file(sc_cache *c, int fd, uint64_t file_size)
 /* What identifies a commit cheaply: each slot's txnid and checksum words.
  * The checksum matters: a slot left invalid (a torn write, say) can hold the
  * very txnid that the next commit writes there. */
-static void read_seen_txn(const unsigned char *map, uint64_t seen[4])
+static void read_seen_txn(const unsigned char *map, uint64_t seen[SC_SEEN_WORDS])
 {
 	const size_t sum = offsetof(struct sc_disk_meta, checksum);
 
-	seen[0] = __atomic_load_n((const uint64_t *)(map + SC_META0_OFF), __ATOMIC_ACQUIRE);
-	seen[1] = __atomic_load_n((const uint64_t *)(map + SC_META0_OFF + sum), __ATOMIC_ACQUIRE);
-	seen[2] = __atomic_load_n((const uint64_t *)(map + SC_META1_OFF), __ATOMIC_ACQUIRE);
-	seen[3] = __atomic_load_n((const uint64_t *)(map + SC_META1_OFF + sum), __ATOMIC_ACQUIRE);
+	for (int i = 0; i < SC_META_SLOTS; i++) {
+		seen[2 * i] = __atomic_load_n((const uint64_t *)(map + sc_meta_off(i)),
+					      __ATOMIC_ACQUIRE);
+		seen[2 * i + 1] = __atomic_load_n((const uint64_t *)(map + sc_meta_off(i) + sum),
+						  __ATOMIC_ACQUIRE);
+	}
 }
 
 static int refresh_locked(sc_cache *c, int force_path_check);
@@ -156,7 +158,7 @@ int sc_refresh_locked(sc_cache *c, int force_path_check)
 static int refresh_locked(sc_cache *c, int force_path_check)
 {
 	struct stat st;
-	struct sc_disk_meta m, raw[2];
+	struct sc_disk_meta m, raw[SC_META_SLOTS];
 	int rc, tries = 0;
 
 again:
@@ -177,8 +179,8 @@ again:
 	 * fits in the size we learn afterwards.  (The other order can see two
 	 * commits land in between and take both metas for corrupt.) */
 	read_seen_txn(c->maps->base, c->seen_txn);
-	memcpy(raw, c->maps->base + SC_META0_OFF, sizeof(raw[0]));
-	memcpy(raw + 1, c->maps->base + SC_META1_OFF, sizeof(raw[1]));
+	for (int i = 0; i < SC_META_SLOTS; i++)
+		memcpy(raw + i, c->maps->base + sc_meta_off(i), sizeof(raw[i]));
 	if (c->legacy)
 		st.st_size = (off_t)c->v1_image_len;
 	else if (fstat(c->fd, &st) != 0)
@@ -191,7 +193,7 @@ again:
 			return rc;
 	}
 	rc = sc_meta_choose(raw, c->file_size, &m);
-	if (rc != 0)
+	if (rc < 0)
 		return rc;
 	if (m.flags & SC_META_RETIRED) {
 		if ((rc = sc_reopen_locked(c)) != 0)
@@ -389,7 +391,7 @@ int sc_snapshot(sc_cache *c, struct sc_snap *s)
 	} else {
 		check = sc_now_ns() >= next;
 	}
-	uint64_t seen[4];
+	uint64_t seen[SC_SEEN_WORDS];
 	int rc = 0;
 
 	pthread_rwlock_rdlock(&c->rw);

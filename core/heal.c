@@ -53,7 +53,7 @@ static int pread_full(int fd, void *buf, size_t len, off_t off)
 static int examine(const char *path)
 {
 	struct sc_disk_header h;
-	struct sc_disk_meta m[2], chosen;
+	struct sc_disk_meta m[SC_META_SLOTS], chosen;
 	struct stat st;
 	int fd, rc;
 
@@ -78,11 +78,11 @@ static int examine(const char *path)
 	}
 	rc = sc_header_check(&h, (uint64_t)st.st_size);
 	if (rc == 0) {
-		if (pread_full(fd, &m[0], sizeof(m[0]), SC_META0_OFF) != 0 ||
-		    pread_full(fd, &m[1], sizeof(m[1]), SC_META1_OFF) != 0)
-			rc = SC_ETRUNCATED;
-		else
-			rc = sc_meta_choose(m, (uint64_t)st.st_size, &chosen);
+		for (int i = 0; i < SC_META_SLOTS && rc == 0; i++)
+			if (pread_full(fd, &m[i], sizeof(m[i]), sc_meta_off(i)) != 0)
+				rc = SC_ETRUNCATED;
+		if (rc == 0 && sc_meta_choose(m, (uint64_t)st.st_size, &chosen) < 0)
+			rc = SC_ECORRUPT;
 	}
 	if (rc == 0 || sc_heal_wanted(rc))
 		rc = rc == 0 ? 0 : 1;

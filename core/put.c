@@ -263,7 +263,7 @@ static int extent_take(struct wtxn *t, int k, uint64_t *off)
 static void extent_give(struct wtxn *t, uint64_t off, uint64_t len)
 {
 	struct sc_disk_fdir d;
-	struct sc_disk_free f = { off, t->s->meta.txnid + 1 };
+	struct sc_disk_free f = { off, sc_next_txnid(t->s) }; /* this commit's id */
 	int k = sc_class_of(len);
 
 	if (k < 0)

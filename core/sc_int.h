@@ -23,6 +23,7 @@
 #include "format.h"
 #include "scriptcache.h"
 
+#define SC_SEEN_WORDS (2 * SC_META_SLOTS)
 #define SC_IDENTITY_MAX 160
 
 struct sc_map {
@@ -76,7 +77,7 @@ struct sc_cache {
 	struct sc_map *maps;  /* current mapping first, older ones after */
 	uint64_t file_size;
 	struct sc_disk_meta meta;
-	uint64_t seen_txn[4]; /* raw txnid and checksum words of both slots */
+	uint64_t seen_txn[SC_SEEN_WORDS]; /* raw txnid and checksum words of each meta slot */
 	uint64_t shard_id;
 	struct sc_vset *vset; /* current set first, older ones after */
 	/* A version 1 file at the path: read as an empty v2 image (maps holds
@@ -240,6 +241,9 @@ int  sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len
 int  sc_writer_begin(sc_cache *c, struct sc_snap *s);
 void sc_writer_end(sc_cache *c);
 int  sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m);
+/* The transaction id the next commit gets (writer lock held): one past the
+ * newest commit, and past any meta a power loss left without its data. */
+uint64_t sc_next_txnid(const struct sc_snap *s);
 /* Write the index slot that the committed meta's redo record names. */
 int  sc_apply_redo(const struct sc_snap *s);
 

@@ -4,9 +4,16 @@
  * slot, end.  Every operation that writes goes through here.
  *
  * Why a commit is one meta write: readers take the valid meta slot with the
- * higher transaction id, so until the new slot is written (and, in durable
+ * highest transaction id, so until the new slot is written (and, in durable
  * mode, synced) they see the old state, and after it the new one; docs/
  * FORMAT.md has the crash argument.
+ *
+ * Three meta slots, so that a commit never overwrites the newest commit
+ * (readers fall back to it while the new one is being written) nor the
+ * newest commit known to be on disk with its data (a power loss falls back
+ * to it): an SC_NOSYNC commit whose meta and data are not on disk yet may
+ * come after it, and the next one would overwrite it with two slots
+ * (docs/RELIABILITY.md, finding 13).
  */
 #include <errno.h>
 #include <string.h>
@@ -111,11 +118,77 @@ void sc_writer_end(sc_cache *c)
 	pthread_mutex_unlock(&c->wmutex);
 }
 
+/*
+ * The slot for a new meta, given the slots as the file holds them (@p ok:
+ * right checksum), the newest commit @p now and @p durable, the newest
+ * commit known to be on disk with everything it names.  Kept: the slot of
+ * @p now and the slot of the newest commit at or below @p durable (all of
+ * them are on disk).  Of the others, the first choice is a slot that holds
+ * no commit of this history (invalid, or a commit newer than @p now that a
+ * power loss left without its data), then the oldest commit.
+ */
+static int meta_slot_for(const struct sc_disk_meta cur[SC_META_SLOTS], const int ok[SC_META_SLOTS],
+			 uint64_t now, uint64_t durable)
+{
+	int keep_now = -1, keep_durable = -1, best = -1;
+	uint64_t best_rank = 0;
+
+	for (int i = 0; i < SC_META_SLOTS; i++) {
+		if (!ok[i])
+			continue;
+		if (cur[i].txnid == now && keep_now < 0)
+			keep_now = i;
+		if (cur[i].txnid <= durable && cur[i].txnid <= now &&
+		    (keep_durable < 0 || cur[i].txnid > cur[keep_durable].txnid))
+			keep_durable = i;
+	}
+	for (int i = 0; i < SC_META_SLOTS; i++) {
+		uint64_t rank = !ok[i] || cur[i].txnid > now ? 0 : cur[i].txnid + 1;
+
+		if (i == keep_now || i == keep_durable)
+			continue;
+		if (best < 0 || rank < best_rank) {
+			best = i;
+			best_rank = rank;
+		}
+	}
+	return best; /* three slots, at most two kept: always one */
+}
+
+static void read_slots(const struct sc_snap *s, struct sc_disk_meta cur[SC_META_SLOTS],
+		       int ok[SC_META_SLOTS])
+{
+	for (int i = 0; i < SC_META_SLOTS; i++) {
+		memcpy(&cur[i], s->map + sc_meta_off(i), sizeof(cur[i]));
+		ok[i] = sc_meta_valid(&cur[i]);
+	}
+}
+
+/* Under the writer lock nobody else writes the slots.  A slot may hold a
+ * commit newer than the newest valid one, that a power loss left without
+ * its data (readers refuse it while the file is shorter than its data_end,
+ * and fell back to an older one): the next commit gets a higher id, or
+ * that meta would win again once the file grows past its data_end. */
+uint64_t sc_next_txnid(const struct sc_snap *s)
+{
+	struct sc_disk_meta cur[SC_META_SLOTS];
+	int ok[SC_META_SLOTS];
+	uint64_t top = s->meta.txnid;
+
+	read_slots(s, cur, ok);
+	for (int i = 0; i < SC_META_SLOTS; i++)
+		if (ok[i] && cur[i].txnid > top && cur[i].txnid < SC_PIN_BASE - 2)
+			top = cur[i].txnid;
+	return top + 1;
+}
+
 int sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m)
 {
-	int rc;
+	struct sc_disk_meta cur[SC_META_SLOTS];
+	int ok[SC_META_SLOTS], slot, rc;
 
-	m->txnid = s->meta.txnid + 1;
+	read_slots(s, cur, ok);
+	m->txnid = sc_next_txnid(s);
 	if (c->flags & SC_NOSYNC)
 		m->flags &= ~(uint64_t)SC_META_SYNCED;
 	else
@@ -149,8 +222,14 @@ int sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m)
 	 * keeps this meta, it keeps all it names (the sync above). */
 	if (!(c->flags & SC_NOSYNC))
 		m->durable_txn = m->txnid;
+	/* Never over the newest commit, nor over the newest one on disk:
+	 * after a durable commit, SC_NOSYNC commits take turns in the two
+	 * other slots, unsynced, and a power loss anywhere in that run still
+	 * finds the durable one whole (finding 13).  A durable commit has
+	 * just synced the newest one, so only that is kept. */
+	slot = meta_slot_for(cur, ok, s->meta.txnid, m->durable_txn);
 	m->checksum = sc_meta_checksum(m);
-	rc = sc_write_full(s->fd, m, sizeof(*m), (m->txnid & 1) ? SC_META1_OFF : SC_META0_OFF);
+	rc = sc_write_full(s->fd, m, sizeof(*m), sc_meta_off(slot));
 	if (rc != 0)
 		return rc;
 	if (!(c->flags & SC_NOSYNC) && (rc = sc_fdatasync(s->fd)) != 0)

@@ -103,7 +103,9 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 {
 	struct vctx v = { fn, arg, 0 };
 	struct sc_disk_header h;
-	struct sc_disk_meta m[2];
+	struct sc_disk_meta m[SC_META_SLOTS];
+	int ok[SC_META_SLOTS];
+	uint64_t meta_at = SC_META0_OFF; /* the slot of the meta checked against */
 	struct sc_snap s;
 	uint64_t entries = 0, tombs = 0, live = 0, checked = 0, logical = 0, stored = 0;
 	uint64_t blobs = 0, btombs = 0, *refs = NULL;
@@ -137,18 +139,26 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 	memcpy(&h, s.map, sizeof(h));
 	if ((rc = sc_header_check(&h, s.file_size)) != 0)
 		problem(&v, 0, "header: %s", sc_strerror(rc));
-	memcpy(&m[0], s.map + SC_META0_OFF, sizeof(m[0]));
-	memcpy(&m[1], s.map + SC_META1_OFF, sizeof(m[1]));
-	for (int i = 0; i < 2; i++) {
-		uint64_t at = i ? SC_META1_OFF : SC_META0_OFF;
+	for (int i = 0; i < SC_META_SLOTS; i++) {
+		uint64_t at = sc_meta_off(i);
 		const char *why;
+
+		memcpy(&m[i], s.map + at, sizeof(m[i]));
+		ok[i] = 0;
+		if (i == 2 && sc_meta_unused(&m[i]))
+			continue; /* not used yet (a new shard, or one from before slot 2) */
 		if (!sc_meta_valid(&m[i]))
 			problem(&v, at, "meta slot %d: checksum mismatch", i);
 		else if ((why = sc_meta_insane(&m[i], s.file_size)) != NULL)
 			problem(&v, at, "meta slot %d: %s", i, why);
-		else if ((m[i].txnid & 1) != (uint64_t)i)
-			problem(&v, at, "meta slot %d: transaction id %llu in the wrong slot", i,
-				(unsigned long long)m[i].txnid);
+		else
+			ok[i] = 1;
+		for (int j = 0; j < i && ok[i]; j++)
+			if (ok[j] && m[j].txnid == m[i].txnid)
+				problem(&v, at, "meta slots %d and %d: both hold transaction id %llu", j,
+					i, (unsigned long long)m[i].txnid);
+		if (ok[i] && m[i].txnid == s.meta.txnid)
+			meta_at = at;
 	}
 	if (c->legacy) {
 		problem(&v, 8, "format version 1: read as empty; the next write rebuilds it as "
@@ -235,7 +245,7 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 				(unsigned long long)refs[i]);
 	}
 	if (entries != s.meta.entries || tombs != s.meta.tombstones || live != s.meta.live_bytes)
-		problem(&v, (s.meta.txnid & 1) ? SC_META1_OFF : SC_META0_OFF,
+		problem(&v, meta_at,
 			"meta counts (%llu entries, %llu tombstones, %llu live bytes) differ from "
 			"the index (%llu, %llu, %llu)",
 			(unsigned long long)s.meta.entries, (unsigned long long)s.meta.tombstones,
@@ -243,7 +253,7 @@ int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 			(unsigned long long)tombs, (unsigned long long)live);
 	if (blobs != s.meta.blobs || btombs != s.meta.blob_tombs || stored != s.meta.stored_bytes ||
 	    logical != s.meta.logical_bytes)
-		problem(&v, (s.meta.txnid & 1) ? SC_META1_OFF : SC_META0_OFF,
+		problem(&v, meta_at,
 			"meta blob counts (%llu blobs, %llu tombstones, %llu stored, %llu logical "
 			"bytes) differ from the indexes (%llu, %llu, %llu, %llu)",
 			(unsigned long long)s.meta.blobs, (unsigned long long)s.meta.blob_tombs,

@@ -126,9 +126,9 @@ static int known_chunk_tail(const uint8_t *d, size_t n, sc_cache *c)
 
 	if (!env || strcmp(env, "1") != 0)
 		return 0;
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < SC_META_SLOTS; i++) {
 		struct sc_disk_meta m;
-		uint64_t off = i ? SC_META1_OFF : SC_META0_OFF;
+		uint64_t off = sc_meta_off(i);
 
 		if (n < off + sizeof(m))
 			continue;

@@ -257,15 +257,19 @@ static struct peek peek_shard_len(int sh, size_t len, int nosync)
 {
 	struct peek pk = { 0, 0, 0 };
 	struct sc_disk_header h;
-	struct sc_disk_meta m[2], *best = NULL;
-	int fd = open(shard[sh], O_RDONLY | O_CLOEXEC);
+	struct sc_disk_meta m[SC_META_SLOTS], *best = NULL;
+	int fd = open(shard[sh], O_RDONLY | O_CLOEXEC), got = 0;
 	if (fd < 0)
 		return pk;
-	if (pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h &&
-	    pread(fd, &m[0], sizeof m[0], SC_META0_OFF) == (ssize_t)sizeof m[0] &&
-	    pread(fd, &m[1], sizeof m[1], SC_META1_OFF) == (ssize_t)sizeof m[1]) {
+	if (pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h) {
+		got = 1;
+		for (int i = 0; i < SC_META_SLOTS; i++)
+			got &= pread(fd, &m[i], sizeof m[i], (off_t)sc_meta_off(i)) ==
+			       (ssize_t)sizeof m[i];
+	}
+	if (got) {
 		pk.shard_id = h.shard_id;
-		for (int i = 0; i < 2; i++)
+		for (int i = 0; i < SC_META_SLOTS; i++)
 			if (XXH3_64bits(&m[i], offsetof(struct sc_disk_meta, checksum)) ==
 				    m[i].checksum &&
 			    (!best || m[i].txnid > best->txnid))

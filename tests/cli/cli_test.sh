@@ -428,16 +428,16 @@ run --shard "$T/junk" ls
 check "ls of a file that is not a shard: exit 2" is_rc 2
 check "... one-line error" err_one_line
 check "... saying it is not a shard" err_has "not a scriptcache shard"
-# both meta slots (offsets 512 and 1024, docs/FORMAT.md) zeroed: the file
+# every meta slot (offsets 512, 1024 and 1536, docs/FORMAT.md) zeroed: the file
 # is ours but nothing in it is usable.  Looking leaves it alone; the first
 # write sets it aside and starts a new shard.
 BAD3=$T/bad3.shard
 run --shard "$BAD3" put "$SRC/one.lua" "$SRC/one.lua"
-dd if=/dev/zero of="$BAD3" bs=512 seek=1 count=2 conv=notrunc status=none
+dd if=/dev/zero of="$BAD3" bs=512 seek=1 count=3 conv=notrunc status=none
 cp "$BAD3" "$T/bad3.copy"
 for cmd in ls stats verify; do
 	run --shard "$BAD3" $cmd
-	check "$cmd of a shard whose metas are both damaged: exit 1" is_rc 1
+	check "$cmd of a shard whose metas are all damaged: exit 1" is_rc 1
 	check "... one-line error" err_one_line
 	check "... saying what happens next" err_has "corrupt; nothing in it can be served; the next write to the cache sets it aside as $BAD3.corrupt-<time> and starts a new shard ('scriptcache clear' does it now)"
 done

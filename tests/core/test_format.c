@@ -55,24 +55,27 @@ static void build_reference(const char *shard)
 	orig = tu_read_file(shard, &orig_len);
 }
 
-static int meta_ok(const struct sc_disk_meta *m, int slot)
+static int meta_ok(const struct sc_disk_meta *m)
 {
-	return XXH3_64bits(m, offsetof(struct sc_disk_meta, checksum)) == m->checksum &&
-	       (m->txnid & 1) == (uint64_t)slot;
+	return XXH3_64bits(m, offsetof(struct sc_disk_meta, checksum)) == m->checksum;
 }
 
-/* The meta a reader would pick (both are valid in the reference). */
+/* The meta a reader would pick (all are valid in the reference): any slot
+ * may hold any transaction id, the highest wins. */
 static struct sc_disk_meta winning_meta(const unsigned char *img)
 {
-	struct sc_disk_meta m0, m1;
-	memcpy(&m0, img + SC_META0_OFF, sizeof m0);
-	memcpy(&m1, img + SC_META1_OFF, sizeof m1);
-	TU_CHECK(meta_ok(&m0, 0) || meta_ok(&m1, 1));
-	if (!meta_ok(&m1, 1))
-		return m0;
-	if (!meta_ok(&m0, 0))
-		return m1;
-	return m0.txnid > m1.txnid ? m0 : m1;
+	struct sc_disk_meta m, best;
+	int found = 0;
+
+	for (int i = 0; i < SC_META_SLOTS; i++) {
+		memcpy(&m, img + sc_meta_off(i), sizeof m);
+		if (meta_ok(&m) && (!found || m.txnid > best.txnid)) {
+			best = m;
+			found = 1;
+		}
+	}
+	TU_CHECK(found);
+	return best;
 }
 
 static void reseal_meta(unsigned char *img, uint64_t at)
@@ -419,12 +422,12 @@ static void test_header_fields(void)
 	int rc = open_image(img, orig_len);
 	tap_ok(rc < 0 && rc != -99999, "unknown header_size refused (%s)", sc_strerror(rc));
 
-	/* both metas damaged: nothing to trust */
+	/* every meta damaged: nothing to trust */
 	memcpy(img, orig, orig_len);
-	img[SC_META0_OFF + 3] ^= 0x10;
-	img[SC_META1_OFF + 3] ^= 0x10;
+	for (int i = 0; i < SC_META_SLOTS; i++)
+		img[sc_meta_off(i) + 3] ^= 0x10;
 	rc = open_image(img, orig_len);
-	tap_ok(rc < 0 && rc != -99999, "both meta slots damaged: open refused (%s)",
+	tap_ok(rc < 0 && rc != -99999, "every meta slot damaged: open refused (%s)",
 	       sc_strerror(rc));
 
 	/* empty file */
@@ -468,7 +471,7 @@ static void mk_truncate(unsigned char *img, size_t *len, const struct fcase *fc)
 	*len = fc->off;
 }
 
-/* Both metas get the same field change, resealed: the reader has no valid
+/* Every meta gets the same field change, resealed: the reader has no valid
  * fallback and must survive checksummed nonsense. */
 enum { M_DATA_END, M_INDEX_OFF, M_INDEX_SLOTS, M_ENTRIES, M_REDO_SLOT, M_REDO_OFF,
        M_REDO_OTHER, M_LIVE, M_TXN_SWAP };
@@ -478,8 +481,8 @@ static void mk_meta(unsigned char *img, size_t *len, const struct fcase *fc)
 	(void)len;
 	int what = (int)(fc->arg >> 56);
 	uint64_t v = fc->arg & ((1ull << 56) - 1);
-	for (int s = 0; s < 2; s++) {
-		uint64_t at = s ? SC_META1_OFF : SC_META0_OFF;
+	for (int s = 0; s < SC_META_SLOTS; s++) {
+		uint64_t at = sc_meta_off(s);
 		struct sc_disk_meta m;
 		memcpy(&m, img + at, sizeof m);
 		switch (what) {
@@ -619,8 +622,8 @@ static void test_flips(void)
 
 	/* 2. meta slots: every byte; verify must notice */
 	ncases = 0;
-	for (int s = 0; s < 2; s++) {
-		uint64_t at = s ? SC_META1_OFF : SC_META0_OFF;
+	for (int s = 0; s < SC_META_SLOTS; s++) {
+		uint64_t at = sc_meta_off(s);
 		for (uint64_t o = at; o < at + sizeof(struct sc_disk_meta); o++)
 			add(o, X_VERIFY, 0, mk_flip, 0x5a);
 	}
@@ -631,7 +634,8 @@ static void test_flips(void)
 	ncases = 0;
 	for (uint64_t o = sizeof(struct sc_disk_header); o < SC_DATA_OFF; o += 13)
 		if ((o < SC_META0_OFF || o >= SC_META0_OFF + sizeof m) &&
-		    (o < SC_META1_OFF || o >= SC_META1_OFF + sizeof m))
+		    (o < SC_META1_OFF || o >= SC_META1_OFF + sizeof m) &&
+		    (o < SC_META2_OFF || o >= SC_META2_OFF + sizeof m))
 			add(o, 0, 0, mk_flip, 0x5a);
 	run_cases(cases, ncases);
 	report("first-page padding flips", cases, ncases);
