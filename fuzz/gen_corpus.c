@@ -196,8 +196,8 @@ static void four(sc_cache *c)
 /* ---- what the crafting needs to know about an image ---- */
 
 struct info {
-	int newest, older;
-	struct sc_disk_meta m[2];
+	int newest, older, oldest; /* slots: the newest commit, the one before, the rest */
+	struct sc_disk_meta m[META_SLOTS];
 	uint64_t off_a, off_b, off_c, off_d;     /* entries of the four keys */
 	uint64_t slot_a, slot_b, slot_c, slot_d; /* their key index slots (newest meta) */
 	uint64_t hash_a;
@@ -238,10 +238,18 @@ static struct info inspect(const struct img *im)
 {
 	struct info in;
 
+	/* Every seed has all three slots in use (a few commits each), any
+	 * slot holding any transaction id. */
 	in.newest = shard_newest_meta(im->d, im->n);
-	in.older = !in.newest;
-	CHECK(shard_meta_get(im->d, im->n, 0, &in.m[0]) == 0);
-	CHECK(shard_meta_get(im->d, im->n, 1, &in.m[1]) == 0);
+	for (int i = 0; i < META_SLOTS; i++)
+		CHECK(shard_meta_get(im->d, im->n, i, &in.m[i]) == 0);
+	in.older = in.oldest = -1;
+	for (int i = 0; i < META_SLOTS; i++)
+		if (i != in.newest && (in.older < 0 || in.m[i].txnid > in.m[in.older].txnid))
+			in.older = i;
+	for (int i = 0; i < META_SLOTS; i++)
+		if (i != in.newest && i != in.older)
+			in.oldest = i;
 	CHECK(find(im, &in, KEY_A, &in.slot_a, &in.off_a) == 0);
 	CHECK(find(im, &in, KEY_B, &in.slot_b, &in.off_b) == 0);
 	CHECK(find(im, &in, KEY_C, &in.slot_c, &in.off_c) == 0);
@@ -284,10 +292,10 @@ static void settle(struct img *im, struct info *in)
 	shard_meta_put(im->d, im->n, in->newest, m);
 }
 
-/* Set a field of both metas (stmt on M) and recompute their checksums. */
-#define BOTH_METAS(im, in, stmt)                                          \
+/* Set a field of every meta (stmt on M) and recompute their checksums. */
+#define ALL_METAS(im, in, stmt)                                           \
 	do {                                                              \
-		for (int i_ = 0; i_ < 2; i_++) {                          \
+		for (int i_ = 0; i_ < META_SLOTS; i_++) {                 \
 			struct sc_disk_meta *M = &(in).m[i_];             \
 			stmt;                                             \
 			shard_meta_put((im).d, (im).n, i_, M);            \
@@ -467,7 +475,7 @@ int main(int argc, char **argv)
 		for (int k = 0; k < 4; k++)
 			set_slot(&im, &g, hash_of(keys[k]) & (slots - 1), hash_of(keys[k]), offs[k]);
 		g.txnid = m->txnid + 1;
-		shard_meta_put(im.d, im.n, (int)(g.txnid & 1), &g);
+		shard_meta_put(im.d, im.n, in.oldest, &g);
 	}
 	write_img("shard", "grown-index", &im);
 	out("grown-index--ok", &im, 0);
@@ -495,7 +503,7 @@ int main(int argc, char **argv)
 			*bslot(&im, &g, j) = b;
 		}
 		g.txnid = m->txnid + 1;
-		shard_meta_put(im.d, im.n, (int)(g.txnid & 1), &g);
+		shard_meta_put(im.d, im.n, in.oldest, &g);
 	}
 	write_img("shard", "grown-blob-index", &im);
 	out("grown-blob-index--ok", &im, 0);
@@ -520,9 +528,26 @@ int main(int argc, char **argv)
 			{ (size_t)m->data_end - 1, "trunc-last-byte--open-ECORRUPT" },
 		};
 		for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+			/* A cut that an older commit's data fits in opens at that
+			 * commit (the seeds are SC_NOSYNC: slot 0 keeps the empty
+			 * txn 0, the newest durable one), whose index slots later
+			 * commits wrote in place: verify reports them. */
+			const char *tail = strstr(cut[i].name, "--open-ECORRUPT");
+			int fits = 0;
+			char name[128];
+
+			for (int k = 0; k < META_SLOTS; k++)
+				fits |= cut[i].n >= SC_DATA_OFF && in.m[k].data_end <= cut[i].n &&
+					in.m[k].index_off + in.m[k].index_slots * 16 <= cut[i].n &&
+					in.m[k].blobs_off + in.m[k].blob_slots * 32 <= cut[i].n;
+			if (fits && tail)
+				snprintf(name, sizeof(name), "%.*s-falls-back--verify-ECORRUPT",
+					 (int)(tail - cut[i].name), cut[i].name);
+			else
+				snprintf(name, sizeof(name), "%s", cut[i].name);
 			im = copy(&base);
 			im.n = cut[i].n;
-			out(cut[i].name, &im, 0);
+			out(name, &im, 0);
 		}
 		/* inside the last blob appended: the older meta (one put
 		 * earlier) still fits, so the shard opens at the previous
@@ -580,15 +605,15 @@ int main(int argc, char **argv)
 		im = copy(&base);                                            \
 		in = inspect(&im);                                           \
 		if (both)                                                    \
-			BOTH_METAS(im, in, stmt);                            \
+			ALL_METAS(im, in, stmt);                            \
 		else                                                         \
 			NEWEST_META(im, in, stmt);                           \
 		out(name, &im, expect_pending);                              \
 	} while (0)
 	im = copy(&base);
-	im.d[SC_META0_OFF + 20] ^= 1;
-	im.d[SC_META1_OFF + 20] ^= 1;
-	out("metas-both-checksum-wrong--open-ECORRUPT", &im, 0);
+	for (int i = 0; i < META_SLOTS; i++)
+		im.d[META_OFF(i) + 20] ^= 1;
+	out("metas-all-checksum-wrong--open-ECORRUPT", &im, 0);
 	im = copy(&base);
 	in = inspect(&im);
 	im.d[META_OFF(in.newest) + 20] ^= 1;
@@ -598,14 +623,40 @@ int main(int argc, char **argv)
 	im.d[META_OFF(in.newest) + offsetof(struct sc_disk_meta, wredo) + 8] ^= 1;
 	out("meta-newest-wredo-byte-checksum-stale--verify-ECORRUPT", &im, 0);
 	im = copy(&base);
-	memset(im.d + SC_META0_OFF, 0, sizeof(struct sc_disk_meta));
-	memset(im.d + SC_META1_OFF, 0, sizeof(struct sc_disk_meta));
-	out("metas-both-zero--open-ECORRUPT", &im, 0);
+	for (int i = 0; i < META_SLOTS; i++)
+		memset(im.d + META_OFF(i), 0, sizeof(struct sc_disk_meta));
+	out("metas-all-zero--open-ECORRUPT", &im, 0);
+	/* any slot may hold any transaction id: the metas moved round */
 	im = copy(&base);
 	in = inspect(&im);
-	shard_meta_put(im.d, im.n, 0, &in.m[1]); /* odd txnid in slot 0 */
-	shard_meta_put(im.d, im.n, 1, &in.m[0]);
-	out("metas-swapped-wrong-parity--open-ECORRUPT", &im, 0);
+	for (int i = 0; i < META_SLOTS; i++)
+		shard_meta_put(im.d, im.n, (i + 1) % META_SLOTS, &in.m[i]);
+	out("metas-rotated--ok", &im, 0);
+	/* slot 2 zeros: never used (a shard from before it existed) or lost;
+	 * if it held the newest commit, readers fall back to the one before,
+	 * whose counts the index slot written in place no longer matches */
+	im = copy(&base);
+	in = inspect(&im);
+	memset(im.d + SC_META2_OFF, 0, sizeof(struct sc_disk_meta));
+	out(in.newest == 2 ? "meta-slot2-zero-falls-back--verify-ECORRUPT" : "meta-slot2-zero--ok",
+	    &im, 0);
+	/* the newest commit in two slots: readers agree, verify reports it */
+	im = copy(&base);
+	in = inspect(&im);
+	shard_meta_put(im.d, im.n, in.oldest, &in.m[in.newest]);
+	out("metas-same-txnid-twice--verify-ECORRUPT", &im, 0);
+	/* a commit newer than the newest, its data lost (a power loss after
+	 * SC_NOSYNC commits): refused while the file is shorter, and the next
+	 * commit gets a higher transaction id (core/txn.c) */
+	im = copy(&base);
+	in = inspect(&im);
+	{
+		struct sc_disk_meta m = in.m[in.newest];
+		m.txnid += 2;
+		m.data_end = sc_align_up(im.n) + 65536;
+		shard_meta_put(im.d, im.n, in.oldest, &m);
+	}
+	out("meta-future-data-lost--verify-ECORRUPT", &im, 0);
 	/* found by fuzzing in format 1: the slot the next commit goes to
 	 * already holds its txnid (an insane meta with a valid checksum),
 	 * which hid that commit from sc_snapshot's change check */
@@ -665,7 +716,9 @@ int main(int argc, char **argv)
 	META_CASE("metas-chunk-len-max--open-ECORRUPT", 0, 1, M->chunk_len = UINT64_MAX);
 	META_CASE("metas-chunk-used-over-len--open-ECORRUPT", 0, 1, M->chunk_used = M->chunk_len + 8);
 	META_CASE("metas-chunk-used-unaligned--open-ECORRUPT", 0, 1, M->chunk_used += 4);
-	META_CASE("metas-chunk-sizes-without-chunk--open-ECORRUPT", 0, 1, M->chunk_off = 0);
+	/* the slot of txn 0 (no chunk yet) stays sane: it is opened */
+	META_CASE("metas-chunk-sizes-without-chunk-falls-back--verify-ECORRUPT", 0, 1,
+		  M->chunk_off = 0);
 	META_CASE("meta-newest-chunk-used-over-len--verify-ECORRUPT", 0, 0,
 		  M->chunk_used = M->chunk_len + 8);
 	/* no current chunk, a full one: the next put starts a new one */
@@ -920,7 +973,7 @@ int main(int argc, char **argv)
 		struct sc_disk_bslot b = *bslot(&im, m, bslot_of(&im, &in, in.off_a));
 		for (uint64_t i = 0; i < m->blob_slots; i++)
 			*bslot(&im, m, i) = b;
-		BOTH_METAS(im, in, (M->blobs = M->blob_slots, M->blob_tombs = 0, M->wredo_n = 0,
+		ALL_METAS(im, in, (M->blobs = M->blob_slots, M->blob_tombs = 0, M->wredo_n = 0,
 				    memset(M->wredo, 0, sizeof(M->wredo))));
 	}
 	out("bindex-full-of-one-blob--verify-ECORRUPT", &im, 0);
@@ -933,7 +986,7 @@ int main(int argc, char **argv)
 		struct sc_disk_bslot b = *bslot(&im, m, bslot_of(&im, &in, in.off_a));
 		for (uint64_t i = 0; i < m->blob_slots; i++)
 			*bslot(&im, m, i) = b;
-		BOTH_METAS(im, in, (M->blobs = 0, M->blob_tombs = 0, M->wredo_n = 0,
+		ALL_METAS(im, in, (M->blobs = 0, M->blob_tombs = 0, M->wredo_n = 0,
 				    memset(M->wredo, 0, sizeof(M->wredo))));
 	}
 	out("bindex-full-counts-say-empty--verify-ECORRUPT", &im, 0);
@@ -978,7 +1031,7 @@ int main(int argc, char **argv)
 		struct sc_disk_meta m = in.m[in.newest];
 		for (uint64_t i = 0; i < m.index_slots; i++)
 			set_slot(&im, &m, i, i, SC_SLOT_TOMB);
-		BOTH_METAS(im, in, (M->entries = 0, M->tombstones = M->index_slots,
+		ALL_METAS(im, in, (M->entries = 0, M->tombstones = M->index_slots,
 				    M->live_bytes = M->stored_bytes = M->logical_bytes = 0,
 				    M->redo_slot = SC_NO_REDO, M->redo_off = M->redo_hash = 0));
 		/* no entry holds the blobs any more: they die with them */
@@ -1006,7 +1059,7 @@ int main(int argc, char **argv)
 			if (b->off > SC_SLOT_TOMB && b->off != ent(&im, in.off_a)->blob_off)
 				b->off = SC_SLOT_TOMB;
 		}
-		BOTH_METAS(im, in, (M->entries = 1, M->tombstones = M->index_slots - 1,
+		ALL_METAS(im, in, (M->entries = 1, M->tombstones = M->index_slots - 1,
 				    M->live_bytes = ent(&im, in.off_a)->rec_len + 64,
 				    M->blobs = 1, M->blob_tombs = 2,
 				    M->stored_bytes = M->logical_bytes = 5,
@@ -1020,7 +1073,7 @@ int main(int argc, char **argv)
 		struct sc_disk_meta m = in.m[in.newest];
 		for (uint64_t i = 0; i < m.index_slots; i++)
 			set_slot(&im, &m, i, in.hash_a, in.off_a);
-		BOTH_METAS(im, in, (M->entries = M->index_slots, M->tombstones = 0,
+		ALL_METAS(im, in, (M->entries = M->index_slots, M->tombstones = 0,
 				    M->live_bytes = M->index_slots * ent(&im, in.off_a)->rec_len,
 				    M->redo_slot = SC_NO_REDO, M->redo_off = M->redo_hash = 0));
 	}
@@ -1033,7 +1086,7 @@ int main(int argc, char **argv)
 		struct sc_disk_meta m = in.m[in.newest];
 		for (uint64_t i = 0; i < m.index_slots; i++)
 			set_slot(&im, &m, i, in.hash_a, in.off_a);
-		BOTH_METAS(im, in, (M->entries = 0, M->tombstones = 0,
+		ALL_METAS(im, in, (M->entries = 0, M->tombstones = 0,
 				    M->redo_slot = SC_NO_REDO, M->redo_off = M->redo_hash = 0));
 	}
 	out("index-full-counts-say-empty--verify-ECORRUPT", &im, 0);

@@ -28,7 +28,7 @@ int shard_meta_get(const uint8_t *d, size_t n, int i, struct sc_disk_meta *m)
 	if (!inside(n, META_OFF(i), sizeof(*m)))
 		return -1;
 	memcpy(m, d + META_OFF(i), sizeof(*m));
-	return 0;
+	return sc_meta_unused(m) ? -1 : 0;
 }
 
 void shard_meta_put(uint8_t *d, size_t n, int i, struct sc_disk_meta *m)
@@ -40,13 +40,13 @@ void shard_meta_put(uint8_t *d, size_t n, int i, struct sc_disk_meta *m)
 
 int shard_newest_meta(const uint8_t *d, size_t n)
 {
-	struct sc_disk_meta m[2];
-	int ok0 = shard_meta_get(d, n, 0, &m[0]) == 0;
-	int ok1 = shard_meta_get(d, n, 1, &m[1]) == 0;
+	struct sc_disk_meta m[META_SLOTS];
+	int best = -1;
 
-	if (ok0 && ok1)
-		return m[1].txnid > m[0].txnid ? 1 : 0;
-	return ok0 ? 0 : ok1 ? 1 : -1;
+	for (int i = 0; i < META_SLOTS; i++)
+		if (shard_meta_get(d, n, i, &m[i]) == 0 && (best < 0 || m[i].txnid > m[best].txnid))
+			best = i;
+	return best;
 }
 
 void shard_fix_header(uint8_t *d, size_t n)
@@ -141,7 +141,7 @@ static int64_t bslot_free(uint8_t *d, size_t n, const struct sc_disk_meta *m, co
 }
 
 /* A blob at @p off got a new id: the blob index slot that named it by
- * @p old (in the table both metas share, or in each meta's own) takes the
+ * @p old (in the table the metas share, or in each meta's own) takes the
  * new one and moves to where a probe for it looks, leaving a tombstone
  * where a probe may still pass (the metas' counts follow), and the wredo
  * records that named it follow.  A meta whose checksum was valid stays
@@ -149,10 +149,10 @@ static int64_t bslot_free(uint8_t *d, size_t n, const struct sc_disk_meta *m, co
 static void retarget_blob(uint8_t *d, size_t n, uint64_t off, const uint64_t old[2],
 			  const uint64_t id[2])
 {
-	struct sc_disk_meta m[2];
-	int have[2], valid[2], changed[2] = { 0, 0 };
+	struct sc_disk_meta m[META_SLOTS];
+	int have[META_SLOTS], valid[META_SLOTS], changed[META_SLOTS] = { 0 };
 
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < META_SLOTS; i++) {
 		have[i] = shard_meta_get(d, n, i, &m[i]) == 0;
 		valid[i] = have[i] && m[i].checksum == meta_sum(&m[i]);
 		for (uint64_t k = 0; have[i] && k < m[i].wredo_n && k < SC_WREDO_MAX; k++) {
@@ -164,17 +164,20 @@ static void retarget_blob(uint8_t *d, size_t n, uint64_t off, const uint64_t old
 			}
 		}
 	}
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < META_SLOTS; i++) {
 		struct sc_disk_bslot b, nb;
 		int64_t s, t;
 		uint64_t s_at, t_at, mask;
 		uint8_t *p;
+		int done = 0;
 
 		if (!have[i])
 			continue;
-		if (i == 1 && have[0] && m[0].blobs_off == m[1].blobs_off &&
-		    m[0].blob_slots == m[1].blob_slots)
-			break; /* the same table: done */
+		for (int j = 0; j < i; j++)
+			done |= have[j] && m[j].blobs_off == m[i].blobs_off &&
+				m[j].blob_slots == m[i].blob_slots;
+		if (done)
+			continue; /* the same table as an earlier slot's: done */
 		if ((s = shard_bslot_find(d, n, &m[i], old)) < 0)
 			continue;
 		p = shard_bslot(d, n, &m[i], (uint64_t)s);
@@ -205,7 +208,7 @@ static void retarget_blob(uint8_t *d, size_t n, uint64_t off, const uint64_t old
 			memset(&b, 0, sizeof(b));
 			b.off = tomb ? SC_SLOT_TOMB : SC_SLOT_EMPTY;
 			memcpy(p, &b, sizeof(b));
-			for (int j = i; j < 2; j++) {
+			for (int j = i; j < META_SLOTS; j++) {
 				if (!have[j] || m[j].blobs_off != m[i].blobs_off ||
 				    m[j].blob_slots != m[i].blob_slots)
 					continue;
@@ -217,7 +220,7 @@ static void retarget_blob(uint8_t *d, size_t n, uint64_t off, const uint64_t old
 			}
 		}
 	}
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < META_SLOTS; i++) {
 		if (!changed[i])
 			continue;
 		if (valid[i])
@@ -269,11 +272,11 @@ static int key_hash(const uint8_t *d, size_t n, uint64_t off, uint64_t *h)
 
 void shard_fix(uint8_t *d, size_t n, unsigned what)
 {
-	struct sc_disk_meta m[2];
-	int have[2];
+	struct sc_disk_meta m[META_SLOTS];
+	int have[META_SLOTS];
 
 	/* The entries first: FIX_BLOB may change the metas' wredo records. */
-	for (int i = 0; i < 2 && (what & (FIX_RECORD | FIX_BLOB)); i++) {
+	for (int i = 0; i < META_SLOTS && (what & (FIX_RECORD | FIX_BLOB)); i++) {
 		uint64_t slots;
 
 		if (shard_meta_get(d, n, i, &m[i]) != 0)
@@ -292,9 +295,9 @@ void shard_fix(uint8_t *d, size_t n, unsigned what)
 		if (m[i].redo_off > SC_SLOT_TOMB)
 			shard_fix_record(d, n, m[i].redo_off, what);
 	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < META_SLOTS; i++)
 		have[i] = shard_meta_get(d, n, i, &m[i]) == 0;
-	for (int i = 0; i < 2 && (what & FIX_SLOTHASH); i++) {
+	for (int i = 0; i < META_SLOTS && (what & FIX_SLOTHASH); i++) {
 		uint64_t slots, hash;
 
 		if (!have[i])
@@ -314,7 +317,7 @@ void shard_fix(uint8_t *d, size_t n, unsigned what)
 			m[i].redo_hash = hash;
 	}
 	if (what & FIX_META)
-		for (int i = 0; i < 2; i++)
+		for (int i = 0; i < META_SLOTS; i++)
 			if (have[i])
 				shard_meta_put(d, n, i, &m[i]);
 	if (what & FIX_HEADER)

@@ -1,7 +1,7 @@
 /*
  * shard_fix.h - recompute the checksums of a (mutated) shard image, format 2.
  *
- * The header, both meta slots and every entry record carry an XXH3-64
+ * The header, the meta slots and every entry record carry an XXH3-64
  * checksum, and an entry names its blob by the blob's XXH3-128: a
  * byte-level fuzzer practically never gets either right, and without help
  * it would only ever test the comparisons.  An attacker who can write the
@@ -24,7 +24,7 @@
 
 enum {
 	FIX_HEADER   = 1 << 0,
-	FIX_META     = 1 << 1, /* both meta slots (last: after what changes them) */
+	FIX_META     = 1 << 1, /* the meta slots in use (last: after what changes them) */
 	FIX_RECORD   = 1 << 2, /* entry record checksums */
 	FIX_BLOB     = 1 << 3, /* an entry's blob_id := XXH3-128 of its blob's bytes
 				* (before its checksum); the blob index slot and
@@ -35,14 +35,17 @@ enum {
 	FIX_ALL      = 31,
 };
 
-/* Offsets of the two meta slots. */
-#define META_OFF(i) ((i) ? SC_META1_OFF : SC_META0_OFF)
+/* The meta slots (three; any slot may hold any transaction id) and their
+ * offsets. */
+#define META_SLOTS  SC_META_SLOTS
+#define META_OFF(i) sc_meta_off(i)
 
-/* Copy meta slot @p i out; 0 if the image holds it. */
+/* Copy meta slot @p i out; 0 if the image holds it and it is in use (an
+ * all-zero slot, slot 2 of a shard that never needed it, is not). */
 int shard_meta_get(const uint8_t *d, size_t n, int i, struct sc_disk_meta *m);
 /* Write meta slot @p i back, with a correct checksum. */
 void shard_meta_put(uint8_t *d, size_t n, int i, struct sc_disk_meta *m);
-/* Slot of the meta with the higher txnid among those the image holds, or -1. */
+/* Slot of the meta with the highest txnid among those the image holds, or -1. */
 int shard_newest_meta(const uint8_t *d, size_t n);
 /* Recompute the header checksum. */
 void shard_fix_header(uint8_t *d, size_t n);
@@ -52,9 +55,9 @@ uint64_t shard_entry_checksum(const struct sc_disk_entry *r, const uint8_t *stri
 /* Recompute what @p what names (FIX_BLOB, FIX_RECORD) of the entry record
  * at @p off. */
 void shard_fix_record(uint8_t *d, size_t n, uint64_t off, unsigned what);
-/* Everything @p what names: every entry record that a slot of either
- * meta's key index (or either redo record) points at, the slot hashes,
- * the metas, the header. */
+/* Everything @p what names: every entry record that a slot of any meta's
+ * key index (or any redo record) points at, the slot hashes, the metas in
+ * use, the header. */
 void shard_fix(uint8_t *d, size_t n, unsigned what);
 /* Key index slot @p i of meta @p m (struct sc_disk_slot): pointer into the
  * image or NULL. */

@@ -12,7 +12,7 @@
  *    offset, the chunk's free tail, a table, 2^63, UINT64_MAX, ...), or
  *  - a structural change: duplicate a key or blob slot, point a redo
  *    record at an entry, a wredo record at a blob slot, make two entries
- *    share a blob, copy one meta over the other, truncate at a region
+ *    share a blob, copy one meta into another slot, truncate at a region
  *    boundary, extend the file;
  * and then, 15 times in 16, recomputes the checksums and blob ids
  * (shard_fix) so that the change reaches the code behind them, which is
@@ -69,7 +69,7 @@ static void find_records(uint8_t *d, size_t n)
 	struct sc_disk_meta m;
 
 	n_recs = n_blobs = n_bslots = 0;
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < META_SLOTS; i++) {
 		if (shard_meta_get(d, n, i, &m) != 0)
 			continue;
 		for (uint64_t s = 0; s < m.index_slots && s < SCAN_SLOTS && n_recs < MAX_SEEN; s++) {
@@ -181,9 +181,15 @@ static const uint16_t meta_fields[] = {
 	MF(wredo[2].at), MF(wredo[3].at),
 };
 
+/* A meta slot other than @p i, at random. */
+static int other_slot(int i)
+{
+	return (i + 1 + (int)below(META_SLOTS - 1)) % META_SLOTS;
+}
+
 static void mutate_meta(uint8_t *d, size_t n)
 {
-	int i = (int)below(2);
+	int i = (int)below(META_SLOTS); /* slot 2 too, in use or still zeros */
 	uint64_t at = META_OFF(i) + meta_fields[below(sizeof(meta_fields) / sizeof(meta_fields[0]))];
 
 	set_u64(d, n, at, interesting(d, n, get_u64(d, n, at)));
@@ -196,7 +202,7 @@ static void mutate_slot(uint8_t *d, size_t n)
 	uint8_t *p, *q;
 	uint64_t v, lim;
 
-	if (i < 0 || shard_meta_get(d, n, below(4) ? i : !i, &m) != 0 || !m.index_slots)
+	if (i < 0 || shard_meta_get(d, n, below(4) ? i : other_slot(i), &m) != 0 || !m.index_slots)
 		return;
 	lim = m.index_slots < SCAN_SLOTS ? m.index_slots : SCAN_SLOTS;
 	p = shard_slot(d, n, &m, below(2) ? below(lim) : m.redo_slot);
@@ -230,7 +236,7 @@ static void mutate_bslot(uint8_t *d, size_t n)
 	uint8_t *p, *q;
 	uint64_t lim;
 
-	if (i < 0 || shard_meta_get(d, n, below(4) ? i : !i, &m) != 0 || !m.blob_slots)
+	if (i < 0 || shard_meta_get(d, n, below(4) ? i : other_slot(i), &m) != 0 || !m.blob_slots)
 		return;
 	lim = m.blob_slots < SCAN_SLOTS ? m.blob_slots : SCAN_SLOTS;
 	if (n_bslots && below(3)) {
@@ -376,6 +382,7 @@ static size_t mutate_size(uint8_t *d, size_t n, size_t max)
 	static const size_t cuts[] = {
 		0, 7, 8, 255, 256, 511, 512, 512 + sizeof(struct sc_disk_meta) - 1,
 		512 + sizeof(struct sc_disk_meta), 1024, 1024 + sizeof(struct sc_disk_meta),
+		1536, 1536 + sizeof(struct sc_disk_meta) - 1, 1536 + sizeof(struct sc_disk_meta),
 		4095, 4096, 4160,
 	};
 	struct sc_disk_meta m;
@@ -424,13 +431,16 @@ static size_t mutate_size(uint8_t *d, size_t n, size_t max)
 static void mutate_metas(uint8_t *d, size_t n)
 {
 	struct sc_disk_meta m;
-	int i = (int)below(2);
+	int i = (int)below(META_SLOTS);
 
 	if (shard_meta_get(d, n, i, &m) != 0)
 		return;
-	if (below(2))
-		m.txnid += 1; /* right parity for the other slot, newer */
-	memcpy(d + META_OFF(!i), &m, sizeof(m));
+	switch (below(3)) {
+	case 0: m.txnid += 1; break; /* newer: it wins */
+	case 1: break;               /* the same id in two slots */
+	default: m.txnid -= m.txnid ? 1 : 0; break; /* an older fallback */
+	}
+	memcpy(d + META_OFF(other_slot(i)), &m, sizeof(m));
 }
 
 /* One change to the image @p data of @p size bytes (room for @p max_size). */
