@@ -33,8 +33,8 @@
  * had started, nothing else.  In durable stretches the whole shard must be
  * exactly one such state.  -S N leaves out the N-th sync from the recording
  * (the simulator's own test: it must then report lost puts).  -P runs the
- * workload of an open finding (docs/RELIABILITY.md, finding 13), which
- * fails until the core is fixed.  Speaks TAP; exits 1 on any failure.
+ * workload of finding 13 (docs/RELIABILITY.md: a durable put, then three
+ * SC_NOSYNC commits; CI runs it too).  Speaks TAP; exits 1 on any failure.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -362,9 +362,9 @@ static void workload(int n)
 	put_shared(a, 6, 1, shared);     /* stored anew */
 	fill_chunk(a, big);
 	/* The last durable commit before the SC_NOSYNC stretch: a remove.
-	 * With -P, a put, and three SC_NOSYNC commits in a row after it (an
-	 * open finding, docs/RELIABILITY.md: a power loss can then undo that
-	 * put, or leave no usable meta at all). */
+	 * With -P, a put, and three SC_NOSYNC commits in a row after it
+	 * (finding 13, docs/RELIABILITY.md: with two meta slots a power loss
+	 * could then undo that put, or leave no usable meta at all). */
 	if (G.put_before_nosync)
 		put(a, 1, 1, 100);
 	else
@@ -742,7 +742,7 @@ static int usage(void)
 		"     that sc_verify reports is then not counted as a failure)\n"
 		"  -P make the last durable commit before the SC_NOSYNC puts of the second\n"
 		"     handle a put instead of a remove, and three of those puts in a row\n"
-		"     (reproduces an open finding: fails)\n"
+		"     (finding 13, fixed by the third meta slot; CI runs it)\n"
 		"  -F stop after this many failing states, each one printed (10)\n"
 		"  -v list the recording\n");
 	return 2;
