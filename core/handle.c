@@ -177,7 +177,7 @@ again:
 	/* Read the metas before the size: a writer extends the file before it
 	 * commits a meta that covers the new bytes, so any meta we have read
 	 * fits in the size we learn afterwards.  (The other order can see two
-	 * commits land in between and take both metas for corrupt.) */
+	 * commits land in between and take every meta for corrupt.) */
 	read_seen_txn(c->maps->base, c->seen_txn);
 	for (int i = 0; i < SC_META_SLOTS; i++)
 		memcpy(raw + i, c->maps->base + sc_meta_off(i), sizeof(raw[i]));

@@ -1,7 +1,7 @@
 /*
  * heal.c - a shard damaged beyond use is moved aside and started afresh.
  *
- * A shard whose header or both meta pages are damaged serves nothing, and
+ * A shard whose header or every meta slot is damaged serves nothing, and
  * no command can repair it in place.  Left alone it would keep every
  * client running uncached until a person removes it, and nobody sees a
  * cache that silently stopped working.  So the first writer that finds its

@@ -103,7 +103,7 @@ enum {
  * call succeeds with a handle on which every lookup misses with SC_EDISABLED
  * and no file is touched.
  *
- * A shard of ours damaged beyond use (a broken header or both meta pages
+ * A shard of ours damaged beyond use (a broken header or every meta slot
  * bad, SC_ECORRUPT or SC_ETRUNCATED) heals: the first writer (a handle
  * without SC_RDONLY) that finds it so, at open or at a later write, takes
  * the writer lock, links the damaged file to "<shard>" SC_SET_ASIDE_INFIX
@@ -334,7 +334,7 @@ SC_API int sc_get_stats(sc_cache *c, sc_stats *out);
 typedef void (*sc_verify_fn)(void *arg, uint64_t offset, const char *problem);
 
 /**
- * Walk the whole shard: header, both meta pages, the index, every record
+ * Walk the whole shard: header, the meta slots, the index, every record
  * and blob checksum.  @p fn (may be NULL) hears each problem, with the file
  * offset where it was found.  Commits are kept out while it runs (they
  * wait for it): a read-write handle takes the writer lock, a read-only one
