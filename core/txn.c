@@ -169,17 +169,24 @@ static void read_slots(const struct sc_snap *s, struct sc_disk_meta cur[SC_META_
  * its data (readers refuse it while the file is shorter than its data_end,
  * and fell back to an older one): the next commit gets a higher id, or
  * that meta would win again once the file grows past its data_end. */
-uint64_t sc_next_txnid(const struct sc_snap *s)
+static uint64_t next_txnid(const struct sc_disk_meta cur[SC_META_SLOTS], const int ok[SC_META_SLOTS],
+			   uint64_t now)
 {
-	struct sc_disk_meta cur[SC_META_SLOTS];
-	int ok[SC_META_SLOTS];
-	uint64_t top = s->meta.txnid;
+	uint64_t top = now;
 
-	read_slots(s, cur, ok);
 	for (int i = 0; i < SC_META_SLOTS; i++)
 		if (ok[i] && cur[i].txnid > top && cur[i].txnid < SC_PIN_BASE - 2)
 			top = cur[i].txnid;
 	return top + 1;
+}
+
+uint64_t sc_next_txnid(const struct sc_snap *s)
+{
+	struct sc_disk_meta cur[SC_META_SLOTS];
+	int ok[SC_META_SLOTS];
+
+	read_slots(s, cur, ok);
+	return next_txnid(cur, ok, s->meta.txnid);
 }
 
 int sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m)
@@ -188,7 +195,7 @@ int sc_commit_meta(sc_cache *c, const struct sc_snap *s, struct sc_disk_meta *m)
 	int ok[SC_META_SLOTS], slot, rc;
 
 	read_slots(s, cur, ok);
-	m->txnid = sc_next_txnid(s);
+	m->txnid = next_txnid(cur, ok, s->meta.txnid);
 	if (c->flags & SC_NOSYNC)
 		m->flags &= ~(uint64_t)SC_META_SYNCED;
 	else

@@ -413,11 +413,11 @@ compare "a shard that is not a shard" "$D" \
 	"hits=0 misses=0 stored=0 bypassed=0 enabled=false error=*" main.lua
 cmp -s "$T/bad/garbage.shard" "$T/bad/garbage.copy" && ! ls "$T/bad" | grep -q corrupt-
 ok $? "a file that is not a shard is left alone, nothing set aside"
-# Our own shard with both meta slots damaged: the interpreter sets it aside
+# Our own shard with every meta slot damaged: the interpreter sets it aside
 # and caches in a new one (docs/RELIABILITY.md, "A damaged shard heals").
 CENV=(SCRIPTCACHE_PATH="$T/bad/own.shard")
 run "$T/r/fill" "$D" env "${CENV[@]}" "$LUA" -l scriptcache main.lua x
-dd if=/dev/zero of="$T/bad/own.shard" bs=512 seek=1 count=2 conv=notrunc status=none
+dd if=/dev/zero of="$T/bad/own.shard" bs=512 seek=1 count=3 conv=notrunc status=none
 cp "$T/bad/own.shard" "$T/bad/own.copy"
 compare "a damaged shard of ours heals" "$D" \
 	"hits=2 misses=7 stored=7 bypassed=0 enabled=true error=nil" \
