@@ -58,8 +58,31 @@ int sc_header_check(const struct sc_disk_header *h, uint64_t file_size)
 		return SC_EPTRWIDTH;
 	if (h->header_size != sizeof(*h) || h->checksum != header_checksum(h))
 		return SC_ECORRUPT;
+	/* A relocation base is a relative path of its own length: a header
+	 * that says otherwise was not written by sc_build(). */
+	if ((h->hflags & ~SC_HDR_KNOWN) || h->base_len > SC_BASE_MAX ||
+	    (h->base_len && (!(h->hflags & SC_HDR_RELOCATABLE) || h->base[0] == '/' ||
+			     memchr(h->base, '\0', h->base_len))))
+		return SC_ECORRUPT;
 	if (file_size < SC_DATA_OFF)
 		return SC_ETRUNCATED;
+	return 0;
+}
+
+int sc_header_set_base(struct sc_disk_header *h, const char *base)
+{
+	size_t n = base ? strlen(base) : 0;
+
+	if (n > SC_BASE_MAX)
+		return -ENAMETOOLONG;
+	if (n && base[0] == '/')
+		return -EINVAL;
+	h->hflags |= SC_HDR_RELOCATABLE;
+	h->base_len = (uint16_t)n;
+	memset(h->base, 0, sizeof(h->base));
+	if (n)
+		memcpy(h->base, base, n);
+	h->checksum = header_checksum(h);
 	return 0;
 }
 

@@ -60,6 +60,14 @@
 #define SC_ENT_OWN_BLOB  4u  /* the blob is this entry's alone, not in the blob
 			      * index (its id collided with other bytes there,
 			      * or that blob's reference count is full) */
+#define SC_ENT_WHITEOUT  8u  /* no entry: hides the key in the lower shards
+			      * (docs/LAYERS.md); blob empty, no source */
+
+/* Header flags */
+#define SC_HDR_RELOCATABLE 1u /* a shipped shard (sc_build()): keys not starting
+			       * with '/' are relative to a base directory */
+#define SC_HDR_KNOWN       SC_HDR_RELOCATABLE
+#define SC_BASE_MAX        184u /* header room for the relative base */
 
 /* Meta flags */
 #define SC_META_RETIRED 1u /* file replaced by a compaction: reopen the path */
@@ -82,7 +90,11 @@ struct sc_disk_header {
 	char     lib_version[16]; /* library that created the file, NUL-padded */
 	int64_t  created_sec;
 	uint64_t shard_id;        /* random, new for every file (compaction too) */
-	uint8_t  pad1[192];
+	uint32_t hflags;          /* SC_HDR_* (0 for a shard of the cache's own) */
+	uint16_t base_len;        /* bytes of base[] in use (0: no base recorded) */
+	uint8_t  pad1[2];
+	char     base[SC_BASE_MAX]; /* SC_HDR_RELOCATABLE: the base directory,
+				     * relative to the shard file's directory */
 	uint64_t checksum;        /* XXH3-64 of the bytes before this field */
 };
 
@@ -253,6 +265,10 @@ static inline uint64_t sc_bslot_refs(const struct sc_disk_bslot *b)
 
 int  sc_header_check(const struct sc_disk_header *h, uint64_t file_size);
 void sc_header_init(struct sc_disk_header *h);
+/* Mark a header relocatable, with @p base (NULL: none recorded) relative to
+ * the shard's directory, and checksum it again.  0, or -ENAMETOOLONG /
+ * -EINVAL (an absolute base or one longer than SC_BASE_MAX). */
+int  sc_header_set_base(struct sc_disk_header *h, const char *base);
 uint64_t sc_meta_checksum(const struct sc_disk_meta *m);
 int  sc_meta_valid(const struct sc_disk_meta *m);
 /* Pick the newest valid meta of the slots already copied out of a file of

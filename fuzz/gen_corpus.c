@@ -597,7 +597,7 @@ int main(int argc, char **argv)
 	HDR_CASE("header-byte-order-garbage--open-ECORRUPT", H->byte_order = 0x01020305, 1);
 	HDR_CASE("header-size-wrong--open-ECORRUPT", H->header_size = 512, 1);
 	HDR_CASE("header-checksum-wrong--open-ECORRUPT", H->checksum ^= 1, 0);
-	HDR_CASE("header-pad-changed-checksum-stale--open-ECORRUPT", H->pad1[7] = 1, 0);
+	HDR_CASE("header-pad-changed-checksum-stale--open-ECORRUPT", H->base[7] = 1, 0);
 
 	/* ---- metas ---- */
 #define META_CASE(name, expect_pending, both, stmt)                          \

@@ -413,7 +413,7 @@ static void test_header_fields(void)
 	TAP_EQ(open_image(img, orig_len), SC_EBYTEORDER, "an other-endian shard: SC_EBYTEORDER");
 
 	memcpy(img, orig, orig_len);
-	h->pad1[10] ^= 1; /* not resealed */
+	h->base[10] ^= 1; /* not resealed */
 	TAP_EQ(open_image(img, orig_len), SC_ECORRUPT, "header checksum mismatch: SC_ECORRUPT");
 
 	memcpy(img, orig, orig_len);

@@ -108,7 +108,7 @@ static void reseal(unsigned char *img)
 
 static size_t d_header_sum(unsigned char *img, size_t len)
 {
-	((struct sc_disk_header *)img)->pad1[10] ^= 1;
+	((struct sc_disk_header *)img)->base[10] ^= 1;
 	return len;
 }
 
