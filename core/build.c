@@ -26,6 +26,24 @@
  * durably, and rename it over the shard. */
 int sc_build_shard(sc_cache *c, const struct sc_live *l)
 {
+	struct sc_disk_header h;
+	char base[SC_BASE_MAX + 1];
+
+	/* A relocatable shard stays one, with its base (its keys are
+	 * relative to it).  The header of the file the writer has open. */
+	memcpy(&h, c->maps->base, sizeof(h));
+	if (c->legacy || !(h.hflags & SC_HDR_RELOCATABLE) || h.base_len > SC_BASE_MAX)
+		return sc_build_file(c->path, l, 0, NULL, 0600);
+	memcpy(base, h.base, h.base_len);
+	base[h.base_len] = '\0';
+	return sc_build_file(c->path, l, 1, h.base_len ? base : NULL, 0600);
+}
+
+/* The same for any destination: compaction's, or a shard to ship
+ * (ship.c), which is relocatable and readable by others. */
+int sc_build_file(const char *dest, const struct sc_live *l, int reloc, const char *base,
+		  unsigned mode)
+{
 	struct sc_disk_meta m;
 	struct sc_disk_slot *kt = NULL;
 	struct sc_disk_bslot *bt = NULL;
@@ -48,7 +66,7 @@ int sc_build_shard(sc_cache *c, const struct sc_live *l)
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", c->path) >= (int)sizeof(tmp)) {
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", dest) >= (int)sizeof(tmp)) {
 		tmp[0] = '\0';
 		rc = -ENAMETOOLONG;
 		goto out;
@@ -114,7 +132,8 @@ int sc_build_shard(sc_cache *c, const struct sc_live *l)
 		r.magic = SC_ENT_MAGIC;
 		r.flags = (e->has_source ? 0 : SC_ENT_NO_SOURCE) |
 			  (e->has_source && e->has_source_hash ? SC_ENT_SRC_HASH : 0) |
-			  (own[i] ? SC_ENT_OWN_BLOB : 0);
+			  (own[i] ? SC_ENT_OWN_BLOB : 0) |
+			  (l->wo && l->wo[i] ? SC_ENT_WHITEOUT : 0);
 		r.key_len = (uint16_t)e->key_len;
 		r.tag_len = (uint16_t)e->tag_len;
 		r.exe_id_len = (uint16_t)e->exe_id_len;
@@ -161,18 +180,25 @@ int sc_build_shard(sc_cache *c, const struct sc_live *l)
 	m.data_end = pos;
 	m.entries = l->n;
 	sc_image_init(page, &m);
+	if (reloc) {
+		struct sc_disk_header h;
+		memcpy(&h, page, sizeof(h));
+		if ((rc = sc_header_set_base(&h, base)) != 0)
+			goto out;
+		memcpy(page, &h, sizeof(h));
+	}
 	if ((rc = sc_write_full(fd, page, sizeof(page), 0)) != 0)
 		goto out;
 	/* Always durable, even with SC_NOSYNC: renaming an unsynced file over
 	 * the shard could lose every entry, not just the newest. */
-	if (fchmod(fd, 0600) != 0) {
+	if (fchmod(fd, (mode_t)mode) != 0) {
 		rc = -errno;
 		goto out;
 	}
-	if ((rc = sc_fsync(fd)) != 0 || (rc = sc_rename(tmp, c->path)) != 0)
+	if ((rc = sc_fsync(fd)) != 0 || (rc = sc_rename(tmp, dest)) != 0)
 		goto out;
 	tmp[0] = '\0';
-	rc = sc_fsync_dir(c->path);
+	rc = sc_fsync_dir(dest);
 out:
 	if (fd >= 0) {
 		close(fd);

@@ -42,16 +42,25 @@ void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_vie
 
 int sc_entry_source_fresh(const sc_entry_info *e, int *by_content)
 {
-	char path[SC_MAX_KEY + 1];
+	char path[2 * SC_MAX_KEY + 2];
+	size_t at = 0;
 
 	if (by_content)
 		*by_content = 0;
 	if (!e->has_source)
 		return 1;
-	if (e->key_len >= sizeof(path))
+	/* A relocated entry's source is its key under the base in use. */
+	if (e->key_base) {
+		if (e->key_base_len > SC_MAX_KEY)
+			return 0;
+		memcpy(path, e->key_base, e->key_base_len);
+		path[e->key_base_len] = '/';
+		at = e->key_base_len + 1;
+	}
+	if (e->key_len > SC_MAX_KEY)
 		return 0;
-	memcpy(path, e->key, e->key_len);
-	path[e->key_len] = '\0';
+	memcpy(path + at, e->key, e->key_len);
+	path[at + e->key_len] = '\0';
 	return sc_source_fresh(path, e->source_mtime_sec, e->source_mtime_nsec, e->source_size,
 			       e->has_source_hash ? e->source_hash : NULL, by_content);
 }
@@ -72,16 +81,35 @@ int sc_entry_status(const sc_entry_info *e)
 	return 0;
 }
 
-int sc_live_add(struct sc_live *l, const sc_entry_info *e)
+int sc_live_add_whiteout(struct sc_live *l, const sc_entry_info *e, int whiteout)
 {
 	if (l->n == l->cap) {
 		uint64_t cap = l->cap ? l->cap * 2 : 64;
 		sc_entry_info *bigger = realloc(l->e, cap * sizeof(*bigger));
+		unsigned char *wo;
 		if (!bigger)
 			return -ENOMEM;
 		l->e = bigger;
+		if (!(wo = realloc(l->wo, cap)))
+			return -ENOMEM;
+		l->wo = wo;
 		l->cap = cap;
 	}
+	l->wo[l->n] = !!whiteout;
 	l->e[l->n++] = *e;
 	return 0;
+}
+
+int sc_live_add(struct sc_live *l, const sc_entry_info *e)
+{
+	return sc_live_add_whiteout(l, e, 0);
+}
+
+void sc_live_free(struct sc_live *l)
+{
+	free(l->e);
+	free(l->wo);
+	l->e = NULL;
+	l->wo = NULL;
+	l->n = l->cap = 0;
 }

@@ -170,6 +170,11 @@ again:
 		if (stat(c->path, &st) == 0 && (st.st_ino != c->ino || st.st_dev != c->dev)) {
 			if ((rc = sc_reopen_locked(c)) != 0)
 				return rc;
+		} else if (c->lower) {
+			/* A lower shard made writable by others after it
+			 * was opened is refused from now on, as at the open
+			 * (the replaced file above was checked by the reopen). */
+			atomic_store(&c->insecure, check_owner(&st, c->flags) != 0);
 		}
 		atomic_store_explicit(&c->next_path_check_ns, sc_now_ns() + PATH_CHECK_NS,
 				      memory_order_relaxed);
@@ -266,6 +271,57 @@ static int open_v1(sc_cache *c, int fd, uint64_t size, const struct sc_disk_head
 	return 0;
 }
 
+const struct sc_str *sc_keep_dir(sc_cache *c, const char *dir, size_t dir_len, const char *rel)
+{
+	size_t rl = strlen(rel);
+	char *joined = malloc(dir_len + 1 + rl + 1), *real;
+	struct sc_str *k = NULL;
+	struct stat st;
+
+	if (!joined)
+		return NULL;
+	memcpy(joined, dir, dir_len);
+	joined[dir_len] = '/';
+	memcpy(joined + dir_len + 1, rel, rl + 1);
+	real = realpath(joined, NULL);
+	free(joined);
+	if (real && stat(real, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    (k = malloc(sizeof(*k) + strlen(real) + 1))) {
+		k->len = strlen(real);
+		memcpy(k->s, real, k->len + 1);
+		k->next = c->strs;
+		c->strs = k;
+	}
+	free(real);
+	return k;
+}
+
+/*
+ * A relocatable shard (docs/LAYERS.md, "Relocation"): its recorded base is
+ * relative to the directory the shard file is in, resolved here, at each
+ * (re)open, so that a whole tree copied elsewhere resolves to the copy.
+ * The string stays allocated until sc_close() (entries point into it).
+ */
+static void set_relocation(sc_cache *c, const struct sc_disk_header *h)
+{
+	const char *slash = strrchr(c->path, '/');
+	char rel[SC_BASE_MAX + 1];
+	const struct sc_str *k = NULL;
+
+	c->reloc = h->format_version == SC_FORMAT_VERSION && (h->hflags & SC_HDR_RELOCATABLE);
+	c->base = NULL;
+	c->base_len = 0;
+	if (!c->reloc || h->base_len == 0 || !slash)
+		return;
+	memcpy(rel, h->base, h->base_len);
+	rel[h->base_len] = '\0';
+	k = sc_keep_dir(c, c->path, (size_t)(slash - c->path), rel);
+	if (k) {
+		c->base = k->s;
+		c->base_len = k->len;
+	}
+}
+
 /* Open the path again after the file was replaced (rw held exclusively). */
 int sc_reopen_locked(sc_cache *c)
 {
@@ -300,6 +356,8 @@ int sc_reopen_locked(sc_cache *c)
 		drop_v1(c);
 	if (rc != 0)
 		goto fail;
+	set_relocation(c, &h);
+	atomic_store(&c->insecure, 0);
 	if (c->fd >= 0)
 		close(c->fd); /* releases this handle's pin on the old file */
 	if (c->query_fd >= 0)
@@ -394,12 +452,16 @@ int sc_snapshot(sc_cache *c, struct sc_snap *s)
 	uint64_t seen[SC_SEEN_WORDS];
 	int rc = 0;
 
+	if (c->lower && atomic_load_explicit(&c->insecure, memory_order_relaxed) && !check)
+		return SC_EINSECURE;
 	pthread_rwlock_rdlock(&c->rw);
 	read_seen_txn(c->maps->base, seen);
 	if (memcmp(seen, c->seen_txn, sizeof(seen)) != 0 || check) {
 		pthread_rwlock_unlock(&c->rw);
 		pthread_rwlock_wrlock(&c->rw);
 		rc = sc_refresh_locked(c, check);
+		if (rc == 0 && c->lower && atomic_load(&c->insecure))
+			rc = SC_EINSECURE;
 		if (rc != 0) {
 			pthread_rwlock_unlock(&c->rw);
 			return rc;
@@ -419,6 +481,10 @@ void sc_snap_fill_locked(sc_cache *c, struct sc_snap *s)
 	s->shard_id = c->shard_id;
 	s->fd = c->fd;
 	s->vset = c->vset && c->vset->shard_id == c->shard_id ? c->vset : NULL;
+	s->reloc = c->reloc;
+	s->base = c->base;
+	s->base_len = c->base_len;
+	s->basedirs = c->basedirs;
 }
 
 /* Canonical form of a shard path that may not exist yet: realpath of the
@@ -503,7 +569,7 @@ int sc_lock_shared(const sc_cache *c)
 	return fd;
 }
 
-int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
+int sc_open_shard(sc_cache **out, const char *path, const char *tag, unsigned flags)
 {
 	char *def = NULL; /* on the heap: see canonical_shard_path() */
 	sc_cache *c;
@@ -523,6 +589,7 @@ int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 	 * attribute from a page of libc a fresh process has not touched. */
 	c->rw = (pthread_rwlock_t)PTHREAD_RWLOCK_INITIALIZER;
 	c->wmutex = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+	c->lmutex = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	if (tag) {
 		c->tag_len = strlen(tag);
 		if (c->tag_len > UINT16_MAX) {
@@ -614,11 +681,11 @@ int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 	return 0;
 fail:
 	free(def);
-	sc_close(c);
+	sc_close_shard(c);
 	return rc;
 }
 
-void sc_trim(sc_cache *c)
+void sc_trim_shard(sc_cache *c)
 {
 	struct sc_map *old;
 
@@ -654,10 +721,16 @@ void sc_trim(sc_cache *c)
 	pthread_mutex_unlock(&c->wmutex);
 }
 
-void sc_close(sc_cache *c)
+void sc_close_shard(sc_cache *c)
 {
 	if (!c)
 		return;
+	while (c->strs) {
+		struct sc_str *n = c->strs->next;
+		free(c->strs);
+		c->strs = n;
+	}
+	sc_strv_free(c->basedirs);
 	while (c->maps) {
 		struct sc_map *n = c->maps->next;
 		munmap(c->maps->base, c->maps->len);
@@ -678,6 +751,7 @@ void sc_close(sc_cache *c)
 		close(c->lock_fd);
 	pthread_rwlock_destroy(&c->rw);
 	pthread_mutex_destroy(&c->wmutex);
+	pthread_mutex_destroy(&c->lmutex);
 	free(c->path);
 	free(c->lock_path);
 	free(c->tag);

@@ -166,6 +166,6 @@ int sc_upgrade_locked(sc_cache *c)
 		rc = sc_set_aside_locked(c); /* a v1 file damaged beyond use */
 	if (rc == 0)
 		rc = sc_follow(c);
-	free(l.e);
+	sc_live_free(&l);
 	return rc;
 }

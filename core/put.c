@@ -684,15 +684,51 @@ int sc_put(sc_cache *c, const char *key, const void *blob, size_t len)
 	return sc_put_ex(c, key, blob, len, NULL);
 }
 
+/* A whiteout for @p key (docs/LAYERS.md): a record without source or
+ * bytes, written by this process, that hides the key in the lower shards. */
+static void whiteout_req(sc_cache *c, const char *key, size_t key_len, struct put_req *q)
+{
+	size_t id_len, exe_len;
+	const char *id = sc_self_identity(&id_len), *exe = sc_self_path(&exe_len);
+	const char *tag = c->tag ? c->tag : "";
+	struct timespec now;
+
+	memset(q, 0, sizeof(*q));
+	q->r.magic = SC_ENT_MAGIC;
+	q->r.flags = SC_ENT_NO_SOURCE | SC_ENT_WHITEOUT;
+	clock_gettime(CLOCK_REALTIME, &now);
+	q->r.cached_sec = (int64_t)now.tv_sec;
+	q->r.cached_nsec = (uint32_t)now.tv_nsec;
+	q->r.key_len = (uint16_t)key_len;
+	q->r.tag_len = (uint16_t)c->tag_len;
+	q->r.exe_id_len = (uint16_t)id_len;
+	q->r.exe_path_len = (uint16_t)exe_len;
+	sc_blob_id("", 0, q->r.blob_id);
+	q->str[0] = (struct iovec){ (void *)key, key_len };
+	q->str[1] = (struct iovec){ (void *)tag, c->tag_len };
+	q->str[2] = (struct iovec){ (void *)id, id_len };
+	q->str[3] = (struct iovec){ (void *)exe, exe_len };
+	q->blob = "";
+	q->len = 0;
+	q->hash = sc_key_hash(key, key_len);
+}
+
+/*
+ * Remove @p key from the union: the own shard's entry goes (a tombstone),
+ * or, when a lower shard shows the key beneath, a whiteout takes its
+ * place, since lower shards are never written.  With @p check, the
+ * version the union shows must be (@p shard_id, @p offset).
+ */
 static int remove_key(sc_cache *c, const char *key, int check, uint64_t shard_id,
 		      uint64_t offset)
 {
 	struct wtxn t = { .c = c };
 	struct sc_snap s;
 	struct sc_rec_view v;
-	uint64_t slot, hash;
+	struct put_req q;
+	uint64_t slot, hash, lshard = 0, loff = 0, vshard, voff;
 	size_t key_len;
-	int rc;
+	int rc, found, lower;
 
 	if (!c || !key)
 		return -EINVAL;
@@ -700,15 +736,35 @@ static int remove_key(sc_cache *c, const char *key, int check, uint64_t shard_id
 	if (key_len == 0 || key_len > SC_MAX_KEY)
 		return SC_ENOTFOUND;
 	hash = sc_key_hash(key, key_len);
+	/* Before the writer lock: nothing we lock writes the lower shards. */
+	lower = c->disabled ? 0 : sc_lower_shows(c, key, &lshard, &loff);
 	if ((rc = sc_writer_begin(c, &s)) != 0)
 		return rc;
-	if ((rc = sc_probe(&s, key, key_len, hash, &slot, &v)) != 0) {
-		if (rc == -EAGAIN) /* only a damaged slot points past the end */
-			rc = SC_ENOTFOUND;
+	rc = sc_probe(&s, key, key_len, hash, &slot, &v);
+	if (rc == -EAGAIN) /* only a damaged slot points past the end */
+		rc = SC_ENOTFOUND;
+	if (rc != 0 && rc != SC_ENOTFOUND)
+		goto out;
+	found = rc == 0;
+	/* The version the union shows: the own entry, else the lower one. */
+	if (found && !(v.r->flags & SC_ENT_WHITEOUT)) {
+		vshard = s.shard_id;
+		voff = (uint64_t)((const unsigned char *)v.r - s.map);
+	} else if (!found && lower) {
+		vshard = lshard;
+		voff = loff;
+	} else {
+		rc = SC_ENOTFOUND; /* absent, or already hidden by a whiteout */
 		goto out;
 	}
-	if (check && (s.shard_id != shard_id || (uint64_t)((const unsigned char *)v.r - s.map) != offset)) {
+	if (check && (vshard != shard_id || voff != offset)) {
 		rc = SC_ECHANGED;
+		goto out;
+	}
+	if (lower) {
+		whiteout_req(c, key, key_len, &q);
+		if ((rc = put_locked(c, &s, &q)) == 0)
+			atomic_fetch_add_explicit(&c->n_removes, 1, memory_order_relaxed);
 		goto out;
 	}
 	t.s = &s;

@@ -37,8 +37,8 @@ static int newest_first(const void *a, const void *b)
 }
 
 /* The live, sound entries of a v2 snapshot that @p keep wants. */
-static int collect(const struct sc_snap *s, sc_keep_fn keep, void *arg, struct sc_live *l,
-		   uint64_t *dropped)
+int sc_collect(const struct sc_snap *s, sc_keep_fn keep, void *arg, int whiteouts,
+	       struct sc_live *l, uint64_t *dropped)
 {
 	for (uint64_t i = 0; i < s->meta.index_slots; i++) {
 		struct sc_rec_view v;
@@ -61,6 +61,12 @@ static int collect(const struct sc_snap *s, sc_keep_fn keep, void *arg, struct s
 			continue;
 		}
 		sc_fill_info(s, off, &v, &e);
+		if (v.r->flags & SC_ENT_WHITEOUT) {
+			/* Not an entry: no source, no writer to judge. */
+			if (whiteouts && (rc = sc_live_add_whiteout(l, &e, 1)) != 0)
+				return rc;
+			continue;
+		}
 		if (keep && !keep(&e, arg)) {
 			(*dropped)++;
 			continue;
@@ -93,6 +99,13 @@ static uint64_t apply_budget(sc_cache *c, struct sc_live *l, uint64_t budget)
 	return 0;
 }
 
+static int keep_none(const sc_entry_info *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 0;
+}
+
 /* Copy the chosen live entries into a new shard; @p budget (0: none) keeps
  * only the newest entries that fit in that many bytes. */
 int sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
@@ -103,7 +116,9 @@ int sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 	uint64_t dropped = 0;
 	int rc;
 
-	if ((rc = collect(s, keep, arg, &l, &dropped)) != 0)
+	/* Whiteouts go on with the shard, except through sc_clear(), which
+	 * empties it: the lower shards' entries show again. */
+	if ((rc = sc_collect(s, keep, arg, keep != keep_none, &l, &dropped)) != 0)
 		goto out;
 	if (budget)
 		dropped += apply_budget(c, &l, budget);
@@ -120,7 +135,7 @@ int sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 	if (n_dropped)
 		*n_dropped = dropped;
 out:
-	free(l.e);
+	sc_live_free(&l);
 	return rc;
 }
 
@@ -136,13 +151,6 @@ static int maintain(sc_cache *c, sc_keep_fn keep, void *arg, uint64_t *n_dropped
 	rc = sc_rewrite(c, &s, keep, arg, 0, n_dropped);
 	sc_writer_end(c);
 	return rc;
-}
-
-static int keep_none(const sc_entry_info *e, void *arg)
-{
-	(void)e;
-	(void)arg;
-	return 0;
 }
 
 int sc_clear(sc_cache *c)

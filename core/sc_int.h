@@ -59,6 +59,32 @@ struct sc_snap {
 	uint64_t shard_id;
 	int fd;
 	struct sc_vset *vset;
+	/* Relocation (handle.c): the shard's keys not starting with '/' are
+	 * relative to base (NULL: none known) or to one of basedirs. */
+	int reloc;
+	const char *base;
+	size_t base_len;
+	char *const *basedirs;
+};
+
+/* A string handed out through the API (a resolved base): kept until
+ * sc_close(), since entries point into it. */
+struct sc_str {
+	struct sc_str *next;
+	size_t len;
+	char s[];
+};
+
+/* One lower shard of a stack (layer.c).  h is set once, when the shard
+ * could be opened, and never changes after: the lower handle follows a
+ * replaced file itself.  Until then err says why not and retry_ns when a
+ * lookup may try again. */
+struct sc_layer {
+	char *path;
+	_Atomic(sc_cache *) h;
+	_Atomic int err;
+	_Atomic int64_t retry_ns;
+	pthread_mutex_t mu;
 };
 
 struct sc_cache {
@@ -101,7 +127,28 @@ struct sc_cache {
 	uint64_t pin_txn;
 	int cleaned_temps;
 
+	/* Relocation, from the header at each (re)open (docs/LAYERS.md): base
+	 * is the recorded base resolved against the shard's directory, or
+	 * NULL; every string it has been is on strs until sc_close(). */
+	int reloc;
+	const char *base;
+	size_t base_len;
+	struct sc_str *strs;
+	char **basedirs;       /* $SCRIPTCACHE_BASEDIRS resolved, NULL-terminated; or NULL */
+
+	/* A lower shard of another handle: each path check applies the owner
+	 * rule again, and while it fails lookups get SC_EINSECURE. */
+	int lower;
+	_Atomic int insecure;
+
+	/* The stack (layer.c): lower shards, set once each and appended
+	 * under lmutex; n_layers is published after the slot is filled. */
+	struct sc_layer *layers[SC_MAX_LOWERS];
+	_Atomic int n_layers;
+	pthread_mutex_t lmutex;
+
 	_Atomic uint64_t n_hits, n_absent, n_stale, n_fingerprint, n_corrupt;
+	_Atomic uint64_t n_lower_hits;
 	_Atomic uint64_t n_puts, n_removes, n_evictions, n_compactions, n_heals;
 	_Atomic uint64_t n_content_fresh;
 };
@@ -164,7 +211,13 @@ int  sc_source_fresh(const char *path, int64_t sec, uint32_t nsec, uint64_t size
 int  sc_create_shard(const char *path, int replace);
 void sc_clean_temps(const char *shard_path);
 
-/* handle.c */
+/* handle.c: one shard's handle (the stack on top of it is layer.c) */
+int  sc_open_shard(sc_cache **out, const char *path, const char *tag, unsigned flags);
+void sc_close_shard(sc_cache *c);
+void sc_trim_shard(sc_cache *c);
+/* realpath(3) of @p dir joined with @p rel, kept on c->strs; NULL if it
+ * does not resolve to a directory. */
+const struct sc_str *sc_keep_dir(sc_cache *c, const char *dir, size_t dir_len, const char *rel);
 int  sc_snapshot(sc_cache *c, struct sc_snap *s);   /* takes and drops rw */
 void sc_snap_fill_locked(sc_cache *c, struct sc_snap *s); /* rw held */
 int  sc_refresh_locked(sc_cache *c, int force_path_check); /* rw held exclusively */
@@ -223,19 +276,43 @@ void sc_btable_delete(struct sc_disk_bslot *t, uint64_t slots, uint64_t i);
 void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_view *v,
 		  sc_entry_info *out);
 /* A list of entries whose pointers lie in a mapping that outlives it
- * (what a rewrite copies). */
+ * (what a rewrite copies); wo[i] marks a whiteout (SC_ENT_WHITEOUT). */
 struct sc_live {
 	sc_entry_info *e;
+	unsigned char *wo;
 	uint64_t n, cap;
 };
 int  sc_live_add(struct sc_live *l, const sc_entry_info *e);
+int  sc_live_add_whiteout(struct sc_live *l, const sc_entry_info *e, int whiteout);
+void sc_live_free(struct sc_live *l);
 /* The source side of sc_entry_status(): 1 if the source is the one compiled
  * (always for entries without one); *by_content (may be NULL) says the bytes
  * had to be hashed to tell. */
 int  sc_entry_source_fresh(const sc_entry_info *e, int *by_content);
 
+/* env.c: the configured stack.  *paths is a malloc'd NULL-terminated list
+ * of malloc'd absolute paths, in lookup order (an item naming a directory
+ * already expanded to its sorted "*.shard"; missing files kept: the caller
+ * skips them).  sc_env_basedirs(): $SCRIPTCACHE_BASEDIRS, each resolved by
+ * realpath(3), those that do not resolve left out; NULL when none. */
+int  sc_env_lowers(char ***paths);
+char **sc_env_basedirs(void);
+void sc_strv_free(char **v);
+
+/* layer.c: the stack.  Layer @p i's handle (0: c itself), NULL while it
+ * cannot be used (an open retried at most once a second). */
+int  sc_layers(const sc_cache *c);         /* 1 + lower shards */
+sc_cache *sc_layer_handle(sc_cache *c, int i);
+/* The internal whiteout answer of a lookup in one shard: the key is hidden
+ * below.  Never returned through the API. */
+#define SC_IWHITEOUT (-30990)
+
 /* get.c */
 int  sc_get_tagged(sc_cache *c, const char *key, const char *tag, size_t tag_len, sc_blob *out);
+/* The first layer below layer 0 that shows @p key (a whiteout there
+ * hides it: 0), with its entry's (shard_id, offset).  Returns the layer
+ * or 0. */
+int  sc_lower_shows(sc_cache *c, const char *key, uint64_t *shard_id, uint64_t *offset);
 
 /* txn.c */
 int  sc_writer_begin(sc_cache *c, struct sc_snap *s);
@@ -248,14 +325,24 @@ uint64_t sc_next_txnid(const struct sc_snap *s);
 int  sc_apply_redo(const struct sc_snap *s);
 
 /* build.c: a new shard with @p l's entries, renamed over c->path (writer
- * lock held); then the handle moved to the file now at the path. */
+ * lock held); then the handle moved to the file now at the path.
+ * sc_build_file(): the same written to @p dest (a temp file beside it,
+ * synced, renamed over it) with mode @p mode; with @p reloc the header is
+ * marked relocatable and records @p base (may be NULL). */
 int  sc_build_shard(sc_cache *c, const struct sc_live *l);
+int  sc_build_file(const char *dest, const struct sc_live *l, int reloc, const char *base,
+		   unsigned mode);
 int  sc_follow(sc_cache *c);
 
 /* rewrite.c: compaction, clear, eviction */
 typedef int (*sc_keep_fn)(const sc_entry_info *e, void *arg);
 int  sc_rewrite(sc_cache *c, struct sc_snap *s, sc_keep_fn keep, void *arg,
 		uint64_t budget, uint64_t *n_dropped);
+/* The live, sound entries of @p s that @p keep wants (whiteouts too,
+ * unless @p whiteouts is 0); damaged or unwanted ones are counted in
+ * *dropped. */
+int  sc_collect(const struct sc_snap *s, sc_keep_fn keep, void *arg, int whiteouts,
+		struct sc_live *l, uint64_t *dropped);
 
 /* legacy.c: the sound entries of a version 1 shard (format.h of 0.1.0),
  * read from a mapping of @p len bytes (damaged ones are counted); and,

@@ -99,7 +99,8 @@ static uint64_t extent(uint64_t len)
 	return len ? sc_class_size(sc_class_of(len)) : 0;
 }
 
-int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
+/* One shard: the whole walk.  (Its problems go straight to @p fn.) */
+static int verify_shard(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
 {
 	struct vctx v = { fn, arg, 0 };
 	struct sc_disk_header h;
@@ -315,4 +316,65 @@ done:
 	if (rc != 0)
 		return rc;
 	return v.bad ? SC_ECORRUPT : 0;
+}
+
+/* A lower shard's problems, told as such: its offsets are in its file. */
+struct lower_ctx {
+	struct vctx *v;
+	int layer;
+	const char *path;
+};
+
+static void lower_problem(void *arg, uint64_t off, const char *what)
+{
+	const struct lower_ctx *l = arg;
+
+	problem(l->v, off, "lower shard %d (%s): %s", l->layer, l->path, what);
+}
+
+/*
+ * The own shard, then each lower shard of the stack.  A lower shard that
+ * cannot be used (refused, damaged, no longer a shard) misses on every
+ * lookup without a word: this is where the user learns why.
+ */
+int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked)
+{
+	struct vctx v = { fn, arg, 0 };
+	uint64_t checked = 0, one;
+	int rc, n;
+
+	if (n_checked)
+		*n_checked = 0;
+	rc = verify_shard(c, fn, arg, &checked);
+	if (rc != 0 && rc != SC_ECORRUPT && rc != SC_EVERSION)
+		return rc;
+	n = sc_layers(c);
+	for (int i = 1; i < n; i++) {
+		struct lower_ctx l = { &v, i, c->layers[i - 1]->path };
+		sc_cache *h = sc_layer_handle(c, i);
+		int lrc;
+
+		if (!h) {
+			problem(&v, 0, "lower shard %d (%s): not used: %s", i, l.path,
+				sc_strerror(atomic_load(&c->layers[i - 1]->err)));
+			continue;
+		}
+		int was_bad = v.bad;
+
+		one = 0;
+		v.bad = 0;
+		lrc = verify_shard(h, lower_problem, &l, &one);
+		checked += one;
+		/* Failed without a word: the shard could not be read at all
+		 * (replaced by a damaged file, made writable by others). */
+		if (lrc != 0 && !v.bad)
+			problem(&v, 0, "lower shard %d (%s): not used: %s", i, l.path,
+				sc_strerror(lrc));
+		v.bad |= was_bad;
+	}
+	if (n_checked)
+		*n_checked = checked;
+	if (rc == SC_EVERSION && !v.bad)
+		return rc;
+	return rc != 0 || v.bad ? SC_ECORRUPT : 0;
 }

@@ -84,6 +84,7 @@ enum {
 	SC_NOSYNC     = 1 << 1, /**< skip fdatasync on commit (fast, not durable on power loss) */
 	SC_NOCREATE   = 1 << 2, /**< fail with -ENOENT instead of creating the shard */
 	SC_IGNORE_ENV = 1 << 3, /**< ignore SCRIPTCACHE=0 (tools that manage a shard explicitly) */
+	SC_NO_LOWERS  = 1 << 4, /**< path NULL: do not add the configured lower shards */
 };
 
 /**
@@ -96,7 +97,21 @@ enum {
  *                   "lua 5.4 bytecode 0x54/0"; NULL for a tool that inspects
  *                   the shard (then sc_get() judges freshness from the
  *                   writer's point of view, see sc_entry_status()).
- * @param[in]  flags SC_RDONLY, SC_NOSYNC, SC_NOCREATE, SC_IGNORE_ENV.
+ * @param[in]  flags SC_RDONLY, SC_NOSYNC, SC_NOCREATE, SC_IGNORE_ENV,
+ *                   SC_NO_LOWERS.
+ *
+ * Layers (docs/LAYERS.md): when @p path is NULL (the user's own default
+ * shard) and SC_NO_LOWERS is not given, the configured read-only lower
+ * shards are stacked under it, as sc_add_lower() with SC_LOWER_KEEP would:
+ * the absolute paths listed in $SCRIPTCACHE_LOWER (colon-separated, in
+ * that order; an item naming a directory stands for its "*.shard" files in
+ * sorted order; empty, relative and missing items are skipped) or, when
+ * SCRIPTCACHE_LOWER is unset, the "*.shard" files of $SCRIPTCACHE_LOWER_DIR
+ * (unset: /usr/lib/scriptcache; empty: none) in sorted order.
+ * SCRIPTCACHE_LOWER set to the empty string means no lower shard.  A
+ * configured lower shard that cannot be used does not fail the open: it
+ * misses, and sc_get_layer_info() and sc_verify() say why.  An explicit @p path
+ * gets no lower shards unless sc_add_lower() adds them.
  *
  * Only the first page of the file is read: opening costs the same for a
  * 1 MiB and a 1 GiB shard.  When caching is disabled by the environment the
@@ -121,11 +136,87 @@ enum {
  */
 SC_API int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags);
 
-/** Close a handle.  Every pointer obtained from it becomes invalid.  NULL is allowed. */
+/** Close a handle (and its lower shards).  Every pointer obtained from it
+ *  becomes invalid.  NULL is allowed. */
 SC_API void sc_close(sc_cache *c);
 
 /** The shard path this handle uses (canonical once the shard exists). Valid until sc_close(). */
 SC_API const char *sc_path(const sc_cache *c);
+
+/* ---- Layers: read-only lower shards under the handle's own ----
+ *
+ * A handle is a stack: its own shard (layer 0, the only one written) and
+ * up to SC_MAX_LOWERS read-only lower shards (layers 1, 2, ...), typically
+ * prebuilt by `scriptcache build` and shipped with an image or a package.
+ * sc_get() and sc_lookup() consult layer 0, then each lower shard in
+ * order, and return the first hit, zero-copy from that shard's own
+ * mapping; a hit in a lower shard writes nothing.  sc_put() always writes
+ * layer 0.  sc_remove() of a key that a lower shard holds writes a
+ * *whiteout* in layer 0, which hides the key in every lower shard until a
+ * later sc_put() of the key replaces it.  sc_foreach() lists the union:
+ * an entry of a higher layer (or its whiteout) hides the same key below.
+ * A lower shard replaced by a rename (a package upgrade) is picked up
+ * within a second, as the own shard is.  The whole design, the
+ * configuration and relocation: docs/LAYERS.md.
+ */
+
+/** Most lower shards one handle stacks. */
+#define SC_MAX_LOWERS 32
+
+/** sc_add_lower() flags. */
+enum {
+	/** Keep the layer in the stack even if it cannot be opened now
+	 *  (refused, damaged, not a shard): it misses, the open is retried at
+	 *  most once a second by lookups, and sc_get_layer_info() / sc_verify()
+	 *  report why.  A missing file is never kept. */
+	SC_LOWER_KEEP = 1 << 0,
+};
+
+/**
+ * Stack the shard at @p path under the handle's own and its lower shards
+ * so far (it becomes the last layer).  The shard is opened read-only
+ * (SC_RDONLY semantics: never written, never created, never healed).  It
+ * must be owned by root or by the effective user and writable by nobody
+ * but its owner; otherwise it is refused with SC_EINSECURE (a bytecode
+ * cache that someone else can write runs their code in the interpreter).
+ * Safe to call while other threads use the handle.
+ *
+ * @param[in] path   the lower shard file (any path; it is canonicalized).
+ * @param[in] flags  0 or SC_LOWER_KEEP.
+ * @return 0; -ENOENT (no such file: never added); -EEXIST (that file is
+ *         already a layer of this handle, or its own shard); -E2BIG
+ *         (SC_MAX_LOWERS reached); SC_EINSECURE, SC_EMAGIC, SC_EVERSION,
+ *         SC_ECORRUPT, SC_ETRUNCATED, ... (not added, or added but unused
+ *         with SC_LOWER_KEEP); SC_EDISABLED (caching disabled: nothing is
+ *         added); -EINVAL.
+ */
+SC_API int sc_add_lower(sc_cache *c, const char *path, unsigned flags);
+
+/** One layer of a handle's stack, as sc_get_layer_info() describes it. */
+typedef struct sc_layer_info {
+	int layer;               /**< 0: the own shard; 1..: lower shards, in lookup order */
+	const char *path;        /**< the shard's canonical path (valid until sc_close()) */
+	int status;              /**< 0: in use; else why not (SC_EINSECURE, SC_ECORRUPT, -errno, ...) */
+	int relocatable;         /**< built with a base directory (sc_build()) */
+	/** Relocatable: the directory its relative keys resolve against (the
+	 *  recorded base, else the first of $SCRIPTCACHE_BASEDIRS), or NULL
+	 *  when none is known (its relative keys then never hit).  Valid
+	 *  until sc_close(). */
+	const char *base;
+	uint64_t entries;        /**< records in its index (whiteouts included) */
+	uint64_t file_size;
+	uint64_t shard_id;
+} sc_layer_info;
+
+/** Number of layers of the handle: 1 + its lower shards (0 for NULL). */
+SC_API int sc_layer_count(sc_cache *c);
+
+/**
+ * Describe layer @p layer (0 .. sc_layer_count() - 1).  A lower shard
+ * that cannot be used has status set and the counts 0.
+ * @return 0, -EINVAL (no such layer), SC_EDISABLED.
+ */
+SC_API int sc_get_layer_info(sc_cache *c, int layer, sc_layer_info *out);
 
 /** Nonzero if the handle was disabled by the environment. */
 SC_API int sc_disabled(const sc_cache *c);
@@ -206,19 +297,29 @@ typedef struct sc_put_opts {
 SC_API int sc_put_ex(sc_cache *c, const char *key, const void *blob, size_t len,
 		     const sc_put_opts *opts);
 
-/** Remove the entry for @p key.  @return 0, SC_ENOTFOUND, SC_EREADONLY, -errno. */
+/**
+ * Remove the entry for @p key from the union the handle shows: its own
+ * shard's entry is removed and, if a lower shard holds the key, a
+ * whiteout is written in the own shard so that the lower entry is hidden
+ * too (lower shards are never written).  A later put of the key replaces
+ * the whiteout.
+ * @return 0, SC_ENOTFOUND (no layer shows the key), SC_EREADONLY, -errno.
+ */
 SC_API int sc_remove(sc_cache *c, const char *key);
 
 /**
  * Remove the entry for @p key only if it is still the version the caller
- * saw: (@p shard_id, @p offset) as sc_lookup() or sc_foreach() reported it.
+ * saw: (@p shard_id, @p offset) as sc_lookup() or sc_foreach() reported it
+ * (for an entry of a lower shard: it is still the one the union shows, and
+ * it is hidden by a whiteout as sc_remove() does).
  * A tool that shows entries to a person (the mount's rm) uses this so that
  * it never evicts a version another process committed meanwhile.
  * @return 0, SC_ENOTFOUND, SC_ECHANGED, SC_EREADONLY, -errno.
  */
 SC_API int sc_remove_if(sc_cache *c, const char *key, uint64_t shard_id, uint64_t offset);
 
-/** Remove every entry (the shard is replaced by an empty one). */
+/** Remove every entry of the own shard (it is replaced by an empty one),
+ *  whiteouts included: entries of lower shards show again. */
 SC_API int sc_clear(sc_cache *c);
 
 /** Rewrite the shard with only its live entries, reclaiming dead space. */
@@ -264,11 +365,19 @@ typedef struct sc_entry_info {
 	uint64_t source_hash[2];
 	uint64_t shard_id;        /**< random id of the shard file holding it */
 	uint64_t offset;          /**< entry record offset: (shard_id, offset) names one version */
+	int layer;                /**< 0: the handle's own shard; 1..: a lower shard (sc_get_layer_info()) */
+	const char *layer_path;   /**< that shard's path (NUL-terminated, valid until sc_close()) */
+	/** Non-NULL for an entry of a relocatable shard stored relative to its
+	 *  base: @c key is relative, and the key interpreters look up is
+	 *  key_base "/" key.  NUL-terminated, valid until sc_close(). */
+	const char *key_base;
+	size_t key_base_len;
 } sc_entry_info;
 
 /**
  * Validated record for @p key (header and blob checksums) without any
- * freshness check.
+ * freshness check: the first layer that holds one (a whiteout there:
+ * SC_ENOTFOUND).  out->layer says which.
  * @return 0, SC_ENOTFOUND, SC_ECORRUPT, SC_EDISABLED, -errno.
  */
 SC_API int sc_lookup(sc_cache *c, const char *key, sc_entry_info *out);
@@ -286,7 +395,10 @@ SC_API int sc_entry_status(const sc_entry_info *e);
 typedef int (*sc_foreach_fn)(const sc_entry_info *e, void *arg);
 
 /**
- * Call @p fn for every live entry, in no particular order.  Record headers
+ * Call @p fn for every live entry of the union the stack shows, layer by
+ * layer (the own shard first), in no particular order inside a layer: an
+ * entry hidden by a higher layer's entry or whiteout is not listed, nor
+ * are whiteouts themselves.  e->layer says where each comes from.  Record headers
  * are validated (entries that fail are skipped and counted as corrupt);
  * blobs are NOT checksummed, so that listing a large shard does not read
  * every blob: check e->blob against e->blob_id (XXH3-128) before using
@@ -295,10 +407,11 @@ typedef int (*sc_foreach_fn)(const sc_entry_info *e, void *arg);
  */
 SC_API int sc_foreach(sc_cache *c, sc_foreach_fn fn, void *arg);
 
-/** Counters and sizes. */
+/** Counters and sizes.  The shard figures are those of the handle's own
+ *  shard (layer 0); sc_get_layer_info() gives each lower shard's. */
 typedef struct sc_stats {
-	/* from the shard */
-	uint64_t entries;
+	/* from the own shard */
+	uint64_t entries;        /**< records in the index, whiteouts included */
 	uint64_t live_bytes;     /**< entry records and stored blobs reachable from the index */
 	uint64_t dead_bytes;     /**< replaced/removed records and blobs, old tables */
 	uint64_t blobs;          /**< distinct blobs stored */
@@ -309,7 +422,8 @@ typedef struct sc_stats {
 	uint64_t index_slots;
 	uint64_t shard_id;       /**< changes when a compaction replaces the file */
 	/* this handle, since sc_open() */
-	uint64_t hits;
+	uint64_t hits;           /**< from any layer */
+	uint64_t lower_hits;     /**< of which served by a lower shard */
 	uint64_t miss_absent;
 	uint64_t miss_stale;     /**< source changed or vanished */
 	uint64_t miss_fingerprint;
@@ -322,6 +436,9 @@ typedef struct sc_stats {
 	uint64_t fresh_by_content; /**< hits whose source had another mtime but the same bytes */
 	/* beside the shard */
 	uint64_t set_aside;      /**< "<shard>" SC_SET_ASIDE_INFIX "*" files there now */
+	/* the stack */
+	uint64_t lower_layers;   /**< lower shards stacked (sc_layer_count() - 1) */
+	uint64_t lower_unusable; /**< of which cannot be used now (sc_get_layer_info() status) */
 } sc_stats;
 
 /** Fill @p out.  @return 0 or -errno / SC_E* if the shard cannot be read. */
@@ -335,13 +452,19 @@ typedef void (*sc_verify_fn)(void *arg, uint64_t offset, const char *problem);
 
 /**
  * Walk the whole shard: header, the meta slots, the index, every record
- * and blob checksum.  @p fn (may be NULL) hears each problem, with the file
- * offset where it was found.  Commits are kept out while it runs (they
+ * and blob checksum; then each lower shard the same way.  @p fn (may be
+ * NULL) hears each problem, with the file offset where it was found; a
+ * lower shard's problems start with "lower shard N (PATH): " and their
+ * offsets are in that file, and a lower shard that cannot be used is one
+ * problem at offset 0 saying why (e.g. "lower shard 1 (/usr/lib/
+ * scriptcache/app.shard): not used: shard owned by another user, or
+ * writable by others").  Commits are kept out while it runs (they
  * wait for it): a read-write handle takes the writer lock, a read-only one
  * holds it shared when it can open `<shard>.lock` (otherwise, on someone
  * else's shard, a commit landing meanwhile can be reported as a problem).
- * @param[out] n_checked  records checked (may be NULL).
- * @return 0 if the shard is sound, SC_ECORRUPT if anything was wrong, -errno.
+ * @param[out] n_checked  records checked, in every layer (may be NULL).
+ * @return 0 if every layer is sound, SC_ECORRUPT if anything was wrong
+ *         (SC_EVERSION for an own shard of format 1), -errno.
  */
 SC_API int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked);
 
