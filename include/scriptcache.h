@@ -468,6 +468,41 @@ typedef void (*sc_verify_fn)(void *arg, uint64_t offset, const char *problem);
  */
 SC_API int sc_verify(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_checked);
 
+/** Options of sc_build(). Zero-initialise, then set what you need. */
+typedef struct sc_build_opts {
+	/** Only entries with this fingerprint tag; NULL: every entry. */
+	const char *tag;
+	/** Make the shard relocatable: keys under this directory are recorded
+	 *  relative to it, and resolve against the directory where the shard
+	 *  is used (docs/LAYERS.md, "Relocation").  Such entries are shipped
+	 *  only with a hash of their source's bytes, so that they are judged
+	 *  fresh by content wherever the tree is copied.  NULL: keys as they
+	 *  are. */
+	const char *base_dir;
+	/** Mode of the new file; 0: 0644 (a shard to ship is read by all). */
+	unsigned mode;
+} sc_build_opts;
+
+/**
+ * Write a compact shard for shipping to @p out_path: the live, sound
+ * entries of the handle's own shard (not its lower shards, nor its
+ * whiteouts) that can still hit (sc_entry_status() from the writer's point
+ * of view: the source unchanged), each distinct blob once, no dead space.
+ * With opts->base_dir, an entry under it without a recorded source hash
+ * gets one if the source still has the recorded stamp, else it is
+ * skipped; when @p out_path lies inside base_dir the shard records where
+ * base_dir is relative to itself, so that copying the whole tree keeps
+ * its hits.  The file is written beside @p out_path, synced and renamed
+ * over it.  The handle's shard is only read.
+ *
+ * @param[out] n_written  entries written (may be NULL).
+ * @param[out] n_skipped  entries left out: stale, other tag, no hash (may be NULL).
+ * @return 0; -EINVAL (@p out_path is the handle's own shard, or base_dir
+ *         is not a directory); SC_EDISABLED; -errno.
+ */
+SC_API int sc_build(sc_cache *c, const char *out_path, const sc_build_opts *opts,
+		    uint64_t *n_written, uint64_t *n_skipped);
+
 /**
  * The version of the library actually loaded, which may differ from the
  * SC_VERSION_* macros a program was compiled with.
