@@ -6,7 +6,8 @@
  *   open.c         which shard to open, how, and what the user sees when
  *                  it cannot be opened (disabled cache, no shard, ...)
  *   cmd_inspect.c  read-only commands: stats, ls, get, verify, path
- *   cmd_modify.c   commands that write: put, rm, clear, compact, evict-stale
+ *   cmd_modify.c   commands that write: put, rm, clear, compact, evict-stale,
+ *                  and build (a shard to ship, written beside the others)
  *   cmd_names.c    encode / decode of FUSE directory-entry names
  *   keyarg.c       the key a KEY argument stands for (paths as typed)
  *   humanfmt.c     sizes, ages and terminal-safe keys for human output
@@ -35,6 +36,7 @@ enum {
 	OPT_EXE = 1 << 3,
 	OPT_NO_SOURCE = 1 << 4,
 	OPT_KEY = 1 << 5, /* --key KEY: a key taken exactly as given */
+	OPT_BASE_DIR = 1 << 6, /* build --base-dir DIR */
 };
 
 struct cli {
@@ -43,6 +45,8 @@ struct cli {
 	unsigned opts;       /* OPT_* given on the command line */
 	const char *tag;     /* --tag */
 	const char *exe;     /* --exe */
+	const char *base_dir; /* --base-dir */
+	int no_lowers;       /* --no-lowers: the own shard alone */
 	int argc;            /* positional arguments after the subcommand; */
 	char **argv;         /* KEY arguments are already keys (main.c) */
 	sc_cache *cache;     /* set by cli_open() */
@@ -91,6 +95,7 @@ int cmd_rm(struct cli *cli);
 int cmd_clear(struct cli *cli);
 int cmd_compact(struct cli *cli);
 int cmd_evict_stale(struct cli *cli);
+int cmd_build(struct cli *cli);
 int cmd_encode(struct cli *cli);
 int cmd_decode(struct cli *cli);
 
@@ -101,6 +106,11 @@ int cmd_decode(struct cli *cli);
  * argument, or -errno (EACCES, ELOOP, ENAMETOOLONG, ...).
  */
 int cli_key_from_path(const char *arg, char **out);
+
+/* The key interpreters look up for @p e: e->key, or for a relocated entry
+ * key_base "/" key, malloc'd into *owned (NULL when e->key is it).
+ * Returns the key and its length in *len, or NULL when out of memory. */
+const char *cli_full_key(const sc_entry_info *e, char **owned, size_t *len);
 
 /* Write all of @p buf to @p fd, retrying on EINTR and short writes. 0 or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);

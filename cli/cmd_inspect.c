@@ -53,6 +53,9 @@ static int open_read(struct cli *cli)
 struct row {
 	sc_entry_info e; /* string and blob pointers stay valid until sc_close() */
 	int status;
+	char *full_key;  /* malloc'd key_base "/" key of a relocated entry: e.key points here */
+	const char *stored_key; /* the key as the shard stores it (relative for those) */
+	size_t stored_len;
 };
 
 struct rows {
@@ -74,10 +77,47 @@ static int collect_cb(const sc_entry_info *e, void *arg)
 		rows->v = v;
 		rows->cap = cap;
 	}
-	rows->v[rows->n].e = *e;
-	rows->v[rows->n].status = sc_entry_status(e);
+	struct row *r = &rows->v[rows->n];
+	size_t len;
+	const char *key = cli_full_key(e, &r->full_key, &len);
+
+	if (!key)
+		return -ENOMEM;
+	r->e = *e;
+	r->status = sc_entry_status(e); /* with key_base: the source under it */
+	r->stored_key = e->key;
+	r->stored_len = e->key_len;
+	r->e.key = key;
+	r->e.key_len = len;
 	rows->n++;
 	return 0;
+}
+
+static void rows_free(struct rows *rows)
+{
+	for (size_t i = 0; i < rows->n; i++)
+		free(rows->v[i].full_key);
+	free(rows->v);
+}
+
+/* Does the handle stack lower shards under its own? */
+static int stacked(sc_cache *c)
+{
+	return sc_layer_count(c) > 1;
+}
+
+/* One line on stderr for each lower shard that cannot be used: its
+ * entries are missing from what ls and stats show. */
+static void warn_unused_layers(sc_cache *c)
+{
+	int n = sc_layer_count(c);
+
+	for (int i = 1; i < n; i++) {
+		sc_layer_info li;
+		if (sc_get_layer_info(c, i, &li) == 0 && li.status)
+			cli_msg("lower shard %d (%s) not used: %s (run 'scriptcache verify')", i,
+				li.path, sc_strerror(li.status));
+	}
 }
 
 static int row_cmp(const void *a, const void *b)
@@ -110,6 +150,7 @@ static int collect(struct cli *cli, struct rows *rows)
 	uint64_t before = corrupt_count(cli->cache);
 	int rc = sc_foreach(cli->cache, collect_cb, rows);
 
+	warn_unused_layers(cli->cache);
 	if (rc < 0) {
 		cli_err(rc, "cannot read shard %s", cli->path);
 		return cli_exit_code(rc);
@@ -124,6 +165,67 @@ static int collect(struct cli *cli, struct rows *rows)
 }
 
 /* ---- stats ---- */
+
+/* Entries of layer @p layer that the union shows (the rest are hidden). */
+static uint64_t shown_in(const struct rows *rows, int layer)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < rows->n; i++)
+		n += rows->v[i].e.layer == layer;
+	return n;
+}
+
+/* The lower shards, one line each (nothing without them). */
+static void layers_human(sc_cache *c, const struct rows *rows)
+{
+	int n = sc_layer_count(c);
+
+	for (int i = 1; i < n; i++) {
+		char b[HF_SIZE_LEN];
+		sc_layer_info li;
+
+		if (sc_get_layer_info(c, i, &li) != 0)
+			continue;
+		printf("lower %-6d %s", i, li.path);
+		if (li.status) {
+			printf(": not used: %s\n", sc_strerror(li.status));
+			continue;
+		}
+		printf(": %" PRIu64 " entr%s (%" PRIu64 " shown), %s", li.entries,
+		       li.entries == 1 ? "y" : "ies", shown_in(rows, i), hf_size(li.file_size, b));
+		if (li.relocatable)
+			printf(", relocatable, base %s", li.base ? li.base : "unknown (set SCRIPTCACHE_BASEDIRS)");
+		putchar('\n');
+	}
+}
+
+/* The lower shards as stats --json gives them (an array, empty without). */
+static json_t *layers_json(sc_cache *c, const struct rows *rows)
+{
+	json_t *arr = json_array();
+	int n = sc_layer_count(c);
+
+	for (int i = 1; arr && i < n; i++) {
+		sc_layer_info li;
+
+		if (sc_get_layer_info(c, i, &li) != 0)
+			continue;
+		if (json_array_append_new(arr, json_pack("{s:i, s:o, s:o, s:I, s:I, s:I, s:b, s:o}",
+				"layer", i,
+				"path", jo_bytes(li.path, strlen(li.path)),
+				"error", li.status ? json_string(sc_strerror(li.status)) : json_null(),
+				"entries", (json_int_t)li.entries,
+				"shown", (json_int_t)shown_in(rows, i),
+				"file_size", (json_int_t)li.file_size,
+				"relocatable", li.relocatable,
+				"base", li.base ? jo_bytes(li.base, strlen(li.base)) : json_null()))) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	return arr;
+}
 
 int cmd_stats(struct cli *cli)
 {
@@ -145,6 +247,8 @@ int cmd_stats(struct cli *cli)
 	if (rc != CLI_OK)
 		goto out;
 	for (i = 0; i < rows.n; i++) {
+		if (rows.v[i].e.layer != 0)
+			continue; /* the lower shards have their own lines */
 		switch (rows.v[i].status) {
 		case 0: fresh++; break;
 		case SC_ESTALE: stale++; break;
@@ -154,8 +258,10 @@ int cmd_stats(struct cli *cli)
 	}
 
 	if (cli->opts & OPT_JSON) {
+		json_t *layers = layers_json(cli->cache, &rows);
+
 		rc = jo_print(json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-					" s:I, s:I, s:I}",
+					" s:I, s:I, s:I, s:o}",
 					"path", jo_bytes(sc_path(cli->cache), strlen(sc_path(cli->cache))),
 					"entries", (json_int_t)st.entries,
 					"fresh", (json_int_t)fresh,
@@ -170,7 +276,8 @@ int cmd_stats(struct cli *cli)
 					"file_size", (json_int_t)st.file_size,
 					"generation", (json_int_t)st.generation,
 					"index_slots", (json_int_t)st.index_slots,
-					"set_aside", (json_int_t)st.set_aside));
+					"set_aside", (json_int_t)st.set_aside,
+					"lower", layers));
 		if (rc < 0) {
 			cli_err(rc, "stats");
 			rc = CLI_ERROR;
@@ -201,10 +308,11 @@ int cmd_stats(struct cli *cli)
 			printf("set aside    %" PRIu64 " damaged shard%s kept beside it (%s"
 			       SC_SET_ASIDE_INFIX "*)\n", st.set_aside, st.set_aside == 1 ? "" : "s",
 			       sc_path(cli->cache));
+		layers_human(cli->cache, &rows);
 		rc = CLI_OK;
 	}
 out:
-	free(rows.v);
+	rows_free(&rows);
 	return rc;
 }
 
@@ -215,17 +323,40 @@ static void ls_human(const struct cli *cli, const struct rows *rows)
 	time_t now = time(NULL);
 	size_t i;
 
+	int layers = stacked(cli->cache);
+
 	if (rows->n == 0)
 		return;
-	printf("%-11s  %10s  %9s  %s\n", "STATUS", "SIZE", "CACHED", "KEY");
+	/* The LAYER column only when there are layers to tell apart: a
+	 * single shard lists as it always did. */
+	if (layers)
+		printf("%-11s  %10s  %9s  %-5s  %s\n", "STATUS", "SIZE", "CACHED", "LAYER", "KEY");
+	else
+		printf("%-11s  %10s  %9s  %s\n", "STATUS", "SIZE", "CACHED", "KEY");
 	for (i = 0; i < rows->n; i++) {
 		const sc_entry_info *e = &rows->v[i].e;
 		char sz[HF_SIZE_LEN], age[HF_AGE_LEN];
 
 		printf("%-11s  %10s  %9s  ", hf_status_name(rows->v[i].status),
 		       hf_size(e->blob_size, sz), hf_age(e->cached_sec, (int64_t)now, age));
+		if (layers) {
+			if (e->layer)
+				printf("%-5d  ", e->layer);
+			else
+				printf("%-5s  ", "own");
+		}
 		hf_put_key(stdout, e->key, e->key_len);
 		putchar('\n');
+		if ((cli->opts & OPT_LONG) && layers) {
+			fputs("             layer: ", stdout);
+			hf_put_key(stdout, e->layer_path, strlen(e->layer_path));
+			if (e->key_base) {
+				fputs(" (relocated; stored as ", stdout);
+				hf_put_key(stdout, rows->v[i].stored_key, rows->v[i].stored_len);
+				fputs(")", stdout);
+			}
+			putchar('\n');
+		}
 		if (cli->opts & OPT_LONG) {
 			fputs("             tag: ", stdout);
 			if (e->tag_len)
@@ -260,7 +391,19 @@ int cmd_ls(struct cli *cli)
 		json_t *arr = json_array();
 
 		for (i = 0; arr && i < rows.n; i++) {
-			if (json_array_append_new(arr, jo_entry(&rows.v[i].e, rows.v[i].status))) {
+			json_t *o = jo_entry(&rows.v[i].e, rows.v[i].status);
+
+			/* A relocated entry: "key" is where it is used, this is
+			 * how its shard stores it (relative to "key_base"). */
+			if (o && rows.v[i].e.key_base &&
+			    (json_object_set_new(o, "stored_key", jo_bytes(rows.v[i].stored_key,
+									  rows.v[i].stored_len)) ||
+			     json_object_set_new(o, "key_base", jo_bytes(rows.v[i].e.key_base,
+									rows.v[i].e.key_base_len)))) {
+				json_decref(o);
+				o = NULL;
+			}
+			if (json_array_append_new(arr, o)) {
 				json_decref(arr);
 				arr = NULL;
 			}
@@ -272,9 +415,19 @@ int cmd_ls(struct cli *cli)
 		}
 	} else {
 		ls_human(cli, &rows);
+		if (stacked(cli->cache) && rows.n) {
+			int n = sc_layer_count(cli->cache);
+			printf("\nlayer own: %s\n", sc_path(cli->cache));
+			for (int l = 1; l < n; l++) {
+				sc_layer_info li;
+				if (sc_get_layer_info(cli->cache, l, &li) == 0)
+					printf("layer %d: %s%s\n", l, li.path,
+					       li.status ? " (not used)" : "");
+			}
+		}
 	}
 out:
-	free(rows.v);
+	rows_free(&rows);
 	return rc;
 }
 
@@ -374,11 +527,20 @@ int cmd_verify(struct cli *cli)
 			cli_err(rc, "verify");
 			return CLI_ERROR;
 		}
-	} else if (vrc == 0) {
-		printf("%s: ok, %" PRIu64 " records checked\n", sc_path(cli->cache), checked);
 	} else {
-		printf("%s: CORRUPT, %" PRIu64 " problem%s, %" PRIu64 " records checked\n",
-		       sc_path(cli->cache), v.problems, v.problems == 1 ? "" : "s", checked);
+		int lowers = sc_layer_count(cli->cache) - 1;
+		char also[64] = "";
+
+		if (lowers > 0)
+			snprintf(also, sizeof(also), " (with %d lower shard%s)", lowers,
+				 lowers == 1 ? "" : "s");
+		if (vrc == 0)
+			printf("%s: ok, %" PRIu64 " records checked%s\n", sc_path(cli->cache),
+			       checked, also);
+		else
+			printf("%s: CORRUPT, %" PRIu64 " problem%s, %" PRIu64 " records checked%s\n",
+			       sc_path(cli->cache), v.problems, v.problems == 1 ? "" : "s", checked,
+			       also);
 	}
 	if (!v.json && st.set_aside)
 		printf("%s: %" PRIu64 " damaged shard%s set aside beside it (%s" SC_SET_ASIDE_INFIX

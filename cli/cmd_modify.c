@@ -3,7 +3,9 @@
  * evict-stale.
  *
  * put creates the shard if needed (storing is what it is for); the others
- * open with SC_NOCREATE.  With no shard, rm has nothing to remove (exit 1),
+ * open with SC_NOCREATE.  rm of an entry that a lower shard holds writes a
+ * whiteout in the own shard (the library's doing) and says so.  build
+ * only reads the shard and writes a new file to ship.  With no shard, rm has nothing to remove (exit 1),
  * while clear, compact and evict-stale have already reached their goal
  * (exit 0, with a note on stderr) so that cleanup scripts need no special
  * case for a machine that never cached anything.
@@ -151,6 +153,11 @@ int cmd_rm(struct cli *cli)
 	if (rc != CLI_OK)
 		return rc;
 	for (i = 0; i < cli->argc; i++) {
+		sc_entry_info e;
+		/* Which layer the union shows it from, before it goes. */
+		int layer = sc_lookup(cli->cache, cli->argv[i], &e) == 0 ? e.layer : 0;
+		char *lpath = layer ? strdup(e.layer_path) : NULL;
+
 		rc = sc_remove(cli->cache, cli->argv[i]);
 		if (rc < 0) {
 			int code = cli_exit_code(rc);
@@ -158,9 +165,63 @@ int cmd_rm(struct cli *cli)
 			cli_err(rc, "rm %s", cli->argv[i]);
 			if (code > worst)
 				worst = code;
+		} else if (layer) {
+			printf("%s: hidden by a whiteout (lower shard %d, %s, is read-only)\n",
+			       cli->argv[i], layer, lpath ? lpath : "?");
 		}
+		free(lpath);
 	}
 	return worst;
+}
+
+/* ---- build ---- */
+
+int cmd_build(struct cli *cli)
+{
+	const char *out = cli->argv[0];
+	char b1[HF_SIZE_LEN];
+	sc_build_opts o;
+	uint64_t written = 0, skipped = 0;
+	sc_layer_info li;
+	sc_cache *built = NULL;
+	int rc;
+
+	/* The own shard alone: lower shards are not copied into another. */
+	cli->no_lowers = 1;
+	rc = cli_open(cli, CLI_OPEN_READ);
+	if (rc == CLI_NO_SHARD) {
+		cli_no_shard(cli);
+		return CLI_MISS;
+	}
+	if (rc != CLI_OK)
+		return rc;
+	memset(&o, 0, sizeof(o));
+	o.tag = cli->tag;
+	o.base_dir = cli->base_dir;
+	rc = sc_build(cli->cache, out, &o, &written, &skipped);
+	if (rc == -EINVAL) {
+		cli_msg("build %s: not a shard to write (the shard read itself?)%s", out,
+			cli->base_dir ? ", or --base-dir is not a directory" : "");
+		return CLI_ERROR;
+	}
+	if (rc < 0) {
+		cli_err(rc, "build %s%s%s", out, cli->base_dir ? " --base-dir " : "",
+			cli->base_dir ? cli->base_dir : "");
+		return CLI_ERROR;
+	}
+	printf("built %s: %" PRIu64 " entr%s", out, written, written == 1 ? "y" : "ies");
+	if (skipped)
+		printf(" (%" PRIu64 " left out: stale, another tag or no source hash)", skipped);
+	if (sc_open(&built, out, NULL, SC_RDONLY | SC_NOCREATE | SC_IGNORE_ENV) == 0 &&
+	    sc_get_layer_info(built, 0, &li) == 0) {
+		printf(", %s", hf_size(li.file_size, b1));
+		if (li.relocatable)
+			printf(", relocatable: base %s", li.base ? li.base
+								 : "not recorded (set SCRIPTCACHE_BASEDIRS where it is used)");
+	}
+	sc_close(built);
+	putchar('\n');
+	return CLI_OK;
 }
 
 /* ---- clear, compact, evict-stale ---- */

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "humanfmt.h"
 
@@ -58,6 +59,10 @@ json_t *jo_entry(const sc_entry_info *e, int status)
 	/* Hex string (XXH3-128, high half first, as xxhsum prints it). */
 	bad |= json_object_set_new(o, "blob_id", json_string(sum));
 	bad |= json_object_set_new(o, "offset", jo_u64(e->offset));
+	bad |= json_object_set_new(o, "layer", json_integer(e->layer));
+	bad |= json_object_set_new(o, "layer_path",
+				   e->layer_path ? jo_bytes(e->layer_path, strlen(e->layer_path))
+						 : json_null());
 	if (bad) {
 		json_decref(o);
 		return NULL;

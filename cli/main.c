@@ -42,7 +42,8 @@ static const struct command commands[] = {
 	{ "put", cmd_put, OPT_TAG | OPT_EXE | OPT_NO_SOURCE | OPT_KEY, 2, 2, 1,
 	  "[--tag TAG] [--exe PATH] [--no-source] KEY FILE|-",
 	  "store FILE (or stdin) as the blob of KEY" },
-	{ "rm", cmd_rm, OPT_KEY, 1, -1, -1, "KEY...", "remove entries" },
+	{ "rm", cmd_rm, OPT_KEY, 1, -1, -1, "KEY...",
+	  "remove entries (one in a lower shard is hidden by a whiteout)" },
 	{ "evict-stale", cmd_evict_stale, 0, 0, 0, 0, "",
 	  "remove entries that can never hit again" },
 	{ "clear", cmd_clear, 0, 0, 0, 0, "", "remove every entry" },
@@ -50,6 +51,8 @@ static const struct command commands[] = {
 	{ "verify", cmd_verify, OPT_JSON, 0, 0, 0, "[--json]",
 	  "check every checksum; print problems with their offsets" },
 	{ "path", cmd_path, 0, 0, 0, 0, "", "print the shard path in use" },
+	{ "build", cmd_build, OPT_TAG | OPT_BASE_DIR, 1, 1, 0, "[--tag TAG] [--base-dir DIR] OUT",
+	  "write a compact shard to ship (from --shard or the default)" },
 	{ "encode", cmd_encode, OPT_KEY, 1, 1, 1, "KEY", "print the mount's file name for KEY" },
 	{ "decode", cmd_decode, 0, 1, 1, 0, "NAME", "print the key a mount file name stands for" },
 };
@@ -73,10 +76,13 @@ static void usage(FILE *f)
 		   "  --shard PATH   use this shard instead of the default (also when SCRIPTCACHE=0)\n"
 		   "  --json         machine-readable output (stats, ls, verify)\n"
 		   "  -l, --long     ls: also show the tag and the writing executable\n"
-		   "  --tag TAG      put: fingerprint tag of the entry\n"
+		   "  --tag TAG      put: fingerprint tag of the entry; build: only entries with it\n"
 		   "  --exe PATH     put: executable whose identity the entry records\n"
 		   "  --no-source    put: KEY names no source file; the entry never goes stale\n"
 		   "  --key KEY      get, put, rm, encode: KEY exactly as given, not as a path\n"
+		   "  --base-dir DIR build: keys under DIR recorded relative to it (relocatable)\n"
+		   "  --no-lowers    the default shard alone, without the lower shards stacked\n"
+		   "                 under it (SCRIPTCACHE_LOWER, /usr/lib/scriptcache/*.shard)\n"
 		   "  -h, --help     show this help\n"
 		   "  -V, --version  show the version\n"
 		   "\nA KEY is a path, turned into the key interpreters use: realpath(3) of an\n"
@@ -120,6 +126,7 @@ static const char *opt_name(unsigned opt)
 	case OPT_EXE: return "--exe";
 	case OPT_NO_SOURCE: return "--no-source";
 	case OPT_KEY: return "--key";
+	case OPT_BASE_DIR: return "--base-dir";
 	default: return "?";
 	}
 }
@@ -175,7 +182,7 @@ int main(int argc, char **argv)
 {
 	enum {
 		LONGOPT_SHARD = 256, LONGOPT_JSON, LONGOPT_TAG, LONGOPT_EXE, LONGOPT_NO_SOURCE,
-		LONGOPT_KEY,
+		LONGOPT_KEY, LONGOPT_BASE_DIR, LONGOPT_NO_LOWERS,
 	};
 	static const struct option longopts[] = {
 		{ "shard", required_argument, NULL, LONGOPT_SHARD },
@@ -185,6 +192,8 @@ int main(int argc, char **argv)
 		{ "exe", required_argument, NULL, LONGOPT_EXE },
 		{ "no-source", no_argument, NULL, LONGOPT_NO_SOURCE },
 		{ "key", required_argument, NULL, LONGOPT_KEY },
+		{ "base-dir", required_argument, NULL, LONGOPT_BASE_DIR },
+		{ "no-lowers", no_argument, NULL, LONGOPT_NO_LOWERS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -236,6 +245,13 @@ int main(int argc, char **argv)
 		case LONGOPT_NO_SOURCE:
 			cli.opts |= OPT_NO_SOURCE;
 			break;
+		case LONGOPT_BASE_DIR:
+			cli.opts |= OPT_BASE_DIR;
+			cli.base_dir = optarg;
+			break;
+		case LONGOPT_NO_LOWERS:
+			cli.no_lowers = 1;
+			break;
 		case LONGOPT_KEY:
 			/* A positional argument that is a key as given, in its place. */
 			cli.opts |= OPT_KEY;
@@ -280,7 +296,7 @@ int main(int argc, char **argv)
 		rc = usage_error("unknown command '%s'", pos[0]);
 		goto out;
 	}
-	for (bit = 1; bit <= OPT_KEY; bit <<= 1) {
+	for (bit = 1; bit <= OPT_BASE_DIR; bit <<= 1) {
 		if ((cli.opts & bit) && !(cmd->opts & bit)) {
 			fprintf(stderr, "scriptcache: option %s does not apply to '%s'\n",
 				opt_name(bit), cmd->name);

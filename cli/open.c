@@ -8,9 +8,14 @@
  *    With --shard the user named a file, so SC_IGNORE_ENV applies.
  *  - Read-only commands open SC_RDONLY|SC_NOCREATE, so looking never
  *    creates a shard; a missing shard is reported, never invented.
+ *  - Without --shard the default shard is opened as interpreters open it
+ *    (sc_open() with no path), so the configured lower shards are stacked
+ *    under it (docs/LAYERS.md); --no-lowers leaves them out.  A shard
+ *    named with --shard is that file alone.
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -92,9 +97,11 @@ int cli_open(struct cli *cli, enum cli_open_mode mode)
 		flags |= SC_NOCREATE;
 	if (cli->shard)
 		flags |= SC_IGNORE_ENV;
+	if (cli->no_lowers)
+		flags |= SC_NO_LOWERS;
 
 	/* A tag-less handle: freshness is judged from each writer's view. */
-	rc = sc_open(&cli->cache, cli->path, NULL, flags);
+	rc = sc_open(&cli->cache, cli->shard ? cli->path : NULL, NULL, flags);
 	if (rc == -ENOENT && (flags & SC_NOCREATE))
 		return CLI_NO_SHARD;
 	if (rc < 0) {
@@ -118,6 +125,22 @@ int cli_open(struct cli *cli, enum cli_open_mode mode)
 				"<time>, a new shard started", sc_path(cli->cache), sc_path(cli->cache));
 	}
 	return CLI_OK;
+}
+
+const char *cli_full_key(const sc_entry_info *e, char **owned, size_t *len)
+{
+	*owned = NULL;
+	*len = e->key_len;
+	if (!e->key_base)
+		return e->key;
+	if (!(*owned = malloc(e->key_base_len + 1 + e->key_len + 1)))
+		return NULL;
+	memcpy(*owned, e->key_base, e->key_base_len);
+	(*owned)[e->key_base_len] = '/';
+	memcpy(*owned + e->key_base_len + 1, e->key, e->key_len);
+	(*owned)[e->key_base_len + 1 + e->key_len] = '\0';
+	*len = e->key_base_len + 1 + e->key_len;
+	return *owned;
 }
 
 void cli_no_shard(const struct cli *cli)
