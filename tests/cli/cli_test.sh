@@ -24,7 +24,9 @@ T=$(cd "$T" && pwd -P) || { echo "Bail out! cannot resolve $T"; exit 1; }
 SHARD=$T/s.shard
 # Never touch the real cache of whoever runs the tests.
 export SCRIPTCACHE_PATH="$T/default.shard"
-unset SCRIPTCACHE XDG_CACHE_HOME || true
+unset SCRIPTCACHE XDG_CACHE_HOME SCRIPTCACHE_LOWER_DIR SCRIPTCACHE_BASEDIRS || true
+# Nor the machine's lower shards (/usr/lib/scriptcache/*.shard).
+export SCRIPTCACHE_LOWER=
 
 n=0
 failed=0
@@ -559,6 +561,103 @@ run --shard "$DSHARD" stats
 check "stats: logical and stored bytes" out_has "^blobs  *1 stored once: 3\.0 MiB of blobs in 1\.0 MiB"
 run --shard "$DSHARD" ls --json
 check "ls --json: one blob_id for the three" json 'len({e["blob_id"] for e in j}) == 1 and len(j[0]["blob_id"]) == 32'
+
+# ------------------------------------------------------------ layers
+# A lower shard (read-only, 0644) under the default shard, configured by
+# SCRIPTCACHE_LOWER as an interpreter would have it (docs/LAYERS.md).
+L=$T/layers
+mkdir -p "$L/app/.cache" "$L/elsewhere"
+printf 'return "low"\n' >"$L/app/low.lua"
+printf 'return "both"\n' >"$L/app/both.lua"
+printf 'return "own"\n' >"$L/app/own.lua"
+LOW=$L/low.shard
+OWN=$L/own.shard
+run --shard "$LOW" put "$L/app/low.lua" "$L/app/low.lua"
+run --shard "$LOW" put "$L/app/both.lua" "$L/app/low.lua"
+chmod 644 "$LOW"
+lsum() { cksum <"$LOW"; }
+low_before=$(lsum)
+# sl ARGS...: the tool on the default shard OWN with LOW under it.
+sl() {
+	SCRIPTCACHE_PATH=$OWN SCRIPTCACHE_LOWER=$LOW "$SC" "$@" >"$T/out" 2>"$T/err"
+	rc=$?
+}
+sl put "$L/app/own.lua" "$L/app/own.lua"
+sl put "$L/app/both.lua" "$L/app/both.lua"
+sl ls
+check "ls with a lower shard: exit 0" is_rc 0
+check "ls shows a LAYER column" out_has "^STATUS  *SIZE  *CACHED  *LAYER  *KEY"
+check "ls: the lower entry is in layer 1" out_has " 1  *$L/app/low.lua\$"
+check "ls: the own entry is in layer own" out_has " own  *$L/app/own.lua\$"
+check "ls: a key in both shows the own entry" out_has " own  *$L/app/both.lua\$"
+check "ls: a shadowed key is listed once" sh -c "[ \$(grep -c 'app/both.lua' '$T/out') -eq 1 ]"
+check "ls names the layers" out_has "^layer 1: $LOW\$"
+sl ls --json
+check "ls --json: layer and layer_path of each entry" json "sorted((e['key'].rsplit('/',1)[1], e['layer'], e['layer_path']) for e in j) == [('both.lua', 0, '$OWN'), ('low.lua', 1, '$LOW'), ('own.lua', 0, '$OWN')]"
+sl --no-lowers ls --json
+check "--no-lowers: the own shard alone" json "sorted(e['key'].rsplit('/',1)[1] for e in j) == ['both.lua', 'own.lua']"
+sl get "$L/app/low.lua"
+check "get serves the lower entry" cmp -s "$T/out" "$L/app/low.lua"
+sl stats
+check "stats mentions the lower shard" out_has "^lower 1  *$LOW: 2 entries (1 shown)"
+sl stats --json
+check "stats --json: the lower shards" json "len(j['lower']) == 1 and j['lower'][0]['path'] == '$LOW' and j['lower'][0]['entries'] == 2 and j['lower'][0]['error'] is None"
+sl rm "$L/app/low.lua"
+check "rm of a lower entry: exit 0" is_rc 0
+check "rm says a whiteout hides it" out_has "hidden by a whiteout (lower shard 1"
+sl get "$L/app/low.lua"
+check "then get misses (exit 1)" is_rc 1
+sl ls --json
+check "and ls no longer lists it" json "'$L/app/low.lua' not in [e['key'] for e in j]"
+check "the lower shard was not written" sh -c "[ \"\$(cksum <'$LOW')\" = '$low_before' ]"
+sl rm "$L/app/low.lua"
+check "rm again: not found (exit 1)" is_rc 1
+sl put "$L/app/low.lua" "$L/app/own.lua"
+sl get "$L/app/low.lua"
+check "a put after the whiteout is served" cmp -s "$T/out" "$L/app/own.lua"
+sl verify
+check "verify of the stack: exit 0" is_rc 0
+check "verify says it checked the lower shard" out_has "1 lower shard"
+chmod 666 "$LOW"
+sl ls
+check "a lower shard writable by others: ls still works" is_rc 0
+check "... and says the lower shard is not used" err_has "lower shard 1 ($LOW) not used: "
+sl verify
+check "verify of a refused lower shard: exit 1" is_rc 1
+check "verify says why" out_has "lower shard 1 ($LOW): not used: shard not owned by this user or writable by others"
+chmod 644 "$LOW"
+
+# build: a compact relocatable shard from the own one, used from a copy.
+BSRC=$L/dev.shard
+printf 'return "main"\n' >"$L/app/main.lua"
+printf 'return "out"\n' >"$L/elsewhere/out.lua"
+run --shard "$BSRC" put "$L/app/main.lua" "$L/app/main.lua"
+run --shard "$BSRC" put "$L/elsewhere/out.lua" "$L/elsewhere/out.lua"
+run --shard "$BSRC" put --tag other "$L/app/low.lua" "$L/app/low.lua"
+run --shard "$BSRC" build --tag "" --base-dir "$L/app" "$L/app/.cache/app.shard"
+check "build --base-dir: exit 0" is_rc 0
+check "build says what it wrote" out_has "^built $L/app/.cache/app.shard: 2 entries (1 left out.*relocatable: base $L/app\$"
+run --shard "$L/app/.cache/app.shard" verify
+check "the built shard passes verify" is_rc 0
+run --shard "$L/app/.cache/app.shard" stats --json
+check "the built shard has no dead space" json "j['dead_bytes'] == 0 and j['entries'] == 2"
+run --shard "$L/app/.cache/app.shard" ls --json
+check "ls --json of the built shard: the key stored relative to its base" json "sorted(e.get('stored_key') for e in j if 'stored_key' in e) == ['main.lua']"
+cp -r "$L/app" "$L/copy"
+chmod 644 "$L/copy/.cache/app.shard"
+# (The own shard exists: an interpreter's sc_open() creates it.)
+run --shard "$L/own2.shard" put --no-source /own2/k "$L/app/own.lua"
+SCRIPTCACHE_PATH=$L/own2.shard SCRIPTCACHE_LOWER=$L/copy/.cache/app.shard "$SC" get "$L/copy/main.lua" >"$T/out" 2>"$T/err"
+rc=$?
+check "the copied tree hits its copied shard" cmp -s "$T/out" "$L/copy/main.lua"
+SCRIPTCACHE_PATH=$L/own2.shard SCRIPTCACHE_LOWER=$L/copy/.cache/app.shard "$SC" ls >"$T/out" 2>"$T/err"
+rc=$?
+check "ls shows the relocated entry under the copy" out_has " 1  *$L/copy/main.lua\$"
+run --shard "$BSRC" build "$BSRC"
+check "build over the shard it reads: exit 2" is_rc 2
+run --shard "$BSRC" build --base-dir "$L/no-such-dir" "$L/x.shard"
+check "build with a missing --base-dir: exit 2" is_rc 2
+check "... one line" err_one_line
 
 echo "1..$n"
 [ "$failed" -eq 0 ]
