@@ -78,11 +78,42 @@ int sc_collect(const struct sc_snap *s, sc_keep_fn keep, void *arg, int whiteout
 }
 
 /* Keep only the newest entries that fit in @p budget bytes. */
+struct aged {
+	sc_entry_info e;
+	unsigned char wo;
+};
+
+static int aged_newest_first(const void *a, const void *b)
+{
+	return newest_first(&((const struct aged *)a)->e, &((const struct aged *)b)->e);
+}
+
+/* Sort @p l newest first, each whiteout mark moving with its record.
+ * 0, or -ENOMEM (the list is left as it was). */
+static int sort_newest_first(struct sc_live *l)
+{
+	struct aged *v = malloc((l->n ? l->n : 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < l->n; i++)
+		v[i] = (struct aged){ l->e[i], l->wo ? l->wo[i] : 0 };
+	qsort(v, l->n, sizeof(*v), aged_newest_first);
+	for (uint64_t i = 0; i < l->n; i++) {
+		l->e[i] = v[i].e;
+		if (l->wo)
+			l->wo[i] = v[i].wo;
+	}
+	free(v);
+	return 0;
+}
+
 static uint64_t apply_budget(sc_cache *c, struct sc_live *l, uint64_t budget)
 {
 	uint64_t total = 0;
 
-	qsort(l->e, l->n, sizeof(*l->e), newest_first);
+	if (sort_newest_first(l) != 0)
+		return 0; /* no memory to choose: this compaction keeps all */
 	for (uint64_t i = 0; i < l->n; i++) {
 		uint64_t need = (l->e[i].blob_size ? sc_class_size(sc_class_of(l->e[i].blob_size)) : 0) +
 				sizeof(struct sc_disk_entry) +

@@ -215,6 +215,57 @@ static void test_lower_hit_no_write(void)
 	sc_close(c);
 }
 
+/* A size limit evicts the oldest records of the own shard: whiteouts go
+ * by age like entries, and no entry kept may turn into one. */
+static void test_whiteout_eviction(void)
+{
+	const char *top = tu_path("top8.shard"), *low = tu_path("low8.shard");
+	const char *keys[] = { k1, k2 };
+	static unsigned char big[48 * 1024];
+	char key[PATH_MAX];
+	sc_blob b;
+	int bad = 0, kept = 0, gap = 0, was_kept[40] = { 0 };
+
+	make_lower(low, keys, 2, "low");
+	sc_cache *c = open_ok(top, TAG, 0);
+	TU_CHECK(sc_add_lower(c, low, 0) == 0);
+	TAP_EQ(sc_remove(c, k1), 0, "a whiteout, the oldest record");
+	for (int i = 0; i < 40; i++) {
+		snprintf(key, sizeof key, "/evict/%02d", i);
+		memset(big, i + 1, sizeof big);
+		sc_put_opts o = { .no_source = 1 };
+		TU_CHECK(sc_put_ex(c, key, big, sizeof big, &o) == 0);
+		usleep(1000); /* distinct cached times: eviction is by age */
+	}
+	sc_set_max_size(c, 1 << 20);
+	memset(big, 0x77, sizeof big);
+	sc_put_opts o = { .no_source = 1 };
+	TAP_EQ(sc_put_ex(c, "/evict/last", big, sizeof big, &o), 0, "a put past the size limit");
+	for (int i = 0; i < 40; i++) {
+		snprintf(key, sizeof key, "/evict/%02d", i);
+		int rc = sc_get(c, key, &b);
+		if (rc == 0) {
+			kept++;
+			was_kept[i] = 1;
+			if (b.size != sizeof big || ((const unsigned char *)b.data)[0] != i + 1)
+				bad++;
+		}
+	}
+	TAP_EQ(sc_get(c, "/evict/last", &b), 0, "the newest entry is kept");
+	tap_ok(kept > 0 && kept < 40, "the eviction kept the newest (%d of 40)", kept);
+	TAP_EQ(bad, 0, "every kept entry has its bytes");
+	for (int i = 1; i < 40; i++)
+		gap += was_kept[i - 1] && !was_kept[i];
+	TAP_EQ(gap, 0, "the kept entries are the newest ones, none missing among them");
+	int rc = sc_get(c, k1, &b);
+	tap_ok(rc == SC_ENOTFOUND || (rc == 0 && blob_is(&b, "low", k1)),
+	       "the whited-out key is hidden, or (whiteout evicted) the lower entry shows (%s)",
+	       sc_strerror(rc));
+	TAP_EQ(sc_get(c, k2, &b), 0, "the lower entry not whited out still shows");
+	TAP_EQ(sc_verify(c, NULL, NULL, NULL), 0, "the evicted shard is sound");
+	sc_close(c);
+}
+
 static void test_replaced_underneath(void)
 {
 	const char *top = tu_path("top2.shard"), *low = tu_path("low2.shard");
@@ -616,6 +667,7 @@ int main(void)
 	tu_write_str(k4, "-- four\n");
 
 	test_lower_hit_no_write();
+	test_whiteout_eviction();
 	test_replaced_underneath();
 	test_refused();
 	test_corrupt();
