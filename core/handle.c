@@ -271,7 +271,10 @@ static int open_v1(sc_cache *c, int fd, uint64_t size, const struct sc_disk_head
 	return 0;
 }
 
-const struct sc_str *sc_keep_dir(sc_cache *c, const char *dir, size_t dir_len, const char *rel)
+/* realpath(3) of @p dir joined with @p rel, kept on c->strs; NULL if it
+ * does not resolve to a directory. */
+static const struct sc_str *keep_dir(sc_cache *c, const char *dir, size_t dir_len,
+				     const char *rel)
 {
 	size_t rl = strlen(rel);
 	char *joined = malloc(dir_len + 1 + rl + 1), *real;
@@ -315,7 +318,7 @@ static void set_relocation(sc_cache *c, const struct sc_disk_header *h)
 		return;
 	memcpy(rel, h->base, h->base_len);
 	rel[h->base_len] = '\0';
-	k = sc_keep_dir(c, c->path, (size_t)(slash - c->path), rel);
+	k = keep_dir(c, c->path, (size_t)(slash - c->path), rel);
 	if (k) {
 		c->base = k->s;
 		c->base_len = k->len;

@@ -215,9 +215,6 @@ void sc_clean_temps(const char *shard_path);
 int  sc_open_shard(sc_cache **out, const char *path, const char *tag, unsigned flags);
 void sc_close_shard(sc_cache *c);
 void sc_trim_shard(sc_cache *c);
-/* realpath(3) of @p dir joined with @p rel, kept on c->strs; NULL if it
- * does not resolve to a directory. */
-const struct sc_str *sc_keep_dir(sc_cache *c, const char *dir, size_t dir_len, const char *rel);
 int  sc_snapshot(sc_cache *c, struct sc_snap *s);   /* takes and drops rw */
 void sc_snap_fill_locked(sc_cache *c, struct sc_snap *s); /* rw held */
 int  sc_refresh_locked(sc_cache *c, int force_path_check); /* rw held exclusively */

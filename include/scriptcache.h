@@ -247,6 +247,13 @@ typedef struct sc_blob {
  * and its XXH3-128 compared with the one recorded at the put.
  * Cost on a repeat lookup: one hash probe and the stat(2) of the source.
  *
+ * With lower shards (see sc_add_lower()), the layers are tried in order and
+ * the first hit is returned, from the mapping of the shard that holds it; a
+ * whiteout ends the search with SC_ENOTFOUND.  A miss reports the own
+ * shard's reason, else the first lower shard's SC_ESTALE, SC_EFINGERPRINT or
+ * SC_EWRITERGONE; a lower shard that cannot be read is skipped silently
+ * (sc_verify() says why).
+ *
  * @param[in]  key  canonical absolute path of the source (the library does
  *                  not canonicalize; see sc_load() for a helper that does).
  * @param[out] out  on success, the blob.  The bytes live in the shard's
