@@ -5,6 +5,8 @@
  * environment, and relocatable shards built by sc_build() and used from a
  * copy of their tree.  Real files in a temp directory; no mocks.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <xxhash.h>
 
 #include "testutil.h"
@@ -263,6 +265,70 @@ static void test_whiteout_eviction(void)
 	       sc_strerror(rc));
 	TAP_EQ(sc_get(c, k2, &b), 0, "the lower entry not whited out still shows");
 	TAP_EQ(sc_verify(c, NULL, NULL, NULL), 0, "the evicted shard is sound");
+	sc_close(c);
+}
+
+/* Lookups in other threads while lower shards are added: layers are
+ * published atomically and never move (run under ASan/TSan to mean much). */
+struct reader {
+	sc_cache *c;
+	_Atomic int *stop;
+	int hits, errors;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	sc_blob b;
+
+	while (!atomic_load(r->stop)) {
+		int rc = sc_get(r->c, k3, &b);
+		if (rc == 0)
+			r->hits++;
+		else if (rc != SC_ENOTFOUND)
+			r->errors++;
+		struct seen s = { k3, 0, -1, "" };
+		if (sc_foreach(r->c, seen_cb, &s) != 0 || s.count > 1)
+			r->errors++;
+	}
+	return NULL;
+}
+
+static void test_add_while_reading(void)
+{
+	const char *top = tu_path("top9.shard");
+	const char *keys[] = { k3 };
+	char path[PATH_MAX];
+	_Atomic int stop = 0;
+	struct reader r[3];
+	pthread_t t[3];
+
+	for (int i = 0; i < 8; i++) {
+		snprintf(path, sizeof path, "%s", tu_path("many%d.shard", i));
+		make_lower(path, keys, 1, "many");
+	}
+	sc_cache *c = open_ok(top, TAG, 0);
+	for (int i = 0; i < 3; i++) {
+		r[i] = (struct reader){ c, &stop, 0, 0 };
+		TU_CHECK(pthread_create(&t[i], NULL, reader_main, &r[i]) == 0);
+	}
+	int added = 0;
+	for (int i = 0; i < 8; i++) {
+		usleep(2000);
+		added += sc_add_lower(c, tu_path("many%d.shard", i), 0) == 0;
+	}
+	usleep(20000);
+	atomic_store(&stop, 1);
+	int hits = 0, errors = 0;
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		hits += r[i].hits;
+		errors += r[i].errors;
+	}
+	TAP_EQ(added, 8, "eight lower shards added while three threads look up and list");
+	TAP_EQ(errors, 0, "no lookup or listing failed, no key listed twice");
+	tap_ok(hits > 0, "the threads hit once a lower shard was there (%d hits)", hits);
+	TAP_EQ(sc_layer_count(c), 9, "nine layers");
 	sc_close(c);
 }
 
@@ -668,6 +734,7 @@ int main(void)
 
 	test_lower_hit_no_write();
 	test_whiteout_eviction();
+	test_add_while_reading();
 	test_replaced_underneath();
 	test_refused();
 	test_corrupt();
