@@ -72,17 +72,29 @@ sc_cache *sc_layer_handle(sc_cache *c, int i)
 	return h;
 }
 
+/* Is @p o's file the one @p h has open?  (o's identity changes when it
+ * follows a replaced file, under its rw lock.) */
+static int same_file(sc_cache *o, const sc_cache *h)
+{
+	int same;
+
+	pthread_rwlock_rdlock(&o->rw);
+	same = o->dev == h->dev && o->ino == h->ino;
+	pthread_rwlock_unlock(&o->rw);
+	return same;
+}
+
 /* Is the file @p h (or, unopened, @p path) already in @p c's stack? */
 static int in_stack(sc_cache *c, const char *path, const sc_cache *h)
 {
 	int n = sc_layers(c);
 
-	if (strcmp(path, c->path) == 0 || (h && h->dev == c->dev && h->ino == c->ino))
+	if (strcmp(path, c->path) == 0 || (h && same_file(c, h)))
 		return 1;
 	for (int i = 1; i < n; i++) {
 		const struct sc_layer *l = c->layers[i - 1];
-		const sc_cache *o = atomic_load(&l->h);
-		if (strcmp(path, l->path) == 0 || (h && o && o->dev == h->dev && o->ino == h->ino))
+		sc_cache *o = atomic_load(&l->h);
+		if (strcmp(path, l->path) == 0 || (h && o && same_file(o, h)))
 			return 1;
 	}
 	return 0;
