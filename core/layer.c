@@ -27,7 +27,16 @@
  * SC_RDONLY: owned by the user or root, writable by nobody else. */
 static int open_lower(const char *path, sc_cache **out)
 {
-	int rc = sc_open_shard(out, path, NULL, SC_RDONLY | SC_NOCREATE | SC_IGNORE_ENV);
+	struct stat st;
+	int rc;
+
+	/* A configured path may name anything: a FIFO would block the open. */
+	*out = NULL;
+	if (stat(path, &st) != 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	rc = sc_open_shard(out, path, NULL, SC_RDONLY | SC_NOCREATE | SC_IGNORE_ENV);
 
 	if (rc == 0) {
 		(*out)->lower = 1;

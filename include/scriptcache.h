@@ -187,8 +187,8 @@ enum {
  *         already a layer of this handle, or its own shard); -E2BIG
  *         (SC_MAX_LOWERS reached); SC_EINSECURE, SC_EMAGIC, SC_EVERSION,
  *         SC_ECORRUPT, SC_ETRUNCATED, ... (not added, or added but unused
- *         with SC_LOWER_KEEP); SC_EDISABLED (caching disabled: nothing is
- *         added); -EINVAL.
+ *         with SC_LOWER_KEEP); -EINVAL (not a regular file, bad flags);
+ *         SC_EDISABLED (caching disabled: nothing is added).
  */
 SC_API int sc_add_lower(sc_cache *c, const char *path, unsigned flags);
 

@@ -470,6 +470,10 @@ static void test_corrupt(void)
 	tap_ok(rc == SC_ETRUNCATED || rc == SC_ECORRUPT, "a truncated lower shard is refused (%s)",
 	       sc_strerror(rc));
 	TAP_EQ(sc_add_lower(c, junk, SC_LOWER_KEEP), SC_EMAGIC, "garbage: SC_EMAGIC");
+	TU_CHECK(mkfifo(tu_path("fifo.shard"), 0644) == 0);
+	TAP_EQ(sc_add_lower(c, tu_path("fifo.shard"), 0), -EINVAL, "a FIFO: -EINVAL, without blocking");
+	TU_CHECK(mkdir(tu_path("adir.shard"), 0755) == 0);
+	TAP_EQ(sc_add_lower(c, tu_path("adir.shard"), 0), -EINVAL, "a directory: -EINVAL");
 	TAP_EQ(sc_add_lower(c, low, 0), 0, "a sound one after them");
 	TAP_EQ(sc_layer_count(c), 4, "all three stacked");
 	TAP_EQ(sc_get(c, k1, &b), 0, "the sound one still serves");
