@@ -110,8 +110,11 @@ enum {
  * (unset: /usr/lib/scriptcache; empty: none) in sorted order.
  * SCRIPTCACHE_LOWER set to the empty string means no lower shard.  A
  * configured lower shard that cannot be used does not fail the open: it
- * misses, and sc_get_layer_info() and sc_verify() say why.  An explicit @p path
- * gets no lower shards unless sc_add_lower() adds them.
+ * misses, and sc_get_layer_info() and sc_verify() say why.  An explicit
+ * @p path gets no lower shards unless sc_add_lower() adds them.  Every
+ * shard of the stack that is relocatable (sc_build() with a base) resolves
+ * its relative keys against its recorded base, then against each absolute
+ * directory of $SCRIPTCACHE_BASEDIRS (colon-separated), read at open.
  *
  * Only the first page of the file is read: opening costs the same for a
  * 1 MiB and a 1 GiB shard.  When caching is disabled by the environment the
