@@ -464,8 +464,8 @@ int sc_get_stats(sc_cache *c, sc_stats *out)
 		return 0;
 	out->lower_layers = (uint64_t)(sc_layers(c) - 1);
 	for (int i = 1; i < sc_layers(c); i++) {
-		sc_cache *h = sc_layer_handle(c, i);
-		if (!h || atomic_load(&h->insecure))
+		sc_layer_info li;
+		if (sc_get_layer_info(c, i, &li) != 0 || li.status != 0)
 			out->lower_unusable++;
 	}
 	out->set_aside = sc_count_set_aside(c->path);

@@ -476,6 +476,10 @@ static void test_corrupt(void)
 	TAP_EQ(sc_add_lower(c, tu_path("adir.shard"), 0), -EINVAL, "a directory: -EINVAL");
 	TAP_EQ(sc_add_lower(c, low, 0), 0, "a sound one after them");
 	TAP_EQ(sc_layer_count(c), 4, "all three stacked");
+	sc_stats st;
+	TAP_EQ(sc_get_stats(c, &st), 0, "stats");
+	TAP_EQ(st.lower_layers, 3, "three lower layers");
+	TAP_EQ(st.lower_unusable, 2, "two of them unusable");
 	TAP_EQ(sc_get(c, k1, &b), 0, "the sound one still serves");
 	/* Damage one blob of the sound shard in place. */
 	char needle[PATH_MAX + 8];
