@@ -215,6 +215,9 @@ struct fs_opts {
 	int      o_nosync;
 	int      o_no_dist_pyc;      /* no underlay of the distribution's .pyc */
 	int      o_allow_other;      /* allow_other or allow_root: callers vary */
+	char    *o_lower;            /* -o lower: colon-separated lower shards, or NULL */
+	int      o_lower_given;      /* -o lower seen (even empty: no lower shard) */
+	int      o_nolowers;         /* -o nolowers */
 };
 
 struct fs {

@@ -5,6 +5,7 @@
  *
  * See docs/FS.md for what the mount shows and how writing works.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
@@ -36,10 +37,19 @@ static void usage(const char *prog)
 	       "    -o no_dist_pyc         do not serve the distribution's .pyc\n"
 	       "                           (/A/B/__pycache__/X.pyc) as .tree/A/B/X.pyc when\n"
 	       "                           the cache has no entry for it\n"
+	       "    -o lower=PATH[:PATH...] read-only lower shards under the shard, in\n"
+	       "                           lookup order (a directory: its *.shard files);\n"
+	       "                           replaces the configured ones ($SCRIPTCACHE_LOWER)\n"
+	       "    -o nolowers            no lower shard, not even the configured ones\n"
+	       "\n"
+	       "Without a shard argument the default shard is mounted with the lower\n"
+	       "shards configured for it ($SCRIPTCACHE_LOWER, else the *.shard files of\n"
+	       "$SCRIPTCACHE_LOWER_DIR or /usr/lib/scriptcache); a shard named on the\n"
+	       "command line is that file alone, plus what -o lower adds.\n"
 	       "\n", prog);
 }
 
-enum { KEY_RO, KEY_ALLOW_OTHER, KEY_HELP, KEY_VERSION };
+enum { KEY_RO, KEY_ALLOW_OTHER, KEY_LOWER, KEY_HELP, KEY_VERSION };
 
 static const struct fuse_opt fs_optspec[] = {
 	{ "tag=%s", offsetof(struct fs_opts, o_tag), 0 },
@@ -47,6 +57,8 @@ static const struct fuse_opt fs_optspec[] = {
 	{ "commit_on_close", offsetof(struct fs_opts, o_commit_on_close), 1 },
 	{ "nosync", offsetof(struct fs_opts, o_nosync), 1 },
 	{ "no_dist_pyc", offsetof(struct fs_opts, o_no_dist_pyc), 1 },
+	{ "nolowers", offsetof(struct fs_opts, o_nolowers), 1 },
+	FUSE_OPT_KEY("lower=", KEY_LOWER),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("allow_root", KEY_ALLOW_OTHER),
@@ -77,6 +89,17 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_ALLOW_OTHER:
 		ps->o.o_allow_other = 1; /* under.c checks each caller */
 		return 1;                /* libfuse's option */
+	case KEY_LOWER: {
+		/* -o lower=A -o lower=B is lower=A:B */
+		const char *v = arg + strlen("lower=");
+		char *old = ps->o.o_lower, *all;
+		if (asprintf(&all, "%s%s%s", old ? old : "", old ? ":" : "", v) < 0)
+			return -1;
+		free(old);
+		ps->o.o_lower = all;
+		ps->o.o_lower_given = 1;
+		return 0;
+	}
 	case KEY_HELP:
 		ps->help = 1;
 		return 0;
@@ -91,6 +114,77 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	default:
 		return 1;
 	}
+}
+
+/* Stack one lower shard (-o lower), as the library stacks the configured
+ * ones: one that cannot be used now stays in the stack (SC_LOWER_KEEP),
+ * misses, and is retried; a missing one is left out.  Both are said on
+ * stderr, neither stops the mount. */
+static void add_lower(const char *prog, sc_cache *c, const char *path)
+{
+	int rc = sc_add_lower(c, path, SC_LOWER_KEEP);
+	if (rc == 0)
+		return;
+	if (rc == -ENOENT)
+		fprintf(stderr, "%s: lower shard %s: not found, left out\n", prog, path);
+	else if (rc == -EEXIST)
+		fprintf(stderr, "%s: lower shard %s: already in the stack, used once\n", prog, path);
+	else if (rc == -EINVAL || rc == -E2BIG)
+		fprintf(stderr, "%s: lower shard %s: %s, left out\n", prog, path,
+			rc == -E2BIG ? "too many lower shards" : "not a regular file");
+	else
+		fprintf(stderr, "%s: lower shard %s: %s (kept: it misses until it can be used)\n",
+			prog, path, sc_strerror(rc));
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name); /* byte order, as the library */
+}
+
+static int shard_file(const struct dirent *de)
+{
+	size_t n = strlen(de->d_name);
+	return de->d_name[0] != '.' && n > 6 && strcmp(de->d_name + n - 6, ".shard") == 0;
+}
+
+/* -o lower=PATH[:PATH...]: each item in order; an item naming a directory
+ * stands for its *.shard files sorted by name, as in $SCRIPTCACHE_LOWER. */
+static int add_lowers(const char *prog, sc_cache *c, const char *list)
+{
+	char *copy = strdup(list), *save = NULL;
+	struct stat st;
+	if (!copy)
+		return -ENOMEM;
+	for (char *item = strtok_r(copy, ":", &save); item; item = strtok_r(NULL, ":", &save)) {
+		if (stat(item, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			add_lower(prog, c, item);
+			continue;
+		}
+		struct dirent **names = NULL;
+		int n = scandir(item, &names, shard_file, by_name);
+		if (n < 0) {
+			fprintf(stderr, "%s: lower shards in %s: %s\n", prog, item, strerror(errno));
+			continue;
+		}
+		for (int i = 0; i < n; i++) {
+			char path[PATH_MAX];
+			if (snprintf(path, sizeof path, "%s/%s", item, names[i]->d_name) <
+			    (int)sizeof path)
+				add_lower(prog, c, path);
+			free(names[i]);
+		}
+		free(names);
+	}
+	free(copy);
+	return 0;
+}
+
+/* Nonzero if @p path is @p dir or below it (both canonical). */
+static int is_below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0' || n == 1);
 }
 
 int main(int argc, char *argv[])
@@ -148,11 +242,21 @@ int main(int argc, char *argv[])
 	}
 	fs->fs_o.o_mountpoint = mnt_abs;
 
+	if (fs->fs_o.o_lower_given && fs->fs_o.o_nolowers) {
+		fprintf(stderr, "%s: -o lower and -o nolowers exclude each other\n", argv[0]);
+		goto out;
+	}
+	/* The default shard (no shard argument) gets the lower shards
+	 * configured for it, as every interpreter's sc_open(NULL) does
+	 * (docs/LAYERS.md); -o lower replaces them, -o nolowers drops them.
+	 * A shard named on the command line is that file alone. */
 	unsigned flags = SC_IGNORE_ENV;
 	if (fs->fs_o.o_ro)
 		flags |= SC_RDONLY | SC_NOCREATE;
 	if (fs->fs_o.o_nosync)
 		flags |= SC_NOSYNC;
+	if (fs->fs_o.o_lower_given || fs->fs_o.o_nolowers)
+		flags |= SC_NO_LOWERS;
 	err = sc_open(&fs->fs_cache, fs->fs_o.o_shard, NULL, flags);
 	if (err) {
 		int rdonly_hint = !fs->fs_o.o_ro && (err == -EACCES || err == -EROFS || err == -EPERM);
@@ -161,14 +265,19 @@ int main(int argc, char *argv[])
 			rdonly_hint ? " (to serve a shard you cannot write, mount with -o ro)" : "");
 		goto out;
 	}
-	{
-		/* The daemon would have to answer its own requests to reach a
-		 * shard below its mount point, before it answers any: a hang. */
-		const char *sp = sc_path(fs->fs_cache);
-		size_t ml = strlen(mnt_abs);
-		if (strncmp(sp, mnt_abs, ml) == 0 && (sp[ml] == '/' || ml == 1)) {
-			fprintf(stderr, "%s: the shard %s is inside the mount point %s; "
-				"keep it elsewhere\n", argv[0], sp, mnt_abs);
+	if (fs->fs_o.o_lower && add_lowers(argv[0], fs->fs_cache, fs->fs_o.o_lower) != 0) {
+		fprintf(stderr, "%s: out of memory\n", argv[0]);
+		goto out;
+	}
+	/* The daemon would have to answer its own requests to reach a shard
+	 * below its mount point, before it answers any: a hang.  The same
+	 * holds for a lower shard, which lookups re-stat once a second. */
+	for (int i = 0, n = sc_layer_count(fs->fs_cache); i < n; i++) {
+		sc_layer_info li;
+		if (sc_get_layer_info(fs->fs_cache, i, &li) == 0 && li.path &&
+		    is_below(li.path, mnt_abs)) {
+			fprintf(stderr, "%s: the %sshard %s is inside the mount point %s; "
+				"keep it elsewhere\n", argv[0], i ? "lower " : "", li.path, mnt_abs);
 			goto out;
 		}
 	}
@@ -239,6 +348,7 @@ out:
 	free(copts.mountpoint);
 	free(mnt_abs);
 	free(fs->fs_o.o_tag);
+	free(fs->fs_o.o_lower);
 	for (int i = 0; i < ps.npos && i < 3; i++)
 		free(ps.pos[i]);
 	fuse_opt_free_args(&args);

@@ -17,8 +17,12 @@
  *
  * Everything else (ro, noexec, allow_other, tag=..., options added to
  * scriptcachefs later) is passed on unchanged, so that the daemon stays the
- * one authority on its own options.
+ * one authority on its own options.  One exception: the paths of
+ * lower=PATH[:PATH...] are made absolute here, relative to the caller's
+ * directory, as SHARD is (setuid= moves the daemon elsewhere).
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +98,42 @@ static int list_add(char **list, const char *opt)
 	return 0;
 }
 
+/* lower=A:B with each item made absolute (into the list *list). */
+static int add_lower_opt(char **list, const char *opt)
+{
+	char *copy = strdup(opt + strlen("lower=")), *save = NULL, *out = strdup("lower=");
+	char abs[PATH_MAX];
+	int ret = 0, first = 1;
+	if (!copy || !out) {
+		ret = MH_EXIT_SYSERR;
+		goto done;
+	}
+	for (char *item = strtok_r(copy, ":", &save); item; item = strtok_r(NULL, ":", &save)) {
+		int err = mh_absolute(item, abs, sizeof abs);
+		if (err) {
+			mh_err("lower=%s: %s", item, strerror(-err));
+			ret = MH_EXIT_USAGE;
+			goto done;
+		}
+		char *n = realloc(out, strlen(out) + 1 + strlen(abs) + 1);
+		if (!n) {
+			ret = MH_EXIT_SYSERR;
+			goto done;
+		}
+		out = n;
+		if (!first)
+			strcat(out, ":");
+		strcat(out, abs);
+		first = 0;
+	}
+	if (list_add(list, out))
+		ret = MH_EXIT_SYSERR;
+done:
+	free(copy);
+	free(out);
+	return ret;
+}
+
 /* Split one -o argument and sort each option into its class. */
 static int translate(struct mh_cmd *c, const char *arg)
 {
@@ -137,7 +177,9 @@ static int translate(struct mh_cmd *c, const char *arg)
 		case OC_PASS:
 			if (strcmp(opt, "ro") == 0)
 				c->mc_ro = 1;
-			if (list_add(&c->mc_pass, opt))
+			if (strncmp(opt, "lower=", strlen("lower=")) == 0)
+				ret = add_lower_opt(&c->mc_pass, opt);
+			else if (list_add(&c->mc_pass, opt))
 				ret = MH_EXIT_SYSERR;
 			break;
 		}
