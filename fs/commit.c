@@ -90,8 +90,8 @@ void fs_pending_wait(struct fs *fs, struct fs_node *p)
  * since the writer opened it) becomes a pending file of no name: its
  * writes succeed, as on an unlinked file, and are never committed.
  * @p pid: the writer (its executable is recorded as the entry's writer).
- * Returns 0 (the inode is pending now, or was not a blob) or an errno.
- * No lock held.
+ * Returns 0 (the inode is pending now, or was not a blob) or an errno
+ * (EROFS: a lower shard's blob).  No lock held.
  */
 int fs_pending_begin(struct fs *fs, uint64_t ino, pid_t pid, uint64_t keep)
 {
@@ -107,6 +107,15 @@ int fs_pending_begin(struct fs *fs, uint64_t ino, pid_t pid, uint64_t keep)
 		pthread_mutex_unlock(&fs->fs_lock);
 		pthread_rwlock_unlock(&fs->fs_map_lock);
 		return b ? 0 : ESTALE;
+	}
+	if (b->f_ver.v_layer > 0) {
+		/* A lower shard's blob is read-only: it is never written in
+		 * place (its bytes are not the top shard's to turn into a
+		 * pending version).  A new version renamed over its name goes
+		 * to the top shard (fs_commit). */
+		pthread_mutex_unlock(&fs->fs_lock);
+		pthread_rwlock_unlock(&fs->fs_map_lock);
+		return EROFS;
 	}
 	/* the kernel holds b (a WRITE or SETATTR on it is running) */
 	const unsigned char *src = b->f_blob;

@@ -53,6 +53,7 @@ void fs_ver_from_info(struct fs_ver *v, const sc_entry_info *e, int status)
 	v->v_cached_nsec = e->cached_nsec;
 	v->v_blob_size = e->blob_size;
 	v->v_checksum = e->blob_id[0];
+	v->v_layer = e->layer;
 }
 
 int fs_ver_same(const struct fs_ver *a, const struct fs_ver *b)
@@ -425,8 +426,8 @@ static void attr_apply(struct fs *fs, const struct fs_node *n, struct stat *st)
 		return;
 	if (a->a_set & A_MODE) {
 		mode_t m = a->a_mode;
-		if (n->n_kind == FS_META)
-			m &= ~(mode_t)0222; /* generated: never shown writable */
+		if (n->n_kind == FS_META || (n->n_kind == FS_BLOB && n->f_ver.v_layer > 0))
+			m &= ~(mode_t)0222; /* generated, or a lower shard's: never writable */
 		st->st_mode = (st->st_mode & S_IFMT) | m;
 	}
 	if (a->a_set & A_OWNER) {
@@ -462,8 +463,10 @@ void fs_fill_attr(struct fs *fs, const struct fs_node *n, struct stat *st)
 		st->st_nlink = 2;
 		break;
 	case FS_BLOB:
-		/* writable: a write begins a pending version (commit.c) */
-		st->st_mode = S_IFREG | 0444 | w;
+		/* writable: a write begins a pending version (commit.c); a lower
+		 * shard's blob is not (a new version is written beside it and
+		 * renamed over it, docs/FS.md "Layers") */
+		st->st_mode = S_IFREG | 0444 | (n->f_ver.v_layer > 0 ? 0 : w);
 		st->st_nlink = 1;
 		st->st_size = (off_t)n->f_ver.v_blob_size;
 		st->st_mtim.tv_sec = n->f_ver.v_cached_sec;

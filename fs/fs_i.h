@@ -127,6 +127,7 @@ struct fs_ver {
 	uint32_t v_cached_nsec;
 	uint64_t v_blob_size;
 	uint64_t v_checksum;        /* blob_id[0] (XXH3-128 low half): with the size, its identity */
+	int      v_layer;           /* 0: the mount's own shard; 1..: a read-only lower shard */
 };
 
 struct fs_node {
