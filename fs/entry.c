@@ -43,6 +43,23 @@ int fs_errno(int err)
 	}
 }
 
+const char *fs_entry_key(const sc_entry_info *e, char *buf, size_t *len)
+{
+	if (!e->key_base) {
+		*len = e->key_len;
+		return e->key;
+	}
+	size_t n = e->key_base_len + 1 + e->key_len;
+	if (n > SC_MAX_KEY)
+		return NULL;
+	memcpy(buf, e->key_base, e->key_base_len);
+	buf[e->key_base_len] = '/';
+	memcpy(buf + e->key_base_len + 1, e->key, e->key_len);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
 void fs_ver_from_info(struct fs_ver *v, const sc_entry_info *e, int status)
 {
 	v->v_shard_id = e->shard_id;

@@ -43,11 +43,13 @@ char *fs_name_to_key(struct fs *fs, const char *name, size_t *len, int *err)
 		if (!h.key) {
 			pthread_rwlock_rdlock(&fs->fs_map_lock);
 			sc_entry_info e;
+			char buf[SC_MAX_KEY + 1];
+			const char *k = NULL;
 			if (sc_lookup_name(fs->fs_cache, name, &e) == 0 &&
-			    (h.key = malloc(e.key_len + 1)) != NULL) {
-				memcpy(h.key, e.key, e.key_len);
-				h.key[e.key_len] = '\0';
-				h.key_len = e.key_len;
+			    (k = fs_entry_key(&e, buf, &h.key_len)) != NULL &&
+			    (h.key = malloc(h.key_len + 1)) != NULL) {
+				memcpy(h.key, k, h.key_len);
+				h.key[h.key_len] = '\0';
 			}
 			pthread_rwlock_unlock(&fs->fs_map_lock);
 		}
@@ -207,6 +209,8 @@ void fs_flat_lookup(fuse_req_t req, struct fs *fs, struct fs_node *d, const char
 			n = fs_dir_blob(fs, d, d->d_blob, d->d_epoch);
 			if (n) {
 				fs_entry_ref(fs, n, &ep);
+				if (n->f_ver.v_layer > 0)
+					FS_COUNT(fs, st_lower_hits, 1);
 			}
 		}
 		pthread_mutex_unlock(&fs->fs_lock);
@@ -225,6 +229,8 @@ void fs_flat_lookup(fuse_req_t req, struct fs *fs, struct fs_node *d, const char
 		n = is_blob ? d->n_blob : d->n_meta;
 	if (n) {
 		fs_entry_ref(fs, n, &ep);
+		if (n->n_kind == FS_BLOB && n->f_ver.v_layer > 0)
+			FS_COUNT(fs, st_lower_hits, 1);
 	}
 	pthread_mutex_unlock(&fs->fs_lock);
 	pthread_rwlock_unlock(&fs->fs_map_lock);
@@ -306,10 +312,12 @@ static int listing_add(struct fs_listing *l, const char *key, size_t klen, const
 static int listing_cb(const sc_entry_info *e, void *arg)
 {
 	struct fs_listing *l = arg;
-	char name[SC_NAME_MAX + 1];
-	if (sc_name_encode(e->key, e->key_len, name) < 0)
+	char name[SC_NAME_MAX + 1], buf[SC_MAX_KEY + 1];
+	size_t klen;
+	const char *key = fs_entry_key(e, buf, &klen);
+	if (!key || sc_name_encode(key, klen, name) < 0)
 		return 0;
-	if (listing_add(l, e->key, e->key_len, name) < 0)
+	if (listing_add(l, key, klen, name) < 0)
 		return -ENOMEM;
 	fs_ver_from_info(&l->ls_v[l->ls_n - 1].l_ver, e, INT32_MIN);
 	return 0;

@@ -286,7 +286,8 @@ struct fs {
 	/* counters for .stats (atomics) */
 	uint64_t         st_lookups, st_reads, st_read_bytes, st_commits,
 			 st_commit_errors, st_evictions, st_notes, st_resyncs,
-			 st_trims, st_tree_rebuilds, st_dist_hits, st_dist_refused;
+			 st_trims, st_tree_rebuilds, st_dist_hits, st_dist_refused,
+			 st_lower_hits; /* blob lookups a lower shard answered */
 };
 
 /* ops.c */
@@ -427,6 +428,11 @@ void fs_attr_free(struct fs *fs);                                  /* at exit */
  * node then stays in the key map after the kernel forgets it, so that the
  * watcher sees the directory go and its attributes go with it. */
 int  fs_attr_held(struct fs *fs, const struct fs_node *n);
+/* The key of @p e as interpreters look it up, and as the mount shows it:
+ * e->key, or key_base "/" key for an entry that a relocatable lower shard
+ * stores relative to its base (written to @p buf, SC_MAX_KEY + 1 bytes).
+ * NULL if that is longer than SC_MAX_KEY. */
+const char *fs_entry_key(const sc_entry_info *e, char *buf, size_t *len);
 /* The positive errno a core code (SC_E* or -errno) becomes at the FUSE boundary. */
 int  fs_errno(int sc_err);
 

@@ -120,8 +120,12 @@ int fs_watch_entry(struct fs *fs, const sc_entry_info *e)
 	int ok = 1;
 	if (fs->fs_inotify < 0)
 		return 0;
-	if (e->has_source)
-		ok &= watch_dir_of(fs, e->key, e->key_len);
+	if (e->has_source) {
+		char buf[SC_MAX_KEY + 1];
+		size_t klen;
+		const char *key = fs_entry_key(e, buf, &klen);
+		ok &= key && watch_dir_of(fs, key, klen);
+	}
 	if (e->exe_path_len > 0)
 		ok &= watch_dir_of(fs, e->exe_path, e->exe_path_len);
 	return ok;

@@ -95,9 +95,15 @@ static char *dump(json_t *root, size_t *len)
 char *fs_render_meta(const sc_entry_info *e, int status, const char *name, size_t *len)
 {
 	json_t *root = json_object(), *src, *fp, *blob;
-	char hex[40];
+	char hex[40], buf[SC_MAX_KEY + 1];
+	size_t klen;
+	const char *key = fs_entry_key(e, buf, &klen);
 
-	set_bytes(root, "key", e->key, e->key_len);
+	if (!key) { /* (base + key too long: the mount never lists it) */
+		key = e->key;
+		klen = e->key_len;
+	}
+	set_bytes(root, "key", key, klen);
 	json_object_set_new(root, "name", json_string(name));
 	json_object_set_new(root, "status", json_string(status == 0 ? "fresh" : "stale"));
 	if (status == SC_ESTALE)
@@ -110,7 +116,7 @@ char *fs_render_meta(const sc_entry_info *e, int status, const char *name, size_
 
 	if (e->has_source) {
 		src = json_object();
-		set_bytes(src, "path", e->key, e->key_len);
+		set_bytes(src, "path", key, klen);
 		json_object_set_new(src, "mtime", iso_time(e->source_mtime_sec, e->source_mtime_nsec));
 		json_object_set_new(src, "mtime_sec", json_integer(e->source_mtime_sec));
 		json_object_set_new(src, "mtime_nsec", json_integer(e->source_mtime_nsec));
@@ -138,10 +144,42 @@ char *fs_render_meta(const sc_entry_info *e, int status, const char *name, size_
 	snprintf(hex, sizeof hex, "%016" PRIx64, e->shard_id);
 	json_object_set_new(root, "shard_id", json_string(hex));
 	json_object_set_new(root, "offset", json_integer((json_int_t)e->offset));
+	/* where it comes from: 0 is the mount's own shard (docs/LAYERS.md) */
+	json_object_set_new(root, "layer", json_integer(e->layer));
+	json_object_set_new(root, "layer_path",
+			    e->layer_path ? json_string(e->layer_path) : json_null());
+	if (e->key_base) {
+		set_bytes(root, "key_base", e->key_base, e->key_base_len);
+		set_bytes(root, "stored_key", e->key, e->key_len);
+	}
 	return dump(root, len);
 }
 
 #define LOAD(f) json_integer((json_int_t)__atomic_load_n(&fs->f, __ATOMIC_RELAXED))
+
+/* Every layer of the stack, the own shard first (sc_get_layer_info()). */
+static json_t *render_layers(struct fs *fs)
+{
+	json_t *a = json_array();
+	char hex[24];
+	for (int i = 0, n = sc_layer_count(fs->fs_cache); i < n; i++) {
+		sc_layer_info li;
+		if (sc_get_layer_info(fs->fs_cache, i, &li) != 0)
+			continue;
+		json_t *o = json_object();
+		json_object_set_new(o, "layer", json_integer(li.layer));
+		json_object_set_new(o, "path", li.path ? json_string(li.path) : json_null());
+		json_object_set_new(o, "status", json_string(li.status ? sc_strerror(li.status) : "ok"));
+		json_object_set_new(o, "entries", json_integer((json_int_t)li.entries));
+		json_object_set_new(o, "file_size", json_integer((json_int_t)li.file_size));
+		snprintf(hex, sizeof hex, "%016" PRIx64, li.shard_id);
+		json_object_set_new(o, "shard_id", json_string(hex));
+		json_object_set_new(o, "relocatable", json_boolean(li.relocatable));
+		json_object_set_new(o, "base", li.base ? json_string(li.base) : json_null());
+		json_array_append_new(a, o);
+	}
+	return a;
+}
 
 char *fs_render_stats(struct fs *fs, size_t *len)
 {
@@ -166,10 +204,15 @@ char *fs_render_stats(struct fs *fs, size_t *len)
 		json_object_set_new(sh, "compactions", json_integer((json_int_t)s.compactions));
 		json_object_set_new(sh, "heals", json_integer((json_int_t)s.heals));
 		json_object_set_new(sh, "set_aside", json_integer((json_int_t)s.set_aside));
+		json_object_set_new(sh, "lower_hits", json_integer((json_int_t)s.lower_hits));
+		json_object_set_new(sh, "lower_layers", json_integer((json_int_t)s.lower_layers));
+		json_object_set_new(sh, "lower_unusable", json_integer((json_int_t)s.lower_unusable));
 		json_object_set_new(root, "shard_stats", sh);
 	} else {
 		json_object_set_new(root, "error", json_string(sc_strerror(err)));
 	}
+
+	json_object_set_new(root, "layers", render_layers(fs));
 
 	me = json_object();
 	json_object_set_new(me, "lookups", LOAD(st_lookups));
@@ -184,6 +227,7 @@ char *fs_render_stats(struct fs *fs, size_t *len)
 	json_object_set_new(me, "tree_rebuilds", LOAD(st_tree_rebuilds));
 	json_object_set_new(me, "dist_pyc_hits", LOAD(st_dist_hits));
 	json_object_set_new(me, "dist_pyc_refused", LOAD(st_dist_refused));
+	json_object_set_new(me, "lower_hits", LOAD(st_lower_hits));
 	pthread_mutex_lock(&fs->fs_lock);
 	json_object_set_new(me, "inodes", json_integer((json_int_t)fs->fs_icount));
 	json_object_set_new(me, "pending_files", json_integer((json_int_t)fs->fs_npending));

@@ -230,9 +230,12 @@ static int build_cb(const sc_entry_info *e, void *arg)
 		b->err = -ENOMEM;
 		return 1;
 	}
-	if (!fs_key_is_path(e->key, e->key_len))
+	char buf[SC_MAX_KEY + 1];
+	size_t klen;
+	const char *key = fs_entry_key(e, buf, &klen);
+	if (!key || !fs_key_is_path(key, klen))
 		return 0;
-	if (tidx_insert(b->t, e->key, e->key_len, 1, NULL, NULL) < 0) {
+	if (tidx_insert(b->t, key, klen, 1, NULL, NULL) < 0) {
 		b->err = -ENOMEM;
 		return 1;
 	}
@@ -521,6 +524,8 @@ static int lookup_file(struct fs *fs, struct fs_node *td, const char *key, size_
 			b = fs_dir_blob(fs, d, e.blob, fs->fs_epoch);
 		if (b) {
 			fs_entry_ref(fs, b, ep);
+			if (b->n_kind == FS_BLOB && b->f_ver.v_layer > 0)
+				FS_COUNT(fs, st_lower_hits, 1);
 		} else {
 			err = ENOENT; /* stale: as in the flat view, no blob */
 			fs_node_maybe_free(fs, d);
