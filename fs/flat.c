@@ -255,6 +255,7 @@ struct fs_lent {
 
 struct fs_listing {
 	uint64_t        ls_gen;
+	uint64_t        ls_lower_gen;   /* fs_lower_gen it was built at */
 	uint64_t        ls_made_gen;
 	size_t          ls_n, ls_cap;
 	struct fs_lent *ls_v;
@@ -334,7 +335,8 @@ static struct fs_listing *listing_get(struct fs *fs, off_t off, int *err)
 	pthread_mutex_lock(&fs->fs_lock);
 	l = fs->fs_list;
 	mg = fs->fs_made_gen;
-	if (l && (off > 0 || (l->ls_gen == gen && l->ls_made_gen == mg))) {
+	uint64_t lg = __atomic_load_n(&fs->fs_lower_gen, __ATOMIC_SEQ_CST);
+	if (l && (off > 0 || (l->ls_gen == gen && l->ls_made_gen == mg && l->ls_lower_gen == lg))) {
 		l->ls_refs++;
 		pthread_mutex_unlock(&fs->fs_lock);
 		return l;
@@ -347,6 +349,7 @@ static struct fs_listing *listing_get(struct fs *fs, off_t off, int *err)
 		return NULL;
 	}
 	l->ls_gen = gen;
+	l->ls_lower_gen = lg;
 	l->ls_made_gen = mg;
 	pthread_rwlock_rdlock(&fs->fs_map_lock);
 	int r = sc_foreach(fs->fs_cache, listing_cb, l);

@@ -279,6 +279,11 @@ struct fs {
 	char            *fs_shard_base;
 	volatile int     fs_stop;
 
+	/* bumped by the watcher when a lower shard changed (replaced, fixed,
+	 * become unusable): the root listing and the tree index, which follow
+	 * the own shard's generation, are rebuilt then too (atomic) */
+	uint64_t         fs_lower_gen;
+
 	/* puts of the daemon (fs_put) begun, done and failed: let the
 	 * watcher tell its own commits from other writers' (atomics) */
 	uint64_t         fs_puts_begun, fs_puts_done, fs_puts_failed;

@@ -28,6 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "fs_i.h"
 
 #define TICK_MS        25
@@ -192,6 +194,28 @@ static void resync(struct fs *fs, int check_status)
 	free(v);
 }
 
+/*
+ * The state of the lower shards, folded into one number: a lower shard
+ * replaced (a package upgrade), fixed or become unusable changes it.
+ * Asking also drives the library's once-a-second path check of each lower
+ * shard, which lookups alone would only make when someone asks for a key.
+ */
+static uint64_t lower_state(struct fs *fs)
+{
+	uint64_t h = 0;
+	pthread_rwlock_rdlock(&fs->fs_map_lock);
+	for (int i = 1, n = sc_layer_count(fs->fs_cache); i < n; i++) {
+		sc_layer_info li;
+		if (sc_get_layer_info(fs->fs_cache, i, &li) != 0)
+			continue;
+		uint64_t v[4] = { li.shard_id, (uint64_t)(int64_t)li.status, li.entries,
+				  li.file_size };
+		h = XXH3_64bits_withSeed(v, sizeof v, h);
+	}
+	pthread_rwlock_unlock(&fs->fs_map_lock);
+	return h;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -205,7 +229,8 @@ static void *watcher(void *arg)
 	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
 	uint64_t last_gen = 0, last_size = 0, last_shard = 0, last_own = 0;
 	double last_trim = now_s(), last_idle = 0, deferred_since = 0;
-	int need_trim = 0, tree_dirty = 0;
+	int need_trim = 0, tree_dirty = 0, lowers = sc_layer_count(fs->fs_cache) > 1;
+	uint64_t last_lower = lowers ? lower_state(fs) : 0;
 	sc_stats s;
 
 	last_own = __atomic_load_n(&fs->fs_puts_done, __ATOMIC_SEQ_CST);
@@ -312,6 +337,16 @@ static void *watcher(void *arg)
 				last_shard = s.shard_id;
 				last_own = own;
 				deferred_since = 0;
+			}
+		}
+		if (lowers) {
+			uint64_t ls = lower_state(fs);
+			if (ls != last_lower) {
+				/* every entry may have changed: as for another
+				 * writer's commit, plus the listing and the tree */
+				last_lower = ls;
+				__atomic_add_fetch(&fs->fs_lower_gen, 1, __ATOMIC_SEQ_CST);
+				shard_dirty = need_trim = 1;
 			}
 		}
 		if (shard_dirty || src_dirty) {

@@ -61,6 +61,7 @@ struct fs_tidx {
 	size_t           ti_cap, ti_n;
 	struct fs_tent  *ti_root;
 	uint64_t         ti_shard, ti_gen; /* shard version it was built from */
+	uint64_t         ti_lower;         /* and fs_lower_gen */
 };
 
 /* ---- the index ---- */
@@ -306,12 +307,16 @@ int fs_tree_sync(struct fs *fs, int wait)
 		pthread_rwlock_wrlock(&fs->fs_tlock);
 	else if (pthread_rwlock_trywrlock(&fs->fs_tlock) != 0)
 		return -EAGAIN; /* a commit runs: try again on the next tick */
+	/* (read before the shard's state: a lower change seen after the
+	 * foreach below makes one more rebuild, never one too few) */
+	uint64_t lg = __atomic_load_n(&fs->fs_lower_gen, __ATOMIC_SEQ_CST);
 	err = sc_get_stats(fs->fs_cache, &s);
 	if (err)
 		goto out;
 	pthread_mutex_lock(&fs->fs_lock);
 	struct fs_tidx *cur = fs->fs_tidx;
-	int same = cur && cur->ti_shard == s.shard_id && cur->ti_gen + fs->fs_t_own == s.generation;
+	int same = cur && cur->ti_shard == s.shard_id && cur->ti_lower == lg &&
+		   cur->ti_gen + fs->fs_t_own == s.generation;
 	pthread_mutex_unlock(&fs->fs_lock);
 	if (same || (!cur && !wait))
 		goto out;
@@ -325,6 +330,7 @@ int fs_tree_sync(struct fs *fs, int wait)
 	}
 	b.t->ti_shard = s.shard_id;
 	b.t->ti_gen = s.generation;
+	b.t->ti_lower = lg;
 	pthread_rwlock_rdlock(&fs->fs_map_lock);
 	err = sc_foreach(fs->fs_cache, build_cb, &b);
 	pthread_rwlock_unlock(&fs->fs_map_lock);
