@@ -58,7 +58,7 @@ class Mount:
 
 
 @contextlib.contextmanager
-def mounted(shard, mnt, *options):
+def mounted(shard, mnt, *options, env=None):
     """Run scriptcachefs in the foreground on mnt; yield a Mount.
 
     When the test's body is done, the daemon must exit with status 0 once
@@ -68,8 +68,10 @@ def mounted(shard, mnt, *options):
     (CPython) would otherwise hide the death."""
     _need('SCRIPTCACHEFS', FS)
     os.makedirs(mnt, exist_ok=True)
-    proc = subprocess.Popen([FS, '-f', *options, shard, mnt],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # shard None: the default shard (no shard argument), with env's
+    # environment (None: ours)
+    proc = subprocess.Popen([FS, '-f', *options, *([shard] if shard else []), mnt],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     m = None
     done = hung = False
     try:
