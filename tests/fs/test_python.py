@@ -344,6 +344,46 @@ def test_stdlib_imports_populate_then_read(env):
         assert st['daemon']['dist_pyc_hits'] == 0
 
 
+def test_second_python_hits_a_lower_shard(env, tmp_path):
+    """A shard filled by a first Python run through a mount, built into a
+    lower shard (root's, 0644), serves a second run through a fresh mount
+    over an empty top shard: every module from the lower shard, nothing
+    compiled, nothing written to the top (docs/FS.md, "Layers")."""
+    prefix_of = lambda m: os.path.join(m.path, '.tree')
+    with mounted(env.shard, env.mnt, '-o', 'nosync,no_dist_pyc') as m:
+        prefix = prefix_of(m)
+        first, err = run_py(prefix, MODULES, verbose=True)
+        keys = check_modules(m, first, prefix)
+        assert len(keys) >= 150, len(keys)
+    low = str(tmp_path / 'python.shard')
+    cli('--shard', env.shard, 'build', low)
+    os.chown(low, 0, 0)
+    os.chmod(low, 0o644)
+    assert set(shard_entries(low)) == set(keys)
+    with open(low, 'rb') as f:
+        low_bytes = f.read()
+    top = str(tmp_path / 'top.shard')
+    with mounted(top, env.mnt, '-o', 'nosync,no_dist_pyc,lower=' + low) as m:
+        prefix = prefix_of(m)
+        assert [l['path'] for l in stats(m)['layers']] == [top, low]
+        hits = stats(m)['daemon']['lower_hits']
+        second, err = run_py(prefix, MODULES, verbose=True)
+        assert second == first
+        assert loaded(err, prefix) == keys, daemon_state(m)
+        st = stats(m)
+        assert st['daemon']['commits'] == 0
+        assert st['daemon']['lower_hits'] - hits >= len(keys)
+        for key in list(keys)[:20]:
+            meta = json.load(open(os.path.join(m.entry(key), 'metadata.json')))
+            assert meta['layer'] == 1 and meta['layer_path'] == low
+        out, err = run_py(prefix, MODULES)
+        quiet(err)
+        assert out == first
+    assert shard_entries(top) == {}       # the top gained no entry
+    with open(low, 'rb') as f:
+        assert f.read() == low_bytes      # the lower shard is never written
+
+
 def dist_keys(report, prefix):
     """{key: (module, source, the distribution's .pyc)} of the modules of a
     run whose .pyc the distribution ships."""
