@@ -83,6 +83,21 @@ def test_fake_shard_forms(tmp):
     assert r.stdout == '' and r.stderr == ''
 
 
+def test_fake_lower_paths_are_made_absolute(tmp):
+    """lower=PATH[:PATH...] reaches the daemon with each path absolute,
+    resolved against the caller's directory (setuid= moves the daemon);
+    nolowers passes as is."""
+    d = tmp.dir('m')
+    r = subprocess.run([HELPER, 'default', 'm', '-fv', '-o',
+                        'lower=a.shard:/usr/lib/scriptcache:./b.shard,tag=t',
+                        '-o', 'nolowers'],
+                       cwd=tmp.path, capture_output=True, text=True,
+                       env=dict(os.environ, SCRIPTCACHEFS=FS))
+    assert r.returncode == 0, r.stderr
+    assert would_run(r) == [FS, d, '-o', 'lower=%s/a.shard:/usr/lib/scriptcache:%s/b.shard,'
+                            'tag=t,nolowers' % (tmp.path, tmp.path)]
+
+
 def test_setuid_uses_that_users_default_shard(tmp):
     d = tmp.dir('m')
     r = helper('default', d, '-fv', '-o', 'setuid=nobody', check=0,
@@ -145,6 +160,29 @@ def test_direct_call_as_mount8_does(tmp):
     with open(os.path.join(d, names[0], 'blob'), 'rb') as f:
         assert f.read() == open(src, 'rb').read()
     unmount(d)
+
+
+def test_direct_call_with_a_lower_shard(tmp):
+    """An fstab line's lower= option reaches the daemon: the lower shard's
+    entry is listed, read-only."""
+    d = tmp.dir('m')
+    blob = tmp.file('b.in', b'from below', 0o644)
+    scratch = tmp.path + '/scratch.in'
+    cli('--shard', scratch, 'put', '--no-source', '--key', '/opt/x.pyc', blob)
+    low = tmp.path + '/low.shard'
+    cli('--shard', scratch, 'build', low)
+    os.chmod(low, 0o644)
+    r = helper(tmp.path + '/top.shard', d, '-o', 'nosync,lower=' + low, check=0)
+    assert r.stderr == ''
+    wait_mounted(d)
+    try:
+        assert os.listdir(d) == ['%2Fopt%2Fx.pyc']
+        b = os.path.join(d, '%2Fopt%2Fx.pyc', 'blob')
+        with open(b, 'rb') as f:
+            assert f.read() == b'from below'
+        assert os.stat(b).st_mode & 0o777 == 0o444
+    finally:
+        unmount(d)
 
 
 def test_direct_call_read_only_shard(tmp):
