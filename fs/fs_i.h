@@ -26,7 +26,8 @@
  *              chmod/chown/utimes (fs_attr_*), errno mapping (fs_errno)
  *   render.c   metadata.json and .stats (jansson)
  *   notify.c   the watcher thread (inotify on the shard and on source
- *              directories, resync, idle commit, sc_trim) and the queue of
+ *              directories, the lower shards' state, resync, idle commit,
+ *              sc_trim) and the queue of
  *              kernel notifications it alone sends (fs_note, fs_wake)
  *   under.c    the distribution's .pyc underneath the tree view: a tree
  *              lookup that finds nothing in the cache serves
