@@ -159,12 +159,61 @@ out:
 	return rc;
 }
 
+/* Errors that say the own shard cannot be had at its place (a read-only
+ * root file system, a HOME nobody may write, a full disk), as opposed to
+ * a shard that is there and bad. */
+static int own_unavailable(int rc)
+{
+	return rc == -EROFS || rc == -EACCES || rc == -EPERM || rc == -ENOENT ||
+	       rc == -ENOTDIR || rc == -ENOSPC || rc == -EDQUOT;
+}
+
+/*
+ * The default shard cannot be created or opened, and lower shards are
+ * configured: a container with a read-only root still gets the shard
+ * shipped in its image.  The first usable lower shard becomes layer 0,
+ * read-only (puts fail with SC_EREADONLY, nothing is written anywhere),
+ * the others are stacked under it.  Returns @p own_rc if none is usable.
+ */
+static int open_on_lowers(sc_cache **out, const char *tag, unsigned flags, int own_rc)
+{
+	char **lowers = NULL;
+	struct stat st;
+
+	*out = NULL;
+	if (sc_env_lowers(&lowers) != 0 || !lowers)
+		return own_rc;
+	for (char **p = lowers; *p; p++) {
+		if (*out) {
+			(void)sc_add_lower(*out, *p, SC_LOWER_KEEP);
+			continue;
+		}
+		/* as open_lower(): the owner rule of SC_RDONLY, no FIFOs */
+		if (stat(*p, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (sc_open_shard(out, *p, tag, (flags & SC_IGNORE_ENV) | SC_RDONLY | SC_NOCREATE) != 0) {
+			*out = NULL;
+			continue;
+		}
+		(*out)->basedirs = sc_env_basedirs();
+	}
+	sc_strv_free(lowers);
+	if (!*out)
+		return own_rc;
+	/* checked like a lower shard from now on (handle.c); no more
+	 * lower shards may be added under it */
+	(*out)->lower = 1;
+	return 0;
+}
+
 int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 {
 	char **lowers = NULL;
 	sc_cache *c;
 	int rc = sc_open_shard(out, path, tag, flags);
 
+	if (rc != 0 && !path && !(flags & SC_NO_LOWERS) && own_unavailable(rc))
+		return open_on_lowers(out, tag, flags, rc);
 	if (rc != 0 || (*out)->disabled)
 		return rc;
 	c = *out;

@@ -111,7 +111,13 @@ enum {
  * SCRIPTCACHE_LOWER set to the empty string means no lower shard.  A
  * configured lower shard that cannot be used does not fail the open: it
  * misses, and sc_get_layer_info() and sc_verify() say why.  An explicit
- * @p path gets no lower shards unless sc_add_lower() adds them.  Every
+ * @p path gets no lower shards unless sc_add_lower() adds them.
+ * When the default shard cannot be created or opened where it should be
+ * (-EROFS, -EACCES, -EPERM, -ENOENT, -ENOTDIR, -ENOSPC, -EDQUOT: a
+ * container with a read-only root, a HOME nobody may write) and lower
+ * shards are configured, the handle serves them alone: the first usable
+ * one becomes layer 0, read-only (puts and removes fail with
+ * SC_EREADONLY, nothing is written anywhere, sc_add_lower() is refused).  Every
  * shard of the stack that is relocatable (sc_build() with a base) resolves
  * its relative keys against its recorded base, then against each absolute
  * directory of $SCRIPTCACHE_BASEDIRS (colon-separated), read at open.

@@ -721,6 +721,58 @@ static void test_relocation(void)
 	unsetenv("SCRIPTCACHE_BASEDIRS");
 }
 
+/* The own shard cannot be made (its directory would be under a regular
+ * file: ENOTDIR, as EROFS on a read-only root): the configured lower
+ * shards are served alone, read-only, and nothing is written. */
+static void test_no_own_shard(void)
+{
+	const char *l1 = tu_path("nown1.shard"), *l2 = tu_path("nown2.shard");
+	const char *keys1[] = { k1 }, *keys2[] = { k2 };
+	char val[2 * PATH_MAX + 2], own[PATH_MAX];
+	struct fileprint f1, f2;
+	sc_blob b;
+	sc_cache *c = NULL;
+	int rc;
+
+	make_lower(l1, keys1, 1, "n1");
+	make_lower(l2, keys2, 1, "n2");
+	tu_write_str(tu_path("plainfile"), "x\n");
+	snprintf(own, sizeof own, "%s/cache/scripts.shard", tu_path("plainfile"));
+	setenv("SCRIPTCACHE_PATH", own, 1);
+	setenv("SCRIPTCACHE_LOWER", "", 1);
+	rc = sc_open(&c, NULL, TAG, 0);
+	tap_ok(rc == -ENOTDIR && c == NULL, "no own shard, no lower shard: the open fails (%s)", sc_strerror(rc));
+	sc_close(c);
+
+	snprintf(val, sizeof val, "%s:%s", l1, l2);
+	setenv("SCRIPTCACHE_LOWER", val, 1);
+	f1 = fileprint(l1);
+	f2 = fileprint(l2);
+	c = NULL;
+	rc = sc_open(&c, NULL, TAG, 0);
+	TAP_EQ(rc, 0, "no own shard: the lower shards are served alone");
+	if (rc == 0) {
+		TAP_EQ(sc_layer_count(c), 2, "the first lower shard is layer 0, the second layer 1");
+		TAP_EQ(sc_get(c, k1, &b), 0, "k1 hits from the first lower shard");
+		tap_ok(rc == 0 && blob_is(&b, "n1", k1), "with its bytes");
+		TAP_EQ(sc_get(c, k2, &b), 0, "k2 hits from the second");
+		TAP_EQ(sc_put(c, k3, "x", 1), SC_EREADONLY, "a put fails: nothing is writable");
+		TAP_EQ(sc_remove(c, k1), SC_EREADONLY, "so does a remove");
+		TAP_EQ(sc_add_lower(c, l2, 0), -EINVAL, "no lower shard goes under a lower shard");
+		sc_close(c);
+	}
+	{
+		struct fileprint g1 = fileprint(l1), g2 = fileprint(l2);
+		tap_ok(same_file(&f1, &g1) && same_file(&f2, &g2), "the lower shards are unchanged");
+	}
+	c = NULL;
+	rc = sc_open(&c, NULL, TAG, SC_NO_LOWERS);
+	tap_ok(rc == -ENOTDIR && c == NULL, "SC_NO_LOWERS: the open fails as before");
+	sc_close(c);
+	setenv("SCRIPTCACHE_LOWER", "", 1);
+	unsetenv("SCRIPTCACHE_PATH");
+}
+
 int main(void)
 {
 	static char b1[PATH_MAX], b2[PATH_MAX], b3[PATH_MAX], b4[PATH_MAX];
@@ -748,5 +800,6 @@ int main(void)
 	test_corrupt();
 	test_env();
 	test_relocation();
+	test_no_own_shard();
 	return tap_done();
 }
