@@ -9,6 +9,7 @@
  *   cmd_modify.c   commands that write: put, rm, clear, compact, evict-stale,
  *                  and build (a shard to ship, written beside the others)
  *   cmd_names.c    encode / decode of FUSE directory-entry names
+ *   cmd_remote.c   push / pull to and from a remote tier (remote/sc_remote.h)
  *   keyarg.c       the key a KEY argument stands for (paths as typed)
  *   humanfmt.c     sizes, ages and terminal-safe keys for human output
  *   jsonout.c      JSON output through jansson
@@ -37,6 +38,8 @@ enum {
 	OPT_NO_SOURCE = 1 << 4,
 	OPT_KEY = 1 << 5, /* --key KEY: a key taken exactly as given */
 	OPT_BASE_DIR = 1 << 6, /* build --base-dir DIR */
+	OPT_REMOTE = 1 << 7, /* --remote URL */
+	OPT_LAST = OPT_REMOTE,
 };
 
 struct cli {
@@ -47,6 +50,7 @@ struct cli {
 	const char *exe;     /* --exe */
 	const char *base_dir; /* --base-dir */
 	int no_lowers;       /* --no-lowers: the own shard alone */
+	const char *remote;  /* --remote URL (else SCRIPTCACHE_REMOTE) */
 	int argc;            /* positional arguments after the subcommand; */
 	char **argv;         /* KEY arguments are already keys (main.c) */
 	sc_cache *cache;     /* set by cli_open() */
@@ -98,6 +102,8 @@ int cmd_evict_stale(struct cli *cli);
 int cmd_build(struct cli *cli);
 int cmd_encode(struct cli *cli);
 int cmd_decode(struct cli *cli);
+int cmd_push(struct cli *cli);
+int cmd_pull(struct cli *cli);
 
 /*
  * The key for a KEY argument typed as a path (keyarg.c): realpath(3) of an

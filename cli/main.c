@@ -55,6 +55,11 @@ static const struct command commands[] = {
 	  "write a compact shard to ship (from --shard or the default)" },
 	{ "encode", cmd_encode, OPT_KEY, 1, 1, 1, "KEY", "print the mount's file name for KEY" },
 	{ "decode", cmd_decode, 0, 1, 1, 0, "NAME", "print the key a mount file name stands for" },
+	{ "push", cmd_push, OPT_REMOTE | OPT_JSON, 0, 0, 0, "[--remote URL] [--json]",
+	  "upload the shard's entries to the remote tier" },
+	{ "pull", cmd_pull, OPT_REMOTE | OPT_JSON | OPT_TAG | OPT_EXE, 1, -1, 0,
+	  "[--remote URL] [--json] --tag TAG [--exe PATH] FILE|DIR...",
+	  "fetch the compiled scripts of these sources from the remote" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -74,15 +79,17 @@ static void usage(FILE *f)
 	}
 	fprintf(f, "\nOptions (before or after the command):\n"
 		   "  --shard PATH   use this shard instead of the default (also when SCRIPTCACHE=0)\n"
-		   "  --json         machine-readable output (stats, ls, verify)\n"
+		   "  --json         machine-readable output (stats, ls, verify, push, pull)\n"
 		   "  -l, --long     ls: also show the tag and the writing executable\n"
-		   "  --tag TAG      put: fingerprint tag of the entry; build: only entries with it\n"
-		   "  --exe PATH     put: executable whose identity the entry records\n"
+		   "  --tag TAG      put: fingerprint tag of the entry; build: only entries with it;\n"
+		   "                 pull: the fingerprint tag to fetch\n"
+		   "  --exe PATH     put, pull: executable whose identity the entry records\n"
 		   "  --no-source    put: KEY names no source file; the entry never goes stale\n"
 		   "  --key KEY      get, put, rm, encode: KEY exactly as given, not as a path\n"
 		   "  --base-dir DIR build: keys under DIR recorded relative to it (relocatable)\n"
 		   "  --no-lowers    the default shard alone, without the lower shards stacked\n"
 		   "                 under it (SCRIPTCACHE_LOWER, /usr/lib/scriptcache/*.shard)\n"
+		   "  --remote URL   push, pull: the remote cache (default: $SCRIPTCACHE_REMOTE)\n"
 		   "  -h, --help     show this help\n"
 		   "  -V, --version  show the version\n"
 		   "\nA KEY is a path, turned into the key interpreters use: realpath(3) of an\n"
@@ -127,6 +134,7 @@ static const char *opt_name(unsigned opt)
 	case OPT_NO_SOURCE: return "--no-source";
 	case OPT_KEY: return "--key";
 	case OPT_BASE_DIR: return "--base-dir";
+	case OPT_REMOTE: return "--remote";
 	default: return "?";
 	}
 }
@@ -182,7 +190,7 @@ int main(int argc, char **argv)
 {
 	enum {
 		LONGOPT_SHARD = 256, LONGOPT_JSON, LONGOPT_TAG, LONGOPT_EXE, LONGOPT_NO_SOURCE,
-		LONGOPT_KEY, LONGOPT_BASE_DIR, LONGOPT_NO_LOWERS,
+		LONGOPT_KEY, LONGOPT_BASE_DIR, LONGOPT_NO_LOWERS, LONGOPT_REMOTE,
 	};
 	static const struct option longopts[] = {
 		{ "shard", required_argument, NULL, LONGOPT_SHARD },
@@ -194,6 +202,7 @@ int main(int argc, char **argv)
 		{ "key", required_argument, NULL, LONGOPT_KEY },
 		{ "base-dir", required_argument, NULL, LONGOPT_BASE_DIR },
 		{ "no-lowers", no_argument, NULL, LONGOPT_NO_LOWERS },
+		{ "remote", required_argument, NULL, LONGOPT_REMOTE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -258,6 +267,10 @@ int main(int argc, char **argv)
 			literal[npos] = 1;
 			pos[npos++] = optarg;
 			break;
+		case LONGOPT_REMOTE:
+			cli.opts |= OPT_REMOTE;
+			cli.remote = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			rc = finish_stdout(CLI_OK);
@@ -296,7 +309,7 @@ int main(int argc, char **argv)
 		rc = usage_error("unknown command '%s'", pos[0]);
 		goto out;
 	}
-	for (bit = 1; bit <= OPT_BASE_DIR; bit <<= 1) {
+	for (bit = 1; bit <= OPT_LAST; bit <<= 1) {
 		if ((cli.opts & bit) && !(cmd->opts & bit)) {
 			fprintf(stderr, "scriptcache: option %s does not apply to '%s'\n",
 				opt_name(bit), cmd->name);
