@@ -321,8 +321,11 @@ static int do_request(sc_remote *r, struct req *q, char *why, size_t why_len)
 /* The code for an HTTP answer that is neither success nor "absent". */
 static int status_error(const struct req *q, const char *base, char *why, size_t why_len)
 {
-	scr_why(why, why_len, "%s %s/%s/%s: HTTP %ld", q->method, base, q->kind, q->hex, q->status);
-	return q->status == 401 || q->status == 403 ? SC_REMOTE_EAUTH : SC_REMOTE_EHTTP;
+	int rc = q->status == 401 || q->status == 403 ? SC_REMOTE_EAUTH : SC_REMOTE_EHTTP;
+
+	scr_why(why, why_len, "%s %s/%s/%s: HTTP %ld (%s)", q->method, base, q->kind, q->hex,
+		q->status, sc_remote_strerror(rc));
+	return rc;
 }
 
 static void req_init(struct req *q, const char *method, const char *kind, const char *hex,
