@@ -55,6 +55,8 @@ struct run {
 	uint64_t last_progress_ns;
 	/* pull */
 	char exe_id[512];
+	const char *shard;  /* the shard and its companions (lock, set-aside */
+	size_t shard_len;   /* copies) are never taken for sources */
 };
 
 static uint64_t mono_ns(void)
@@ -400,8 +402,12 @@ static void pull_file(struct run *run, const char *path)
 	size_t src_len = 0, blob_len = 0;
 	int rc;
 
-	run->t.seen++;
 	rc = cli_key_from_path(path, &key);
+	/* A pull of the directory that holds the shard: not sources. */
+	if (rc == 0 && strncmp(key, run->shard, run->shard_len) == 0 &&
+	    (key[run->shard_len] == '\0' || key[run->shard_len] == '.'))
+		goto out;
+	run->t.seen++;
 	if (rc == 0)
 		rc = read_source(key, &st, &src, &src_len);
 	if (rc != 0) {
@@ -519,6 +525,8 @@ int cmd_pull(struct cli *cli)
 	rc = cli_open(cli, CLI_OPEN_CREATE);
 	if (rc != CLI_OK)
 		goto out;
+	run.shard = sc_path(cli->cache); /* canonical: the shard exists now */
+	run.shard_len = strlen(run.shard);
 	for (i = 0; i < cli->argc && !run.t.stopped; i++) {
 		struct stat st;
 

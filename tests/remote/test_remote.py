@@ -308,6 +308,16 @@ def test_pull_misses_and_human_summary(tmp_path):
         assert re.search(r'remote: 1 hits, 1 misses, 0 errors, 0 integrity failures', out), out
         assert m2.sc('get', m2.path('main.lua'))[0] == 1
         assert m2.sc('get', m2.path('util.lua'))[0] == 0
+        # Two copies of a source the remote lacks: one request, the second
+        # answered by the negative cache.  The shard, inside the directory
+        # pulled, is not taken for a source.
+        d = tmp_path / 'copies'
+        d.mkdir()
+        for n in ('one.lua', 'two.lua'):
+            (d / n).write_bytes(b'print("vendored twice")\n')
+        j, _ = as_json('--shard', d / 'copies.shard', 'pull', '--tag', TAG, d, env=env)
+        assert j['files'] == 2 and j['misses'] == 1 and j['negative_hits'] == 1, j
+        assert j['requests'] == 1 and j['not_on_remote'] == 2, j
         # --tag is required; a missing file is reported, the rest goes on.
         rc, _, err, _ = m2.sc('pull', m2.dir, env=env)
         assert rc == 2 and '--tag' in err

@@ -3,11 +3,15 @@
  * server: the action key (against a vector computed independently, with
  * Python's hashlib, from docs/REMOTE.md), the record format and its parser
  * on hostile input, the negative cache, and the configuration checks
- * (credentials in URLs, auth file permissions, modes).  The client against
- * a real server is tests/remote/test_remote.py.
+ * (credentials in URLs, auth file permissions, modes), and the bound on
+ * sc_remote_lookup() against a socket that never answers.  The client
+ * against a real server is tests/remote/test_remote.py.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -279,6 +283,79 @@ static void test_config(void)
 	clear_env();
 }
 
+static uint64_t ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A lookup is bounded as a whole: a server that accepts the connection
+ * (the kernel's backlog does) and never answers costs the lookup's own
+ * timeout, not the handle's; a refused connection costs nothing.  This is
+ * the call a mount makes while a process waits in open(). */
+static void test_lookup_bound(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+	sc_remote_config cfg = { 0 };
+	sc_remote_ident id;
+	sc_remote_stats st;
+	sc_remote_negcache *nc = sc_remote_negcache_new(16, 60000);
+	sc_remote *r = NULL;
+	char url[64], why[512] = "";
+	unsigned char key[SC_REMOTE_DIGEST];
+	void *blob = (void *)1;
+	size_t len = 1;
+	uint64_t t0, took;
+	int fd, rc;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 16) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
+		printf("Bail out! cannot listen on 127.0.0.1\n");
+		exit(1);
+	}
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+	cfg.url = url;
+	cfg.mode = SC_REMOTE_RO;
+	cfg.timeout_ms = 20000; /* the handle's: the lookup's own bound must win */
+	TAP_EQ(sc_remote_open(&r, &cfg, why, sizeof(why)), 0, "client on a silent socket");
+	sc_remote_ident_for_source(&id, "t", "stat:1:1.0", "x", 1);
+	t0 = ms_now();
+	rc = sc_remote_lookup(r, &id, 300, nc, &blob, &len, why, sizeof(why));
+	took = ms_now() - t0;
+	TAP_EQ(rc, SC_REMOTE_ETIMEOUT, "silent server: ETIMEOUT (%s)", why);
+	tap_ok(took >= 250 && took < 3000, "bounded by the lookup's 300 ms (took %llu ms)",
+	       (unsigned long long)took);
+	tap_ok(blob == NULL && len == 0, "no blob on failure");
+	tap_ok(strstr(why, "GET ") && strstr(why, "/ac/") && strstr(why, url),
+	       "the message names the request");
+	sc_remote_action_key(&id, key);
+	tap_ok(!sc_remote_negcache_has(nc, key), "an error is not cached as a miss");
+	sc_remote_get_stats(r, &st);
+	tap_ok(st.errors == 1 && st.requests == 1 && st.misses == 0, "counted as an error, not a miss");
+	rc = sc_remote_store(r, &id, "b", 1, why, sizeof(why));
+	TAP_EQ(rc, SC_REMOTE_EREADONLY, "store in mode ro: EREADONLY, nothing sent");
+	sc_remote_get_stats(r, &st);
+	TAP_EQ(st.requests, 1, "... no request");
+	sc_remote_close(r);
+	close(fd); /* now nobody listens there */
+
+	cfg.mode = SC_REMOTE_RW;
+	sc_remote_open(&r, &cfg, why, sizeof(why));
+	t0 = ms_now();
+	rc = sc_remote_lookup(r, &id, 5000, nc, &blob, &len, why, sizeof(why));
+	took = ms_now() - t0;
+	TAP_EQ(rc, SC_REMOTE_ECONNECT, "nobody listening: ECONNECT");
+	tap_ok(took < 2000, "at once (took %llu ms)", (unsigned long long)took);
+	tap_ok(sc_remote_is_transport_error(rc), "a transport error: a batch stops");
+	sc_remote_close(r);
+	sc_remote_negcache_free(nc);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -289,6 +366,7 @@ int main(void)
 	test_record();
 	test_negcache();
 	test_config();
+	test_lookup_bound();
 	tap_ok(strcmp(sc_remote_strerror(SC_REMOTE_EINTEGRITY), sc_strerror(SC_REMOTE_EINTEGRITY)) != 0 &&
 		       strcmp(sc_remote_strerror(SC_ENOTFOUND), sc_strerror(SC_ENOTFOUND)) == 0,
 	       "sc_remote_strerror covers its codes and falls back to the core's");
