@@ -182,6 +182,8 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *arg)
 	struct req *q = arg;
 	size_t n = size * nmemb;
 
+	if (n == 0)
+		return 0;
 	if (n > q->max_down - q->resp_len) {
 		q->too_big = 1;
 		return 0; /* CURLE_WRITE_ERROR: stop the transfer */
@@ -254,6 +256,10 @@ static int do_request(sc_remote *r, struct req *q, char *why, size_t why_len)
 
 	if ((size_t)snprintf(url, sizeof(url), "%s/%s/%s", r->r_url, q->kind, q->hex) >= sizeof(url))
 		return -ENAMETOOLONG;
+	if (q->timeout_ms <= 0) { /* to libcurl, 0 would mean no limit at all */
+		scr_why(why, why_len, "%s %s: %s", q->method, url, sc_remote_strerror(SC_REMOTE_ETIMEOUT));
+		return SC_REMOTE_ETIMEOUT;
+	}
 	pthread_mutex_lock(&r->r_lock);
 	h = r->r_idle;
 	r->r_idle = NULL;
@@ -404,11 +410,6 @@ int sc_remote_lookup(sc_remote *r, const sc_remote_ident *id, long timeout_ms,
 
 	sc_remote_hex(rec.blob_sha256, sha_hex);
 	req_init(&q, "GET", "cas", sha_hex, time_left(r, deadline));
-	if (q.timeout_ms <= 0) {
-		rc = SC_REMOTE_ETIMEOUT;
-		scr_why(why, why_len, "GET %s/cas/%s: lookup timeout spent", r->r_url, sha_hex);
-		goto error;
-	}
 	/* One byte more than the record says, so that a longer blob is seen
 	 * as such rather than cut to the right size. */
 	q.max_down = (size_t)rec.blob_size + 1;
