@@ -114,6 +114,13 @@ static int open_remote(struct run *run, int need_write, int *off)
 	if (cfg.mode == SC_REMOTE_OFF) {
 		cli_msg("%s: the remote is off (SCRIPTCACHE_REMOTE_MODE=off): nothing to do", run->what);
 		*off = 1;
+		if (run->cli->opts & OPT_JSON) {
+			/* Scripts that parse the report still get one. */
+			json_t *o = json_pack("{s:n, s:s}", "remote", "mode", "off");
+
+			if (jo_print(o) != 0)
+				return CLI_ERROR;
+		}
 		return CLI_OK;
 	}
 	if (need_write && cfg.mode != SC_REMOTE_RW) {

@@ -415,6 +415,8 @@ def test_read_only_and_off_send_nothing(tmp_path):
         for args in (('push',), ('pull', '--tag', TAG, m2.dir)):
             rc, out, err, _ = m1.sc(*args, env=off)
             assert rc == 0 and 'off' in err, err
+        j, _ = as_json('--shard', m1.shard, 'push', env=off)
+        assert j == {'remote': None, 'mode': 'off'}
         assert len(srv.log_lines()) == nlog + len(new)
         # No remote configured at all.
         rc, _, err, _ = m1.sc('push')
