@@ -141,7 +141,7 @@ void fs_under_recheck(struct fs *fs, int (*is_key)(void *arg, const char *p, siz
 
 /* openat2() with no symbolic link anywhere in @p path (relative to @p dirfd).
  * -1 with errno set; ENOSYS on kernels before 5.6 (no underlay then). */
-static int open_nolinks(int dirfd, const char *path, int flags, uint64_t resolve)
+int fs_open_nolinks(int dirfd, const char *path, int flags, uint64_t resolve)
 {
 	struct open_how how;
 	int fd;
@@ -154,7 +154,7 @@ static int open_nolinks(int dirfd, const char *path, int flags, uint64_t resolve
 	return fd; /* EAGAIN too (a lease on the file, with O_NONBLOCK): not served */
 }
 
-static int in_mount(const struct fs *fs, const char *path)
+int fs_in_mount(const struct fs *fs, const char *path)
 {
 	const char *m = fs->fs_o.o_mountpoint;
 	size_t ml = strlen(m);
@@ -246,7 +246,7 @@ static int who_reaches(const struct who *w, const char *dir)
 
 /* Nonzero if the caller of @p req may see what lies below @p dir (and, with
  * @p file, read that file): see the top for who is checked how. */
-static int caller_ok(fuse_req_t req, struct fs *fs, const char *dir, const struct stat *file)
+int fs_caller_ok(fuse_req_t req, struct fs *fs, const char *dir, const struct stat *file)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	if (c->uid == fs->fs_uid || c->uid == 0)
@@ -268,9 +268,9 @@ double fs_under_entry_ttl(const struct fs *fs)
 int fs_under_dir(fuse_req_t req, struct fs *fs, const char *path)
 {
 	struct stat st;
-	if (fs->fs_o.o_no_dist_pyc || in_mount(fs, path))
+	if (fs->fs_o.o_no_dist_pyc || fs_in_mount(fs, path))
 		return 0;
-	int fd = open_nolinks(AT_FDCWD, path, O_PATH | O_DIRECTORY, 0);
+	int fd = fs_open_nolinks(AT_FDCWD, path, O_PATH | O_DIRECTORY, 0);
 	if (fd < 0)
 		return 0;
 	int ok = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && owned(fs, &st);
@@ -285,7 +285,7 @@ int fs_under_dir(fuse_req_t req, struct fs *fs, const char *path)
 		return 0;
 	memcpy(parent, path, pl);
 	parent[pl] = '\0';
-	if (caller_ok(req, fs, pl ? parent : "/", NULL))
+	if (fs_caller_ok(req, fs, pl ? parent : "/", NULL))
 		return 1;
 	FS_COUNT(fs, st_dist_refused, 1);
 	return 0;
@@ -306,9 +306,9 @@ int fs_under_file(fuse_req_t req, struct fs *fs, struct fs_node *td, const char 
 		return ENOENT;
 	memcpy(dir, path, dl);
 	memcpy(dir + dl, "/__pycache__", sizeof "/__pycache__");
-	if (in_mount(fs, dir))
+	if (fs_in_mount(fs, dir))
 		return ENOENT;
-	dfd = open_nolinks(AT_FDCWD, dir, O_PATH | O_DIRECTORY, 0);
+	dfd = fs_open_nolinks(AT_FDCWD, dir, O_PATH | O_DIRECTORY, 0);
 	if (dfd < 0)
 		goto out;
 	if (fstat(dfd, &dst) != 0 || !S_ISDIR(dst.st_mode))
@@ -318,14 +318,14 @@ int fs_under_file(fuse_req_t req, struct fs *fs, struct fs_node *td, const char 
 		goto out;
 	}
 	/* O_NONBLOCK: a FIFO planted under the name must not block the open */
-	fd = open_nolinks(dfd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY, RESOLVE_BENEATH);
+	fd = fs_open_nolinks(dfd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY, RESOLVE_BENEATH);
 	if (fd < 0) {
 		refused = errno == EACCES || errno == ELOOP;
 		goto out;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 		goto out;
-	if (!trusted(fs, &st) || !caller_ok(req, fs, dir, &st)) {
+	if (!trusted(fs, &st) || !fs_caller_ok(req, fs, dir, &st)) {
 		refused = 1;
 		goto out;
 	}
