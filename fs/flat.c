@@ -104,6 +104,10 @@ void fs_flat_lookup_root(fuse_req_t req, struct fs *fs, const char *name)
 		fuse_reply_err(req, err);
 		return;
 	}
+	/* no fresh entry: the remote tier may have one (remote.c), put into
+	 * the shard before the lookup below finds it */
+	if (fs->fs_remote)
+		fs_remote_fill(req, fs, key, klen);
 	pthread_rwlock_rdlock(&fs->fs_map_lock);
 	err = sc_lookup(fs->fs_cache, key, &e);
 	found = err == 0;

@@ -33,6 +33,10 @@
  *              lookup that finds nothing in the cache serves
  *              /A/B/__pycache__/<name>.pyc read-only (FS_UNDER), or the real
  *              directory /A/B/<name> as a tree directory (n_under)
+ *   remote.c   the remote tier (-o remote=URL): a flat-view lookup that
+ *              misses locally asks the remote (libscriptcache-remote) for
+ *              the compiled bytes of the source the key names, and puts
+ *              a verified answer into the shard (fs_remote_fill)
  *   inode.c    the inode table: nodes, the key map, tree directories by
  *              path, lookup counts, forget
  *   links.c    link(2) in both views; a blob's st_ino and st_nlink from the
@@ -220,11 +224,19 @@ struct fs_opts {
 	char    *o_lower;            /* -o lower: colon-separated lower shards, or NULL */
 	int      o_lower_given;      /* -o lower seen (even empty: no lower shard) */
 	int      o_nolowers;         /* -o nolowers */
+	char    *o_remote;           /* -o remote=URL, or NULL */
+	char    *o_remote_tag;       /* -o remote_tag: fingerprint looked up */
+	char    *o_remote_exe;       /* -o remote_exe: its executable */
+	int      o_remote_timeout_ms;/* -o remote_timeout_ms, or -1: not given */
+	unsigned o_remote_breaker_s; /* -o remote_breaker_s */
 };
+
+struct fs_remote;  /* remote.c */
 
 struct fs {
 	struct fs_opts   fs_o;
 	sc_cache        *fs_cache;
+	struct fs_remote *fs_remote; /* NULL: no remote tier (remote.c) */
 	struct fuse_session *fs_se;
 	uid_t            fs_uid;
 	gid_t            fs_gid;
@@ -461,6 +473,25 @@ void fs_ids_note_changes(struct fs *fs, const struct fs_ids *old);
 /* render.c */
 char *fs_render_meta(const sc_entry_info *e, int status, const char *name, size_t *len);
 char *fs_render_stats(struct fs *fs, size_t *len);
+
+/* remote.c: the remote tier.  fs_remote_open() at start (after sc_open, before
+ * the session): 0, or -1 after saying why on stderr.  fs_remote_fill(): the
+ * flat view's lookup of @p key missed (or found it stale) in the shard; ask
+ * the remote and put a verified answer.  No lock held.  Returns 1 if an
+ * entry was put, else 0.  fs_remote_render(): the "remote" object of .stats
+ * (a JSON null without a remote). */
+int  fs_remote_open(struct fs *fs, const char *prog);
+void fs_remote_close(struct fs *fs);
+int  fs_remote_fill(fuse_req_t req, struct fs *fs, const char *key, size_t klen);
+struct json_t;
+struct json_t *fs_remote_render(struct fs *fs);
+
+/* under.c: openat2() with no symbolic link anywhere in @p path; is @p path
+ * the mount point or below it */
+int  fs_open_nolinks(int dirfd, const char *path, int flags, uint64_t resolve);
+int  fs_in_mount(const struct fs *fs, const char *path);
+/* may the caller of @p req see below @p dir (and read @p file, if given)? */
+int  fs_caller_ok(fuse_req_t req, struct fs *fs, const char *dir, const struct stat *file);
 
 /* notify.c */
 int  fs_watcher_start(struct fs *fs);

@@ -41,6 +41,18 @@ static void usage(const char *prog)
 	       "                           lookup order (a directory: its *.shard files);\n"
 	       "                           replaces the configured ones ($SCRIPTCACHE_LOWER)\n"
 	       "    -o nolowers            no lower shard, not even the configured ones\n"
+	       "    -o remote=URL          on a miss of the flat view for a key naming a source\n"
+	       "                           file, fetch the compiled bytes from this remote\n"
+	       "                           cache and put them into the shard (docs/REMOTE.md);\n"
+	       "                           mode and credentials: $SCRIPTCACHE_REMOTE_MODE,\n"
+	       "                           $SCRIPTCACHE_REMOTE_AUTH_FILE, ... never here\n"
+	       "    -o remote_tag=STRING   fingerprint to look up: the interpreter's tag ...\n"
+	       "    -o remote_exe=PATH     ... and its executable (default: the fingerprints\n"
+	       "                           of the shard's entries at mount time)\n"
+	       "    -o remote_timeout_ms=N bound on the remote's part of one miss (default 200,\n"
+	       "                           else $SCRIPTCACHE_REMOTE_TIMEOUT_MS if set)\n"
+	       "    -o remote_breaker_s=N  after a transport failure, do not ask the remote\n"
+	       "                           for N seconds (default 30; 0: ask every time)\n"
 	       "\n"
 	       "Without a shard argument the default shard is mounted with the lower\n"
 	       "shards configured for it ($SCRIPTCACHE_LOWER, else the *.shard files of\n"
@@ -58,6 +70,11 @@ static const struct fuse_opt fs_optspec[] = {
 	{ "nosync", offsetof(struct fs_opts, o_nosync), 1 },
 	{ "no_dist_pyc", offsetof(struct fs_opts, o_no_dist_pyc), 1 },
 	{ "nolowers", offsetof(struct fs_opts, o_nolowers), 1 },
+	{ "remote=%s", offsetof(struct fs_opts, o_remote), 0 },
+	{ "remote_tag=%s", offsetof(struct fs_opts, o_remote_tag), 0 },
+	{ "remote_exe=%s", offsetof(struct fs_opts, o_remote_exe), 0 },
+	{ "remote_timeout_ms=%d", offsetof(struct fs_opts, o_remote_timeout_ms), 0 },
+	{ "remote_breaker_s=%u", offsetof(struct fs_opts, o_remote_breaker_s), 0 },
 	FUSE_OPT_KEY("lower=", KEY_LOWER),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
@@ -205,6 +222,8 @@ int main(int argc, char *argv[])
 	fs->fs_qtail = &fs->fs_qhead;
 	memset(&ps, 0, sizeof ps);
 	ps.o.o_idle_ms = 500;
+	ps.o.o_remote_timeout_ms = -1;
+	ps.o.o_remote_breaker_s = 30;
 	if (fuse_opt_parse(&args, &ps, fs_optspec, opt_proc) == -1)
 		goto out;
 	fs->fs_o = ps.o;
@@ -281,6 +300,8 @@ int main(int argc, char *argv[])
 			goto out;
 		}
 	}
+	if (fs_remote_open(fs, argv[0]) != 0)
+		goto out;
 	fs->fs_uid = getuid();
 	fs->fs_gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs->fs_root_mtime);
@@ -344,11 +365,15 @@ out:
 	fs_under_free(fs);
 	fs_attr_free(fs);
 	fs_table_free(fs);
+	fs_remote_close(fs);
 	sc_close(fs->fs_cache);
 	free(copts.mountpoint);
 	free(mnt_abs);
 	free(fs->fs_o.o_tag);
 	free(fs->fs_o.o_lower);
+	free(fs->fs_o.o_remote);
+	free(fs->fs_o.o_remote_tag);
+	free(fs->fs_o.o_remote_exe);
 	for (int i = 0; i < ps.npos && i < 3; i++)
 		free(ps.pos[i]);
 	fuse_opt_free_args(&args);

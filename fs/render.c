@@ -233,6 +233,7 @@ char *fs_render_stats(struct fs *fs, size_t *len)
 	json_object_set_new(me, "pending_files", json_integer((json_int_t)fs->fs_npending));
 	pthread_mutex_unlock(&fs->fs_lock);
 	json_object_set_new(root, "daemon", me);
+	json_object_set_new(root, "remote", fs_remote_render(fs));
 
 	json_t *o = json_object();
 	json_object_set_new(o, "mountpoint", json_string(fs->fs_o.o_mountpoint));
