@@ -141,7 +141,7 @@ static int learn_cb(const sc_entry_info *e, void *arg)
 	if (sc_exe_identity(path, id, sizeof id) != 0 || strlen(id) != e->exe_id_len ||
 	    memcmp(id, e->exe_id, e->exe_id_len) != 0)
 		return 0;
-	return add_fp(rm, e->tag, e->tag_len, path, e->exe_path_len, id, strlen(id), 1) < 0 ? -1 : 0;
+	return add_fp(rm, e->tag, e->tag_len, path, e->exe_path_len, id, strlen(id), 1) < 0 ? -ENOMEM : 0;
 }
 
 int fs_remote_open(struct fs *fs, const char *prog)

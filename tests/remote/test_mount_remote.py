@@ -209,3 +209,29 @@ def test_mount_remote_options_checked(tmp_path):
         err = r.stderr.decode(errors='replace')
         assert r.returncode != 0 and msg in err, (opts, err)
         assert 'u:p' not in err
+
+
+def test_mount_fingerprints_from_the_shard(tmp_path):
+    m1, m2 = two_machines(tmp_path)
+    fill(tmp_path, m1)
+    with nginx(tmp_path) as srv:
+        ok('--shard', m1.shard, 'push', env=remote_env(srv))
+        # an empty shard and no remote_tag: nothing to look up with
+        with mounted(str(tmp_path / 'empty.shard'), str(tmp_path / 'mnt'),
+                     '-o', 'remote=' + srv.url, env=mount_env()) as m:
+            assert not os.path.exists(entry(m, m2.path('main.lua')))
+            r = stats(m)['remote']
+            assert r['fingerprints'] == [] and r['lookups'] == 0 and r['requests'] == 0, r
+        # machine 2 compiled something else with the same interpreter:
+        # its fingerprint is learned at mount time
+        other = tmp_path / 'other.lua'
+        other.write_bytes(b'print("local")\n')
+        (tmp_path / 'other.out').write_bytes(b'compiled other')
+        ok('--shard', m2.shard, 'put', '--tag', TAG, other, tmp_path / 'other.out')
+        with mounted(str(m2.shard), str(tmp_path / 'mnt'), '-o', 'remote=' + srv.url,
+                     env=mount_env()) as m:
+            r = stats(m)['remote']
+            assert r['fingerprints'] == [{'tag': TAG, 'exe': os.path.realpath(CLI),
+                                          'from': 'shard'}], r
+            assert read_blob(m, m2.path('main.lua')) == compiled(SOURCES['main.lua'])
+            assert stats(m)['remote']['fills'] == 1
