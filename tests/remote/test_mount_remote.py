@@ -235,3 +235,40 @@ def test_mount_fingerprints_from_the_shard(tmp_path):
                                           'from': 'shard'}], r
             assert read_blob(m, m2.path('main.lua')) == compiled(SOURCES['main.lua'])
             assert stats(m)['remote']['fills'] == 1
+
+
+def test_mount_allow_other_fetches_only_what_the_caller_may_read(tmp_path):
+    """Another user must not get, through the daemon, the compiled form of a
+    source it cannot read itself."""
+    m1, m2 = two_machines(tmp_path)
+    fill(tmp_path, m1)
+    os.chmod(m2.path('util.lua'), 0o600)
+    nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+    opened = []  # nobody must reach the mount and the sources
+    p = tmp_path
+    while p != p.parent and os.stat(p).st_uid == 0:
+        mode = os.stat(p).st_mode & 0o7777
+        if mode & 0o001 == 0:
+            opened.append((p, mode))
+            os.chmod(p, mode | 0o011)
+        p = p.parent
+    for d in (tmp_path / 'm2', tmp_path / 'm2' / 'srv', m2.dir):
+        os.chmod(d, 0o755)
+    try:
+        with nginx(tmp_path) as srv:
+            ok('--shard', m1.shard, 'push', env=remote_env(srv))
+            with mounted(str(m2.shard), str(tmp_path / 'mnt'),
+                         *remote_opts(srv, 'allow_other'), env=mount_env()) as m:
+                r = subprocess.run(nobody + ['stat', entry(m, m2.path('util.lua'))],
+                                   capture_output=True)
+                assert r.returncode != 0 and b'No such file' in r.stderr, r
+                assert stats(m)['remote']['lookups'] == 0
+                r = subprocess.run(nobody + ['cat', os.path.join(
+                    entry(m, m2.path('main.lua')), 'blob')], capture_output=True)
+                assert r.returncode == 0 and r.stdout == compiled(SOURCES['main.lua']), r
+                # root may read util.lua: fetched for root
+                assert read_blob(m, m2.path('util.lua')) == compiled(SOURCES['util.lua'])
+                assert stats(m)['remote']['fills'] == 2
+    finally:
+        for p, mode in opened:
+            os.chmod(p, mode)
