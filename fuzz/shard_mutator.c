@@ -514,7 +514,8 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
 	n = mutate_image(img, n, n > IMAGE_MUT_MAX ? n : IMAGE_MUT_MAX);
 	if (!packed && !(packed = malloc(FUZZ_IMAGE_MAX + FUZZ_PACK_MAGIC_LEN)))
 		abort();
-	p = fuzz_pack(img, n, packed, max_size);
+	/* packed holds FUZZ_IMAGE_MAX + the magic, whatever -max_len says */
+	p = fuzz_pack(img, n, packed, max_size < FUZZ_IMAGE_MAX ? max_size : FUZZ_IMAGE_MAX);
 	if (p == 0) /* does not fit: keep the input, changed byte by byte */
 		return LLVMFuzzerMutate(data, size, max_size);
 	memcpy(data, packed, p);
