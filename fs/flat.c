@@ -816,24 +816,7 @@ void fs_flat_rmdir(fuse_req_t req, struct fs *fs, const char *name)
 		fuse_reply_err(req, err);
 		return;
 	}
-	/* Evict the version the kernel was shown when there is one (for a
-	 * lower shard's entry: hide it with a whiteout), as unlink does; a
-	 * version another process committed since stays, and shows after the
-	 * next resync. */
-	pthread_mutex_lock(&fs->fs_lock);
-	struct fs_node *shown = fs_dir_find(fs, key, klen);
-	int known = shown && shown->n_in_shard;
-	uint64_t v_shard = known ? shown->n_ver.v_shard_id : 0;
-	uint64_t v_off = known ? shown->n_ver.v_offset : 0;
-	pthread_mutex_unlock(&fs->fs_lock);
-	int r = known ? sc_remove_if(fs->fs_cache, key, v_shard, v_off) :
-			sc_remove(fs->fs_cache, key);
-	if (r == SC_ECHANGED) {
-		free(key);
-		fs_wake(fs);
-		fuse_reply_err(req, 0); /* that version is gone already */
-		return;
-	}
+	int r = sc_remove(fs->fs_cache, key);
 	if (r != 0 && r != SC_ENOTFOUND) {
 		free(key);
 		fuse_reply_err(req, fs_errno(r));

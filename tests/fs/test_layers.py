@@ -380,19 +380,3 @@ def test_lower_shard_replaced_underneath_is_followed(env):
         assert read(os.path.join(m.entry('/opt/app/d.pyc'), 'blob')) == b'new d'
         assert not os.path.exists(m.entry('/opt/app/c.pyc'))
     assert own_entries(env.shard) == {}
-
-
-def test_rmdir_of_a_lower_entry_hides_it(env):
-    """rmdir of the entry directory alone (its files still listed)."""
-    low = build_lower(env)
-    before = digest(low)
-    with mounted(env.shard, env.mnt, '-o', 'lower=' + low) as m:
-        assert sorted(os.listdir(m.entry('/opt/app/c.pyc'))) == ['blob', 'metadata.json']
-        os.rmdir(m.entry('/opt/app/c.pyc'))
-        assert encode('/opt/app/c.pyc') not in os.listdir(m.path)
-        assert not os.path.exists(os.path.join(m.path, '.tree/opt/app/c.pyc'))
-        with pytest.raises(FileNotFoundError):
-            os.rmdir(m.entry('/opt/app/c.pyc'))
-    assert sorted(union_entries(env.shard, low)) == ['/opt/app/a.pyc', '/opt/app/sub/b.pyc']
-    assert own_entries(env.shard) == {}
-    assert digest(low) == before
