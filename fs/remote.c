@@ -340,6 +340,13 @@ int fs_remote_fill(fuse_req_t req, struct fs *fs, const char *key, size_t klen)
 	pthread_rwlock_unlock(&fs->fs_map_lock);
 	if (local)
 		return 0;
+	/* An open breaker skips the miss before the source is read (up to
+	 * FS_REMOTE_SOURCE_MAX bytes for nothing). */
+	int64_t until = __atomic_load_n(&rm->breaker_until, __ATOMIC_ACQUIRE);
+	if (until != 0 && now_ns() < until) {
+		ADD(rm->skipped, 1);
+		return 0;
+	}
 	if (read_source(req, fs, key, &st, &src, &src_len) != 0)
 		return 0;
 	if (!breaker_pass(rm, &probe)) {
