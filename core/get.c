@@ -477,7 +477,7 @@ int sc_get_stats(sc_cache *c, sc_stats *out)
 	out->blobs = s.meta.blobs;
 	out->logical_bytes = s.meta.logical_bytes;
 	out->stored_bytes = s.meta.stored_bytes;
-	out->file_size = c->legacy ? (uint64_t)c->v1_len : s.file_size; /* the v1 file, not its image */
+	out->file_size = c->legacy ? (uint64_t)c->v1_len : c->unborn ? 0 : s.file_size; /* the v1 file, not its image */
 	out->generation = s.meta.txnid;
 	out->index_slots = s.meta.index_slots;
 	out->shard_id = s.shard_id;

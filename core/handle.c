@@ -186,8 +186,8 @@ again:
 	read_seen_txn(c->maps->base, c->seen_txn);
 	for (int i = 0; i < SC_META_SLOTS; i++)
 		memcpy(raw + i, c->maps->base + sc_meta_off(i), sizeof(raw[i]));
-	if (c->legacy)
-		st.st_size = (off_t)c->v1_image_len;
+	if (c->legacy || c->unborn)
+		st.st_size = (off_t)c->image_len;
 	else if (fstat(c->fd, &st) != 0)
 		return -errno;
 	c->file_size = (uint64_t)st.st_size;
@@ -224,31 +224,26 @@ static void drop_v1(sc_cache *c)
  * and keeps the v1 file mapped for the writer that rebuilds it as v2 (its
  * first write, sc_writer_begin).  The file itself is never written.
  */
-static int open_v1(sc_cache *c, int fd, uint64_t size, const struct sc_disk_header *h)
+/*
+ * Map an empty v2 image, anonymous and read-only, as the handle's current
+ * mapping (rw held exclusively, or the handle not shared yet): what a
+ * handle reads when the path holds a version 1 file, or no file yet.
+ */
+static int map_empty_image(sc_cache *c)
 {
 	uint64_t table = (uint64_t)SC_MIN_INDEX_SLOTS * sizeof(struct sc_disk_slot);
 	uint64_t btable = (uint64_t)SC_MIN_BLOB_SLOTS * sizeof(struct sc_disk_bslot);
 	uint64_t len = SC_DATA_OFF + table + btable;
 	struct sc_disk_meta m;
 	struct sc_map *img;
-	void *p, *v1;
+	void *p;
 
-	if (h->byte_order != SC_BYTE_ORDER_MARK || h->ptr_width != sizeof(void *) ||
-	    h->header_size != sizeof(*h) ||
-	    h->checksum != XXH3_64bits(h, offsetof(struct sc_disk_header, checksum)))
-		return SC_EVERSION;
-	if (size > SIZE_MAX)
-		return -EFBIG;
-	v1 = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
-	if (v1 == MAP_FAILED)
-		return -errno;
 	img = calloc(1, sizeof(*img));
 	p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (!img || p == MAP_FAILED) {
 		free(img);
 		if (p != MAP_FAILED)
 			munmap(p, (size_t)len);
-		munmap(v1, (size_t)size);
 		return -ENOMEM;
 	}
 	memset(&m, 0, sizeof(m));
@@ -263,9 +258,36 @@ static int open_v1(sc_cache *c, int fd, uint64_t size, const struct sc_disk_head
 	img->len = (size_t)len;
 	img->next = c->maps;
 	c->maps = img;
+	c->image_len = len;
+	return 0;
+}
+
+/*
+ * A version 1 shard at the path (rw held exclusively): the handle reads an
+ * empty v2 image instead, so every lookup misses and nothing misreads it,
+ * and keeps the v1 file mapped for the writer that rebuilds it as v2 (its
+ * first write, sc_writer_begin).  The file itself is never written.
+ */
+static int open_v1(sc_cache *c, int fd, uint64_t size, const struct sc_disk_header *h)
+{
+	void *v1;
+	int rc;
+
+	if (h->byte_order != SC_BYTE_ORDER_MARK || h->ptr_width != sizeof(void *) ||
+	    h->header_size != sizeof(*h) ||
+	    h->checksum != XXH3_64bits(h, offsetof(struct sc_disk_header, checksum)))
+		return SC_EVERSION;
+	if (size > SIZE_MAX)
+		return -EFBIG;
+	v1 = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+	if (v1 == MAP_FAILED)
+		return -errno;
+	if ((rc = map_empty_image(c)) != 0) {
+		munmap(v1, (size_t)size);
+		return rc;
+	}
 	drop_v1(c);
 	c->legacy = 1;
-	c->v1_image_len = len;
 	c->v1_map = v1;
 	c->v1_len = (size_t)size;
 	return 0;
@@ -361,6 +383,7 @@ int sc_reopen_locked(sc_cache *c)
 		goto fail;
 	set_relocation(c, &h);
 	atomic_store(&c->insecure, 0);
+	c->unborn = 0;
 	if (c->fd >= 0)
 		close(c->fd); /* releases this handle's pin on the old file */
 	if (c->query_fd >= 0)
@@ -526,6 +549,26 @@ static char *canonical_shard_path(const char *path)
 	return out;
 }
 
+/* No file at @p path, in a directory this process may write: a shard can
+ * be created there later.  (Anything else, a read-only or full file system
+ * included, is for the eager open to find out and report.) */
+static int absent_in_writable_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int ok;
+
+	if (access(path, F_OK) == 0 || errno != ENOENT || !slash)
+		return 0;
+	if (slash == path)
+		return access("/", W_OK) == 0;
+	if (!(dir = strndup(path, (size_t)(slash - path))))
+		return 0;
+	ok = access(dir, W_OK) == 0;
+	free(dir);
+	return ok;
+}
+
 static int lock_file_open(const char *lock_path)
 {
 	return sc_robust_open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
@@ -651,6 +694,21 @@ int sc_open_shard(sc_cache **out, const char *path, const char *tag, unsigned fl
 		}
 		memcpy(c->lock_path, c->path, n);
 		memcpy(c->lock_path + n, ".lock", sizeof(".lock"));
+	}
+	if ((flags & SC__LAZY) && !(flags & (SC_NOCREATE | SC_RDONLY)) && absent_in_writable_dir(c->path)) {
+		/* Over lower shards: no file until the first write
+		 * (sc_writer_begin), so that a run served by them writes
+		 * nothing at all; meanwhile the handle reads an empty image
+		 * and its path check picks up a file another process made. */
+		c->unborn = 1;
+		if ((rc = map_empty_image(c)) == 0)
+			rc = sc_refresh_locked(c, 0);
+		if (rc != 0)
+			goto fail;
+		c->next_path_check_ns = 0;
+		*out = c;
+		free(def);
+		return 0;
 	}
 	if (access(c->path, F_OK) != 0 && errno == ENOENT && !(flags & (SC_NOCREATE | SC_RDONLY))) {
 		/* Create under the writer lock so that two processes racing

@@ -210,21 +210,29 @@ int sc_open(sc_cache **out, const char *path, const char *tag, unsigned flags)
 {
 	char **lowers = NULL;
 	sc_cache *c;
-	int rc = sc_open_shard(out, path, tag, flags);
+	int rc;
 
-	if (rc != 0 && !path && !(flags & SC_NO_LOWERS) && own_unavailable(rc))
+	flags &= ~SC__LAZY;
+	/* Only the user's own default shard gets the configured stack: a
+	 * program that names a shard means that file.  Out of memory here
+	 * costs the lower shards, not the cache. */
+	if (!path && !(flags & SC_NO_LOWERS) && sc_env_lowers(&lowers) != 0)
+		lowers = NULL;
+	/* Over lower shards, the own shard is made at the first put: a run
+	 * that the shipped shards serve entirely writes nothing. */
+	rc = sc_open_shard(out, path, tag, flags | (lowers ? SC__LAZY : 0));
+	if (rc != 0 && !path && !(flags & SC_NO_LOWERS) && own_unavailable(rc)) {
+		sc_strv_free(lowers);
 		return open_on_lowers(out, tag, flags, rc);
-	if (rc != 0 || (*out)->disabled)
+	}
+	if (rc != 0 || (*out)->disabled || !lowers) {
+		sc_strv_free(lowers);
+		if (rc == 0 && !(*out)->disabled)
+			(*out)->basedirs = sc_env_basedirs();
 		return rc;
+	}
 	c = *out;
 	c->basedirs = sc_env_basedirs();
-	/* Only the user's own default shard gets the configured stack: a
-	 * program that names a shard means that file. */
-	if (path || (flags & SC_NO_LOWERS))
-		return 0;
-	/* Out of memory here costs the lower shards, not the cache. */
-	if (sc_env_lowers(&lowers) != 0 || !lowers)
-		return 0;
 	for (char **p = lowers; *p; p++)
 		(void)sc_add_lower(c, *p, SC_LOWER_KEEP); /* missing ones are skipped */
 	sc_strv_free(lowers);
@@ -289,7 +297,7 @@ int sc_get_layer_info(sc_cache *c, int layer, sc_layer_info *out)
 	out->relocatable = s.reloc;
 	out->base = s.base ? s.base : s.reloc && s.basedirs ? s.basedirs[0] : NULL;
 	out->entries = s.meta.entries;
-	out->file_size = h->legacy ? (uint64_t)h->v1_len : s.file_size;
+	out->file_size = h->legacy ? (uint64_t)h->v1_len : h->unborn ? 0 : s.file_size;
 	out->shard_id = s.shard_id;
 	return 0;
 }

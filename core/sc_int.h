@@ -107,10 +107,13 @@ struct sc_cache {
 	uint64_t shard_id;
 	struct sc_vset *vset; /* current set first, older ones after */
 	/* A version 1 file at the path: read as an empty v2 image (maps holds
-	 * it, anonymous, v1_image_len bytes) and rebuilt on the first write
+	 * it, anonymous, image_len bytes) and rebuilt on the first write
 	 * from v1_map, its own read-only mapping. */
 	int legacy;
-	uint64_t v1_image_len;
+	/* No file at the path yet (sc_open() over lower shards): read as the
+	 * same empty image; the first write creates the file (txn.c). */
+	int unborn;
+	uint64_t image_len;
 	const unsigned char *v1_map;
 	size_t v1_len;
 	_Atomic int64_t next_path_check_ns; /* 0: not armed yet (sc_snapshot) */
@@ -212,6 +215,9 @@ int  sc_create_shard(const char *path, int replace);
 void sc_clean_temps(const char *shard_path);
 
 /* handle.c: one shard's handle (the stack on top of it is layer.c) */
+/* sc_open_shard(): over lower shards, a missing file is created at the
+ * first write, not at the open (handle.c).  Not a public flag. */
+#define SC__LAZY (1u << 30)
 int  sc_open_shard(sc_cache **out, const char *path, const char *tag, unsigned flags);
 void sc_close_shard(sc_cache *c);
 void sc_trim_shard(sc_cache *c);

@@ -77,6 +77,14 @@ int sc_writer_begin(sc_cache *c, struct sc_snap *s)
 		pthread_mutex_unlock(&c->wmutex);
 		return rc;
 	}
+	/* A handle opened before there was a file (sc_open() over lower
+	 * shards) creates it now, at its first write; another process may
+	 * have done so meanwhile (sc_create_shard() keeps theirs).  The
+	 * refresh below then opens it. */
+	if (c->unborn && (rc = sc_create_shard(c->path, 0)) != 0) {
+		sc_writer_end(c);
+		return rc;
+	}
 	/* Under the lock, make sure we write to the file that is at the path
 	 * now and to its newest commit. */
 	pthread_rwlock_wrlock(&c->rw);

@@ -112,6 +112,9 @@ enum {
  * configured lower shard that cannot be used does not fail the open: it
  * misses, and sc_get_layer_info() and sc_verify() say why.  An explicit
  * @p path gets no lower shards unless sc_add_lower() adds them.
+ * With lower shards configured, a missing default shard whose directory
+ * may be written is created at the first write (put, remove), not at the
+ * open: until then the handle reads as an empty shard and writes nothing.
  * When the default shard cannot be created or opened where it should be
  * (-EROFS, -EACCES, -EPERM, -ENOENT, -ENOTDIR, -ENOSPC, -EDQUOT: a
  * container with a read-only root, a HOME nobody may write) and lower

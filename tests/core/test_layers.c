@@ -773,6 +773,78 @@ static void test_no_own_shard(void)
 	unsetenv("SCRIPTCACHE_PATH");
 }
 
+/* Over lower shards the own shard is made at the first put, not at the
+ * open: a run the shipped shards serve writes nothing at all. */
+static void test_lazy_own_shard(void)
+{
+	const char *low = tu_path("lazy-low.shard"), *own = tu_path("lazy/own.shard");
+	const char *lock = tu_path("lazy/own.shard.lock");
+	const char *keys[] = { k1 };
+	struct stat st;
+	sc_stats stats;
+	sc_blob b;
+	sc_cache *c, *d, *e;
+
+	make_lower(low, keys, 1, "lz");
+	TU_CHECK(mkdir(tu_path("lazy"), 0700) == 0);
+	setenv("SCRIPTCACHE_PATH", own, 1);
+	setenv("SCRIPTCACHE_LOWER", low, 1);
+	c = open_ok(NULL, TAG, 0);
+	d = open_ok(NULL, TAG, 0);
+	TAP_EQ(sc_get(c, k1, &b), 0, "a hit from the lower shard");
+	tap_ok(blob_is(&b, "lz", k1), "with its bytes");
+	TAP_EQ(sc_get(c, k2, &b), SC_ENOTFOUND, "a miss");
+	TAP_EQ(sc_get_stats(c, &stats), 0, "stats of a handle with no file yet");
+	tap_ok(stats.entries == 0 && stats.file_size == 0, "no entries, file size 0 (%llu)",
+	       (unsigned long long)stats.file_size);
+	TAP_EQ(sc_layer_count(c), 2, "the own shard is layer 0 all the same");
+	tap_ok(stat(own, &st) != 0 && errno == ENOENT, "open, hit, miss and stats made no shard file");
+	tap_ok(stat(lock, &st) != 0 && errno == ENOENT, "nor a lock file");
+
+	TAP_EQ(sc_put(c, k2, "two", 3), 0, "the first put makes the shard");
+	tap_ok(stat(own, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0600,
+	       "the own shard exists now, mode 0600");
+	TAP_EQ(sc_get(c, k2, &b), 0, "and serves the put");
+	TAP_EQ(sc_get(c, k1, &b), 0, "the lower shard still serves k1");
+	TAP_EQ(sc_put(d, k3, "three", 5), 0,
+	       "a second handle opened before the file existed puts into the same file");
+	e = open_ok(NULL, TAG, 0);
+	TAP_EQ(sc_get(e, k2, &b), 0, "a new handle sees the first handle's put");
+	TAP_EQ(sc_get(e, k3, &b), 0, "and the second's: one file, not two");
+	TAP_EQ(sc_get(d, k2, &b), 0, "the second handle sees the first's put");
+	TAP_EQ(sc_remove(e, k1), 0, "removing a lower entry writes a whiteout in the top");
+	TAP_EQ(get_until(c, k1, SC_ENOTFOUND, &b), SC_ENOTFOUND, "which the first handle follows");
+	sc_close(e);
+	sc_close(d);
+	sc_close(c);
+
+	/* An unborn handle follows a file another process made (its path
+	 * is checked once a second, as for a replaced shard). */
+	TU_CHECK(unlink(own) == 0);
+	c = open_ok(NULL, TAG, 0);
+	tap_ok(stat(own, &st) != 0, "again no file after the open");
+	d = open_ok(own, TAG, SC_NO_LOWERS);
+	TAP_EQ(sc_put(d, k4, "four", 4), 0, "someone else makes the file with a put");
+	sc_close(d);
+	TAP_EQ(get_until(c, k4, 0, &b), 0, "the handle with no file finds the put within a second");
+
+	/* Without lower shards the open makes the file, as before. */
+	TU_CHECK(unlink(own) == 0);
+	setenv("SCRIPTCACHE_LOWER", "", 1);
+	sc_close(c);
+	c = open_ok(NULL, TAG, 0);
+	tap_ok(stat(own, &st) == 0, "no lower shards: the open makes the shard");
+	sc_close(c);
+	/* Nor with a path given. */
+	TU_CHECK(unlink(own) == 0);
+	setenv("SCRIPTCACHE_LOWER", low, 1);
+	c = open_ok(own, TAG, 0);
+	tap_ok(stat(own, &st) == 0, "an explicit path: the open makes the shard");
+	sc_close(c);
+	setenv("SCRIPTCACHE_LOWER", "", 1);
+	unsetenv("SCRIPTCACHE_PATH");
+}
+
 int main(void)
 {
 	static char b1[PATH_MAX], b2[PATH_MAX], b3[PATH_MAX], b4[PATH_MAX];
@@ -801,5 +873,6 @@ int main(void)
 	test_env();
 	test_relocation();
 	test_no_own_shard();
+	test_lazy_own_shard();
 	return tap_done();
 }
