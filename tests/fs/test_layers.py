@@ -380,3 +380,55 @@ def test_lower_shard_replaced_underneath_is_followed(env):
         assert read(os.path.join(m.entry('/opt/app/d.pyc'), 'blob')) == b'new d'
         assert not os.path.exists(m.entry('/opt/app/c.pyc'))
     assert own_entries(env.shard) == {}
+
+
+def test_relocatable_lower_shard_serves_a_moved_tree(env):
+    """A shard built with --base-dir inside its tree, the tree copied to
+    another directory with new mtimes: the mount shows the entries under
+    the new paths, fresh by content, and an edited source's entry is gone."""
+    build_dir = env.dir / 'build' / 'app'
+    (build_dir / 'sub').mkdir(parents=True)
+    sources = {'main.lua': b'print("main")\n', 'sub/util.lua': b'return {}\n'}
+    scratch = str(env.dir / 'reloc-scratch.shard')
+    for rel, text in sources.items():
+        (build_dir / rel).write_bytes(text)
+        blob = env.dir / 'in.blob'
+        blob.write_bytes(b'compiled ' + text)
+        cli('--shard', scratch, 'put', str(build_dir / rel), str(blob))
+    (build_dir / '.cache').mkdir()
+    shipped = str(build_dir / '.cache' / 'app.shard')
+    cli('--shard', scratch, 'build', '--base-dir', str(build_dir), shipped)
+    srv = env.dir / 'srv' / 'app'
+    srv.parent.mkdir()
+    subprocess.run(['cp', '-r', str(build_dir), str(srv)], check=True)
+    shutil.rmtree(env.dir / 'build')  # nothing of the build place is left
+    for rel in sources:
+        os.utime(srv / rel, (1_000_000_000, 1_000_000_000))  # mtimes as an image gives them
+    low = str(srv / '.cache' / 'app.shard')
+    os.chown(low, 0, 0)
+    os.chmod(low, 0o644)
+    before = digest(low)
+    with mounted(env.shard, env.mnt, '-o', 'lower=' + low) as m:
+        keys = {str(srv / rel): b'compiled ' + text for rel, text in sources.items()}
+        assert sorted(os.listdir(m.path)) == sorted(encode(k) for k in keys)
+        for key, data in keys.items():
+            assert read(os.path.join(m.entry(key), 'blob')) == data
+            md = meta(m, key)
+            assert md['status'] == 'fresh' and md['layer'] == 1
+            assert md['key_base'] == str(srv)
+            assert md['key'] == key
+        st = stats(m)
+        assert [(l['layer'], l['relocatable'], l['base']) for l in st['layers']] == \
+            [(0, False, None), (1, True, str(srv))]
+        # an edited source: its shipped entry is stale, its blob is gone
+        edited = str(srv / 'main.lua')
+        (srv / 'main.lua').write_bytes(b'print("edited")\n')
+        edited_blob = os.path.join(m.entry(edited), 'blob')
+        wait_for(lambda: not os.path.exists(edited_blob), timeout=5)
+        md = meta(m, edited)
+        assert md['status'] == 'stale' and md['layer'] == 1, md
+        assert read(os.path.join(m.entry(str(srv / 'sub/util.lua')), 'blob')) == \
+            b'compiled return {}\n'
+        assert stats(m)['daemon']['commits'] == 0
+    assert own_entries(env.shard) == {}
+    assert digest(low) == before
