@@ -178,19 +178,30 @@ static int find_hashed_cb(const sc_entry_info *e, void *arg)
 {
 	struct find_hashed *f = arg;
 	char name[SC_NAME_MAX + 1];
+	/* A relocated entry's key is its base, '/', and the stored key: the
+	 * name is that of the whole key (sc_foreach()'s key_base). */
+	size_t base = e->key_base ? e->key_base_len + 1 : 0, len = base + e->key_len;
+	char *key;
 
 	/* Each byte costs at most three characters: a key this short always
 	 * has a plain name, so it cannot be the one hashed. */
-	if (e->key_len * 3 <= SC_NAME_MAX)
+	if (len * 3 <= SC_NAME_MAX || len > SC_MAX_KEY)
 		return 0;
-	if (sc_name_encode(e->key, e->key_len, name) < 0 || strcmp(name, f->name) != 0)
-		return 0;
-	if (!(f->key = malloc(e->key_len + 1))) {
+	if (!(key = malloc(len + 1))) {
 		f->rc = -ENOMEM;
 		return 1;
 	}
-	memcpy(f->key, e->key, e->key_len);
-	f->key[e->key_len] = '\0';
+	if (base) {
+		memcpy(key, e->key_base, e->key_base_len);
+		key[e->key_base_len] = '/';
+	}
+	memcpy(key + base, e->key, e->key_len);
+	key[len] = '\0';
+	if (sc_name_encode(key, len, name) < 0 || strcmp(name, f->name) != 0) {
+		free(key);
+		return 0;
+	}
+	f->key = key;
 	return 1; /* stop */
 }
 

@@ -719,6 +719,34 @@ static void test_relocation(void)
 	tap_ok(li.base && strstr(li.base, "/b/app"), "base from SCRIPTCACHE_BASEDIRS");
 	sc_close(c);
 	unsetenv("SCRIPTCACHE_BASEDIRS");
+
+	/* A key too long for a plain entry name: sc_lookup_name() finds the
+	 * relocated entry by the hashed name of its whole key (base and all),
+	 * as the mount names it. */
+	char longsrc[PATH_MAX], longcopy[PATH_MAX], name[SC_NAME_MAX + 1], longname[256];
+	memset(longname, 'm', 240);
+	memcpy(longname + 240, ".lua", 5);
+	TU_CHECK(mkdir(tu_path("c"), 0755) == 0 && mkdir(tu_path("c/app"), 0755) == 0);
+	snprintf(longsrc, sizeof longsrc, "%s/%s", tu_path("c/app"), longname);
+	tu_write_str(longsrc, "-- long\n");
+	dev = open_ok(tu_path("dev8.shard"), TAG, 0);
+	TU_CHECK(sc_put(dev, longsrc, "bc:long", 7) == 0);
+	o.base_dir = tu_path("c/app");
+	TU_CHECK(sc_build(dev, tu_path("c/app/long.shard"), &o, NULL, NULL) == 0);
+	sc_close(dev);
+	TU_CHECK(mkdir(tu_path("d"), 0755) == 0);
+	copy_tree(tu_path("c/app"), tu_path("d/app"));
+	TU_CHECK(chmod(tu_path("d/app/long.shard"), 0644) == 0);
+	snprintf(longcopy, sizeof longcopy, "%s/%s", tu_path("d/app"), longname);
+	c = open_ok(tu_path("top8.shard"), TAG, 0);
+	TU_CHECK(sc_add_lower(c, tu_path("d/app/long.shard"), 0) == 0);
+	tap_ok(sc_name_encode(longcopy, strlen(longcopy), name) > 0 && name[0] == '#',
+	       "the copy's long key has a hashed name (%s)", name);
+	memset(&e, 0, sizeof e);
+	TAP_EQ(sc_lookup_name(c, name, &e), 0, "sc_lookup_name finds the relocated entry by it");
+	tap_ok(e.layer == 1 && e.blob_size == 7 && memcmp(e.blob, "bc:long", 7) == 0,
+	       "from the lower shard, its bytes");
+	sc_close(c);
 }
 
 /* The own shard cannot be made (its directory would be under a regular
