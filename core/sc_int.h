@@ -112,7 +112,7 @@ struct sc_cache {
 	int legacy;
 	/* No file at the path yet (sc_open() over lower shards): read as the
 	 * same empty image; the first write creates the file (txn.c). */
-	int unborn;
+	_Atomic int unborn;
 	uint64_t image_len;
 	const unsigned char *v1_map;
 	size_t v1_len;
