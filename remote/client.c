@@ -163,6 +163,7 @@ void sc_remote_get_stats(sc_remote *r, sc_remote_stats *out)
 /* ---- one request ---- */
 
 struct req {
+	CURL *h;              /* while it runs */
 	const char *method;   /* GET, HEAD, PUT */
 	const char *kind;     /* "ac" or "cas" */
 	const char *hex;      /* object name */
@@ -182,8 +183,15 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *arg)
 	struct req *q = arg;
 	size_t n = size * nmemb;
 
+	long status = 0;
+
 	if (n == 0)
 		return 0;
+	/* The body of an error (nginx's 404 page) is not the object: it is
+	 * not kept, and is no reason to call a small blob too long. */
+	curl_easy_getinfo(q->h, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status > 299)
+		return n;
 	if (n > q->max_down - q->resp_len) {
 		q->too_big = 1;
 		return 0; /* CURLE_WRITE_ERROR: stop the transfer */
@@ -267,6 +275,7 @@ static int do_request(sc_remote *r, struct req *q, char *why, size_t why_len)
 	if (!h && !(h = curl_easy_init()))
 		return -ENOMEM;
 	curl_easy_reset(h);
+	q->h = h;
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
