@@ -9,7 +9,8 @@
  *   cmd_modify.c   commands that write: put, rm, clear, compact, evict-stale,
  *                  and build (a shard to ship, written beside the others)
  *   cmd_names.c    encode / decode of FUSE directory-entry names
- *   cmd_remote.c   push / pull to and from a remote tier (remote/sc_remote.h)
+ *   cmd_remote.c   push / pull to and from a remote tier (remote/sc_remote.h),
+ *                  and the remote part of verify --remote
  *   keyarg.c       the key a KEY argument stands for (paths as typed)
  *   humanfmt.c     sizes, ages and terminal-safe keys for human output
  *   jsonout.c      JSON output through jansson
@@ -104,6 +105,23 @@ int cmd_encode(struct cli *cli);
 int cmd_decode(struct cli *cli);
 int cmd_push(struct cli *cli);
 int cmd_pull(struct cli *cli);
+
+/*
+ * verify --remote (cmd_remote.c).  cli_vremote_open() reads the remote's
+ * configuration before anything is checked, so that a bad one stops the
+ * command at once: CLI_OK with *out set, CLI_OK with *out NULL when the
+ * remote is off (said on stderr; cli_vremote_off_json() is the report),
+ * or the exit code (printed).  cli_vremote_check(), once cli->cache is
+ * open, checks the remote's copies of the entries and returns the exit
+ * code of that part; it prints the text report, or with --json gives the
+ * "remote" object in *json.
+ */
+struct vremote;
+struct json_t;
+int cli_vremote_open(struct cli *cli, struct vremote **out);
+int cli_vremote_check(struct vremote *v, struct json_t **json);
+struct json_t *cli_vremote_off_json(void);
+void cli_vremote_close(struct vremote *v);
 
 /*
  * The key for a KEY argument typed as a path (keyarg.c): realpath(3) of an

@@ -482,14 +482,26 @@ static void verify_cb(void *arg, uint64_t offset, const char *problem)
 	       problem ? problem : "(no description)");
 }
 
+/* The exit code of verify: the worse of the local and the remote part. */
+static int worse(int a, int b)
+{
+	return a > b ? a : b;
+}
+
 int cmd_verify(struct cli *cli)
 {
 	struct verify_ctx v = { .json = !!(cli->opts & OPT_JSON) };
+	struct vremote *remote = NULL;
+	json_t *remote_json = NULL;
 	uint64_t checked = 0;
-	int rc, vrc;
+	int rc, vrc, remote_rc = CLI_OK;
 
+	/* A bad remote configuration stops verify --remote before any check. */
+	if ((cli->opts & OPT_REMOTE) && (rc = cli_vremote_open(cli, &remote)) != CLI_OK)
+		return rc;
 	rc = open_read(cli);
 	if (rc != CLI_OK) {
+		cli_vremote_close(remote);
 		/* A header that is not a shard at all also fails verification. */
 		if (cli->open_err == SC_EMAGIC)
 			return CLI_MISS;
@@ -497,15 +509,22 @@ int cmd_verify(struct cli *cli)
 	}
 
 	if (v.json && !(v.arr = json_array())) {
+		cli_vremote_close(remote);
 		cli_err(-ENOMEM, "verify");
 		return CLI_ERROR;
 	}
 	vrc = sc_verify(cli->cache, verify_cb, &v, &checked);
 	if (vrc < 0 && vrc != SC_ECORRUPT) {
 		json_decref(v.arr);
+		cli_vremote_close(remote);
 		cli_err(vrc, "cannot verify %s", cli->path);
 		return CLI_ERROR;
 	}
+	/* The remote part after the local one, whose report comes first. */
+	if (remote && v.json)
+		remote_rc = cli_vremote_check(remote, &remote_json);
+	else if ((cli->opts & OPT_REMOTE) && v.json)
+		remote_json = cli_vremote_off_json();
 	sc_stats st;
 	if (sc_get_stats(cli->cache, &st) != 0)
 		st.set_aside = 0;
@@ -518,6 +537,12 @@ int cmd_verify(struct cli *cli)
 				      "records_checked", (json_int_t)checked,
 				      "problems", v.arr,
 				      "set_aside", (json_int_t)st.set_aside);
+		if (o && remote_json)
+			json_object_set_new(o, "remote", remote_json);
+		else
+			json_decref(remote_json);
+		cli_vremote_close(remote);
+		remote = NULL;
 		if (v.oom) {
 			json_decref(o);
 			o = NULL;
@@ -546,7 +571,13 @@ int cmd_verify(struct cli *cli)
 		printf("%s: %" PRIu64 " damaged shard%s set aside beside it (%s" SC_SET_ASIDE_INFIX
 		       "*)\n", sc_path(cli->cache), st.set_aside, st.set_aside == 1 ? "" : "s",
 		       sc_path(cli->cache));
-	return vrc == 0 ? CLI_OK : CLI_MISS;
+	if (remote && !v.json) {
+		/* stdout first: the remote's lines follow the local ones. */
+		fflush(stdout);
+		remote_rc = cli_vremote_check(remote, &remote_json);
+	}
+	cli_vremote_close(remote);
+	return worse(vrc == 0 ? CLI_OK : CLI_MISS, remote_rc);
 }
 
 /* ---- path ---- */

@@ -8,6 +8,10 @@
  *         bytes of each under one fingerprint (--tag, --exe), verifies
  *         them and stores them with the source's stat and bytes, so that
  *         the interpreter hits locally afterwards.
+ *   verify --remote  (after the local check of cmd_verify()) fetches the
+ *         remote's record and blob of every entry push would upload,
+ *         verifies them as pull does and compares them with the local
+ *         blob, reporting each entry whose remote copy is not the same.
  *
  * The first transport failure (no answer within the timeout, connection
  * refused, TLS, credentials) stops the run: the next file would wait for
@@ -98,6 +102,12 @@ static void show_progress(struct run *run, int force)
 	fflush(stderr);
 }
 
+/* The report of a run with the remote off. */
+static json_t *off_report(void)
+{
+	return json_pack("{s:n, s:s}", "remote", "mode", "off");
+}
+
 /* The configuration and the client; CLI_OK, or the exit code (printed). */
 static int open_remote(struct run *run, int need_write, int *off)
 {
@@ -112,13 +122,12 @@ static int open_remote(struct run *run, int need_write, int *off)
 		return CLI_ERROR;
 	}
 	if (cfg.mode == SC_REMOTE_OFF) {
-		cli_msg("%s: the remote is off (SCRIPTCACHE_REMOTE_MODE=off): nothing to do", run->what);
+		cli_msg("%s: the remote is off (SCRIPTCACHE_REMOTE_MODE=off): %s", run->what,
+			strcmp(run->what, "verify") == 0 ? "not checked" : "nothing to do");
 		*off = 1;
-		if (run->cli->opts & OPT_JSON) {
+		if ((run->cli->opts & OPT_JSON) && strcmp(run->what, "verify") != 0) {
 			/* Scripts that parse the report still get one. */
-			json_t *o = json_pack("{s:n, s:s}", "remote", "mode", "off");
-
-			if (jo_print(o) != 0)
+			if (jo_print(off_report()) != 0)
 				return CLI_ERROR;
 		}
 		return CLI_OK;
@@ -555,4 +564,260 @@ out:
 	sc_remote_negcache_free(run.nc);
 	sc_remote_close(run.remote);
 	return rc;
+}
+
+/* ---- verify --remote ---- */
+
+/*
+ * What verify --remote finds for one entry, worst last.  An entry the
+ * remote lacks is no problem (push has not run, or the server pruned
+ * it); a record whose blob is gone is a miss for every machine until a
+ * push puts the blob back; other bytes than ours, verified against their
+ * record, are a valid compile that is not this shard's (a compiler whose
+ * output is not deterministic, or an option the fingerprint does not
+ * capture).  Only bytes that fail their own record, and a record that is
+ * not one for the key, say the server serves damage: those fail, as a
+ * corrupt local entry does.
+ */
+struct vremote {
+	struct run run;
+	struct keys keys;
+	uint64_t same;         /* the remote blob is the local one */
+	uint64_t differs;      /* verified, other bytes than the local blob */
+	uint64_t missing;      /* no record */
+	uint64_t blob_missing; /* a record, no blob */
+	uint64_t refused;      /* integrity failures */
+	uint64_t bad_records;  /* records that are not ours */
+	uint64_t damaged;      /* local entries that fail their checksum: the local check reports them */
+	json_t *problems;      /* --json */
+};
+
+int cli_vremote_open(struct cli *cli, struct vremote **out)
+{
+	struct vremote *v;
+	int rc, off;
+
+	*out = NULL;
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		cli_err(-ENOMEM, "verify");
+		return CLI_ERROR;
+	}
+	v->run.cli = cli;
+	v->run.what = "verify";
+	rc = open_remote(&v->run, 0, &off);
+	if (rc != CLI_OK || off) {
+		free(v);
+		return rc;
+	}
+	if ((cli->opts & OPT_JSON) && !(v->problems = json_array())) {
+		cli_vremote_close(v);
+		cli_err(-ENOMEM, "verify");
+		return CLI_ERROR;
+	}
+	*out = v;
+	return CLI_OK;
+}
+
+void cli_vremote_close(struct vremote *v)
+{
+	size_t i;
+
+	if (!v)
+		return;
+	for (i = 0; i < v->keys.n; i++)
+		free(v->keys.v[i]);
+	free(v->keys.v);
+	json_decref(v->problems);
+	sc_remote_close(v->run.remote);
+	free(v);
+}
+
+/* One problem of one entry: a line on stdout, or an element of "problems". */
+static void vremote_problem(struct vremote *v, const char *key, const char *problem,
+			    const char *msg)
+{
+	if (v->problems) {
+		json_array_append_new(v->problems,
+				      json_pack("{s:o, s:s, s:s}", "key", jo_bytes(key, strlen(key)),
+						"problem", problem, "message", msg));
+		return;
+	}
+	if (v->run.progress)
+		fputs("\r\033[K", stderr);
+	fputs("remote ", stdout);
+	hf_put_key(stdout, key, strlen(key));
+	printf(": %s: %s\n", problem, msg);
+}
+
+static void vremote_entry(struct vremote *v, const char *key)
+{
+	char why[WHY_LEN], hex[SC_REMOTE_HEX], msg[WHY_LEN + 256];
+	unsigned char local_sha[SC_REMOTE_DIGEST];
+	sc_remote_record rec;
+	sc_remote_ident id;
+	sc_entry_info e;
+	void *blob = NULL;
+	size_t len = 0;
+	int rc, have_rec;
+
+	v->run.t.seen++;
+	/* The local bytes, checksummed: what push would upload. */
+	rc = sc_lookup(v->run.cli->cache, key, &e);
+	if (rc == SC_ENOTFOUND)
+		return; /* removed meanwhile */
+	if (rc == SC_ECORRUPT) {
+		v->damaged++;
+		return;
+	}
+	if (rc < 0 || sc_remote_ident_from_entry(&e, &id) != 0) {
+		vremote_problem(v, key, "error", rc < 0 ? sc_strerror(rc) : "no source hash any more");
+		v->run.t.failed++;
+		return;
+	}
+	why[0] = '\0';
+	rc = sc_remote_fetch(v->run.remote, &id, 0, &rec, &have_rec, &blob, &len, why, sizeof(why));
+	if (rc == 0) {
+		if ((rc = sc_remote_sha256(e.blob, (size_t)e.blob_size, local_sha)) != 0) {
+			vremote_problem(v, key, "error", sc_strerror(rc));
+			v->run.t.failed++;
+		} else if (memcmp(local_sha, rec.blob_sha256, SC_REMOTE_DIGEST) == 0) {
+			v->same++;
+		} else {
+			snprintf(msg, sizeof(msg),
+				 "the remote's blob %s (%zu bytes, verified) is not the local one "
+				 "(%" PRIu64 " bytes): another machine's compile of the same source "
+				 "and fingerprint, valid but different (a compiler whose output is "
+				 "not deterministic?)",
+				 sc_remote_hex(rec.blob_sha256, hex), len, e.blob_size);
+			vremote_problem(v, key, "differs", msg);
+			v->differs++;
+		}
+	} else if (rc == SC_REMOTE_ENOTFOUND && !have_rec) {
+		v->missing++;
+	} else if (rc == SC_REMOTE_ENOTFOUND) {
+		snprintf(msg, sizeof(msg),
+			 "the record names blob %s, which the server does not have (pruned?): a "
+			 "miss for every machine until a push puts it back",
+			 sc_remote_hex(rec.blob_sha256, hex));
+		vremote_problem(v, key, "blob-missing", msg);
+		v->blob_missing++;
+	} else if (rc == SC_REMOTE_EINTEGRITY) {
+		vremote_problem(v, key, "integrity", why[0] ? why : sc_remote_strerror(rc));
+		v->refused++;
+	} else if (rc == SC_REMOTE_ERECORD) {
+		vremote_problem(v, key, "bad-record", why[0] ? why : sc_remote_strerror(rc));
+		v->bad_records++;
+	} else {
+		vremote_problem(v, key, "error", why[0] ? why : sc_remote_strerror(rc));
+		if (sc_remote_is_transport_error(rc))
+			v->run.t.stopped = 1;
+		else
+			v->run.t.failed++;
+	}
+	free(blob);
+}
+
+static void vremote_progress(struct vremote *v, int force)
+{
+	char b[HF_SIZE_LEN];
+	sc_remote_stats s;
+	uint64_t now;
+
+	if (!v->run.progress)
+		return;
+	now = mono_ns();
+	if (!force && now - v->run.last_progress_ns < 100000000u)
+		return;
+	v->run.last_progress_ns = now;
+	sc_remote_get_stats(v->run.remote, &s);
+	fprintf(stderr, "\r\033[Kverify --remote: %" PRIu64 "/%zu entries, %" PRIu64 " same, %s down",
+		v->run.t.seen, v->keys.n, v->same, hf_size(s.bytes_down, b));
+	fflush(stderr);
+}
+
+static json_t *vremote_json(struct vremote *v, int ok)
+{
+	sc_remote_stats s;
+	json_t *o = json_object();
+
+	sc_remote_get_stats(v->run.remote, &s);
+	json_object_set_new(o, "remote", json_string(sc_remote_url(v->run.remote)));
+	json_object_set_new(o, "mode",
+			    json_string(sc_remote_get_mode(v->run.remote) == SC_REMOTE_RW ? "rw" : "ro"));
+	json_object_set_new(o, "ok", json_boolean(ok));
+	json_object_set_new(o, "entries", jo_u64(v->run.t.seen));
+	json_object_set_new(o, "same", jo_u64(v->same));
+	json_object_set_new(o, "differs", jo_u64(v->differs));
+	json_object_set_new(o, "not_on_remote", jo_u64(v->missing));
+	json_object_set_new(o, "blob_missing", jo_u64(v->blob_missing));
+	json_object_set_new(o, "integrity_failures", jo_u64(v->refused));
+	json_object_set_new(o, "bad_records", jo_u64(v->bad_records));
+	json_object_set_new(o, "skipped_no_source_hash", jo_u64(v->run.t.unkeyed));
+	json_object_set_new(o, "skipped_damaged", jo_u64(v->damaged));
+	json_object_set_new(o, "failed", jo_u64(v->run.t.failed));
+	json_object_set_new(o, "stopped", json_boolean(v->run.t.stopped));
+	json_object_set_new(o, "problems", v->problems);
+	v->problems = NULL;
+	json_object_set_new(o, "errors", jo_u64(s.errors));
+	json_object_set_new(o, "requests", jo_u64(s.requests));
+	json_object_set_new(o, "bytes_down", jo_u64(s.bytes_down));
+	json_object_set_new(o, "request_ms", jo_u64(s.time_ns / 1000000u));
+	json_object_set_new(o, "elapsed_ms", jo_u64((mono_ns() - v->run.t0_ns) / 1000000u));
+	return o;
+}
+
+int cli_vremote_check(struct vremote *v, struct json_t **json)
+{
+	struct cli *cli = v->run.cli;
+	sc_remote_stats s;
+	size_t i;
+	int rc;
+
+	*json = NULL;
+	rc = sc_foreach(cli->cache, collect_keys, &v->keys);
+	if (rc < 0) {
+		cli_err(rc, "verify --remote: cannot read shard %s", cli->path);
+		return cli_exit_code(rc);
+	}
+	/* Sorted: the same shard gives the same report. */
+	qsort(v->keys.v, v->keys.n, sizeof(*v->keys.v), cmp_str);
+	v->run.t.unkeyed = v->keys.unkeyed;
+	for (i = 0; i < v->keys.n && !v->run.t.stopped; i++) {
+		vremote_entry(v, v->keys.v[i]);
+		vremote_progress(v, 0);
+	}
+	if (v->run.t.stopped)
+		cli_msg("verify --remote: stopped at the first transport failure: %zu entr%s not "
+			"checked", v->keys.n - i, v->keys.n - i == 1 ? "y" : "ies");
+	if (v->run.progress)
+		fputs("\r\033[K", stderr);
+	if (v->run.t.stopped || v->run.t.failed)
+		rc = CLI_ERROR;
+	else if (v->refused || v->bad_records)
+		rc = CLI_MISS; /* the server serves damage: like a corrupt entry */
+	else
+		rc = CLI_OK;
+	if (v->problems) {
+		*json = vremote_json(v, rc == CLI_OK);
+		return rc;
+	}
+	sc_remote_get_stats(v->run.remote, &s);
+	printf("remote %s: %s, %" PRIu64 " entr%s with a source hash: %" PRIu64 " same, %" PRIu64
+	       " differ, %" PRIu64 " not on the remote, %" PRIu64 " blob missing, %" PRIu64
+	       " integrity failure%s, %" PRIu64 " bad record%s, %" PRIu64 " failed%s\n",
+	       sc_remote_url(v->run.remote),
+	       rc == CLI_OK ? "ok" : rc == CLI_MISS ? "DAMAGED" : "INCOMPLETE",
+	       v->run.t.seen, v->run.t.seen == 1 ? "y" : "ies", v->same, v->differs, v->missing,
+	       v->blob_missing, v->refused, v->refused == 1 ? "" : "s", v->bad_records,
+	       v->bad_records == 1 ? "" : "s", v->run.t.failed, v->run.t.stopped ? ", stopped" : "");
+	printf("remote: %" PRIu64 " requests, %" PRIu64 " errors, %" PRIu64 " bytes down, %.3f s\n",
+	       s.requests, s.errors, s.bytes_down, (double)(mono_ns() - v->run.t0_ns) / 1e9);
+	return rc;
+}
+
+/* "remote": the report of verify --remote with the remote off. */
+struct json_t *cli_vremote_off_json(void)
+{
+	return off_report();
 }

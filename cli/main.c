@@ -48,8 +48,8 @@ static const struct command commands[] = {
 	  "remove entries that can never hit again" },
 	{ "clear", cmd_clear, 0, 0, 0, 0, "", "remove every entry" },
 	{ "compact", cmd_compact, 0, 0, 0, 0, "", "rewrite the shard without dead space" },
-	{ "verify", cmd_verify, OPT_JSON, 0, 0, 0, "[--json]",
-	  "check every checksum; print problems with their offsets" },
+	{ "verify", cmd_verify, OPT_JSON | OPT_REMOTE, 0, 0, 0, "[--json] [--remote [URL]]",
+	  "check every checksum; --remote: also the remote's copies" },
 	{ "path", cmd_path, 0, 0, 0, 0, "", "print the shard path in use" },
 	{ "build", cmd_build, OPT_TAG | OPT_BASE_DIR, 1, 1, 0, "[--tag TAG] [--base-dir DIR] OUT",
 	  "write a compact shard to ship (from --shard or the default)" },
@@ -89,7 +89,9 @@ static void usage(FILE *f)
 		   "  --base-dir DIR build: keys under DIR recorded relative to it (relocatable)\n"
 		   "  --no-lowers    the default shard alone, without the lower shards stacked\n"
 		   "                 under it (SCRIPTCACHE_LOWER, /usr/lib/scriptcache/*.shard)\n"
-		   "  --remote URL   push, pull: the remote cache (default: $SCRIPTCACHE_REMOTE)\n"
+		   "  --remote URL   push, pull: the remote cache (default: $SCRIPTCACHE_REMOTE);\n"
+		   "                 verify --remote [URL]: also check the remote's copies of\n"
+		   "                 the shard's entries\n"
 		   "  -h, --help     show this help\n"
 		   "  -V, --version  show the version\n"
 		   "\nA KEY is a path, turned into the key interpreters use: realpath(3) of an\n"
@@ -137,6 +139,18 @@ static const char *opt_name(unsigned opt)
 	case OPT_REMOTE: return "--remote";
 	default: return "?";
 	}
+}
+
+/*
+ * Whether argv[i], after a "--remote" without "=", is its URL: anything
+ * but an option or a command name ("scriptcache --remote verify", or
+ * "verify --remote" last, take the remote from $SCRIPTCACHE_REMOTE).  A
+ * value that is no URL is still taken, and refused by the configuration
+ * with its reason, as when the argument was required.
+ */
+static int remote_url_arg(int argc, char **argv, int i)
+{
+	return i < argc && argv[i][0] != '-' && !find_command(argv[i]);
 }
 
 /*
@@ -202,7 +216,9 @@ int main(int argc, char **argv)
 		{ "key", required_argument, NULL, LONGOPT_KEY },
 		{ "base-dir", required_argument, NULL, LONGOPT_BASE_DIR },
 		{ "no-lowers", no_argument, NULL, LONGOPT_NO_LOWERS },
-		{ "remote", required_argument, NULL, LONGOPT_REMOTE },
+		/* Optional so that "verify --remote" can mean $SCRIPTCACHE_REMOTE;
+		 * "--remote URL" is still read as before (remote_url_arg()). */
+		{ "remote", optional_argument, NULL, LONGOPT_REMOTE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -270,6 +286,8 @@ int main(int argc, char **argv)
 		case LONGOPT_REMOTE:
 			cli.opts |= OPT_REMOTE;
 			cli.remote = optarg;
+			if (!optarg && remote_url_arg(argc, argv, optind))
+				cli.remote = argv[optind++];
 			break;
 		case 'h':
 			usage(stdout);

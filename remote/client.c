@@ -368,8 +368,11 @@ static long time_left(const sc_remote *r, uint64_t deadline)
 
 /* ---- lookup ---- */
 
-int sc_remote_lookup(sc_remote *r, const sc_remote_ident *id, long timeout_ms,
-		     sc_remote_negcache *nc, void **blob, size_t *len, char *why, size_t why_len)
+/* sc_remote_lookup() and sc_remote_fetch(): @p out_rec, if not NULL,
+ * receives the record once the server gave a valid one (*have_rec). */
+static int lookup(sc_remote *r, const sc_remote_ident *id, long timeout_ms, sc_remote_negcache *nc,
+		  sc_remote_record *out_rec, int *have_rec, void **blob, size_t *len, char *why,
+		  size_t why_len)
 {
 	unsigned char key[SC_REMOTE_DIGEST], sha[SC_REMOTE_DIGEST];
 	char key_hex[SC_REMOTE_HEX], sha_hex[SC_REMOTE_HEX];
@@ -380,6 +383,8 @@ int sc_remote_lookup(sc_remote *r, const sc_remote_ident *id, long timeout_ms,
 
 	*blob = NULL;
 	*len = 0;
+	if (have_rec)
+		*have_rec = 0;
 	if ((rc = sc_remote_action_key(id, key)) != 0)
 		return rc;
 	if (nc && sc_remote_negcache_has(nc, key)) {
@@ -416,6 +421,10 @@ int sc_remote_lookup(sc_remote *r, const sc_remote_ident *id, long timeout_ms,
 		goto error;
 	}
 	free(q.resp);
+	if (out_rec) {
+		*out_rec = rec;
+		*have_rec = 1;
+	}
 
 	sc_remote_hex(rec.blob_sha256, sha_hex);
 	req_init(&q, "GET", "cas", sha_hex, time_left(r, deadline));
@@ -466,6 +475,19 @@ error:
 out:
 	free(q.resp);
 	return rc;
+}
+
+int sc_remote_lookup(sc_remote *r, const sc_remote_ident *id, long timeout_ms,
+		     sc_remote_negcache *nc, void **blob, size_t *len, char *why, size_t why_len)
+{
+	return lookup(r, id, timeout_ms, nc, NULL, NULL, blob, len, why, why_len);
+}
+
+int sc_remote_fetch(sc_remote *r, const sc_remote_ident *id, long timeout_ms,
+		    sc_remote_record *rec, int *have_rec, void **blob, size_t *len, char *why,
+		    size_t why_len)
+{
+	return lookup(r, id, timeout_ms, NULL, rec, have_rec, blob, len, why, why_len);
 }
 
 /* ---- store ---- */

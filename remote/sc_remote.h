@@ -261,6 +261,18 @@ int sc_remote_lookup(sc_remote *r, const sc_remote_ident *id, long timeout_ms,
 		     sc_remote_negcache *nc, void **blob, size_t *len, char *why, size_t why_len);
 
 /**
+ * sc_remote_lookup() for a checker (scriptcache verify --remote), without
+ * a negative cache, that also says what the record was: *have_rec is 1
+ * and *rec filled once the server gave a valid record for the key, so
+ * that a record whose blob is gone (SC_REMOTE_ENOTFOUND with *have_rec)
+ * is told from no record at all, and the blob's name can be compared with
+ * the SHA-256 of a local copy.  Same returns as sc_remote_lookup().
+ */
+int sc_remote_fetch(sc_remote *r, const sc_remote_ident *id, long timeout_ms,
+		    sc_remote_record *rec, int *have_rec, void **blob, size_t *len, char *why,
+		    size_t why_len);
+
+/**
  * Upload one compiled blob for @p id: HEAD /cas/<sha256> and PUT it only
  * if the server does not have it; GET /ac/<key> and PUT the record only if
  * the server's differs.  @p blob must already be checked by the caller

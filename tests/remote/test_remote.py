@@ -509,3 +509,159 @@ def test_basic_auth_credentials_never_shown(tmp_path):
             assert PASSWORD not in text, text  # ... never the password
         shard_bytes = open(m2.shard, 'rb').read() + open(m1.shard, 'rb').read()
         assert PASSWORD.encode() not in shard_bytes
+
+
+# ---- verify --remote ----
+
+def verify_json(m, *args, env, want_rc=0):
+    j, err = as_json('--shard', m.shard, 'verify', *args, env=env, want_rc=want_rc)
+    return j, err
+
+
+def test_verify_remote_checks_what_it_downloads(tmp_path):
+    m1, m2 = two_machines(tmp_path)
+    fill(tmp_path, m1)
+    (tmp_path / 'nosrc').write_bytes(b'x')
+    assert m1.sc('put', '--no-source', '--key', 'mod:x', tmp_path / 'nosrc')[0] == 0
+    # Without --remote, verify is what it was: the local shard alone.
+    j, _ = verify_json(m1, env={})
+    assert set(j) == {'path', 'ok', 'records_checked', 'problems', 'set_aside'} and j['ok']
+
+    with nginx(tmp_path) as srv:
+        env = remote_env(srv)
+        # Nothing pushed yet: entries not on the remote are counted, no failure.
+        j, _ = verify_json(m1, '--remote', env=env)
+        r = j['remote']
+        assert j['ok'] and r['ok'] and r['entries'] == 3 and r['not_on_remote'] == 3, j
+        assert r['skipped_no_source_hash'] == 1 and r['problems'] == [] and r['requests'] == 3
+
+        ok('--shard', m1.shard, 'push', env=env)
+        # A clean push verifies clean: every record and blob fetched, verified
+        # and the same bytes as the local entry's.  --remote URL, --remote=URL
+        # and $SCRIPTCACHE_REMOTE alike.
+        for args, e in ((('--remote',), env), (('--remote', srv.url), {}),
+                        (('--remote=' + srv.url,), {})):
+            j, _ = verify_json(m1, *args, env=e)
+            r = j['remote']
+            assert r['ok'] and r['same'] == 3 and r['remote'] == srv.url, j
+            assert r['differs'] == r['not_on_remote'] == r['blob_missing'] == 0, j
+            assert r['integrity_failures'] == r['bad_records'] == r['failed'] == 0, j
+            assert r['requests'] == 6 and r['bytes_down'] >= sum(
+                len(compiled(d)) for d in SOURCES.values()), j
+        out = ok('--shard', m1.shard, 'verify', '--remote', env=env)
+        assert re.search(r'^remote http://127\.0\.0\.1:\d+: ok, 3 entries with a source hash: '
+                         r'3 same, 0 differ, 0 not on the remote, 0 blob missing, '
+                         r'0 integrity failures, 0 bad records, 0 failed$', out, re.M), out
+        assert ': ok, ' in out.splitlines()[0], 'the local report comes first'
+
+        # Machine 2 compiled util.lua into other bytes (same source, same
+        # fingerprint): valid on both sides, reported, not a failure.  Its
+        # extra source is not on the remote: counted only.
+        blob = tmp_path / 'other-compile'
+        blob.write_bytes(compiled(SOURCES['util.lua']) + b'\x00nondeterministic')
+        assert m2.sc('put', '--tag', TAG, m2.path('util.lua'), blob)[0] == 0
+        (m2.dir / 'extra.lua').write_bytes(b'print("only on machine 2")\n')
+        assert m2.sc('put', '--tag', TAG, m2.path('extra.lua'), blob)[0] == 0
+        j, _ = verify_json(m2, '--remote', env=env)
+        r = j['remote']
+        assert r['ok'] and r['same'] == 0 and r['differs'] == 1 and r['not_on_remote'] == 1, j
+        assert [(p['key'], p['problem']) for p in r['problems']] == \
+            [(m2.path('util.lua'), 'differs')], r
+        assert 'not deterministic' in r['problems'][0]['message']
+
+        # A blob deleted on the server (a prune): the record names a blob the
+        # server lacks, reported with the entry, a miss for pull, no failure.
+        deleted = hashlib.sha256(compiled(SOURCES['main.lua'])).hexdigest()
+        os.unlink(os.path.join(srv.root, 'cas', deleted))
+        rc, out, err, _ = m1.sc('verify', '--remote', env=env)
+        assert rc == 0, out + err
+        line = [l for l in out.splitlines() if 'blob-missing' in l]
+        assert len(line) == 1 and m1.path('main.lua') in line[0] and deleted in line[0], out
+        assert '2 same' in out and '1 blob missing' in out, out
+
+        # A blob tampered with on the server: an integrity failure, exit 1
+        # as for a corrupt local entry, the entry and the object named.
+        tampered = hashlib.sha256(compiled(SOURCES['util.lua'])).hexdigest()
+        p = os.path.join(srv.root, 'cas', tampered)
+        data = bytearray(open(p, 'rb').read())
+        data[7] ^= 0x01
+        open(p, 'wb').write(bytes(data))
+        rc, out, err, _ = m1.sc('verify', '--remote', env=env)
+        assert rc == 1, (out, err)
+        line = [l for l in out.splitlines() if ': integrity: ' in l]
+        assert len(line) == 1 and m1.path('util.lua') in line[0], out
+        assert 'SHA-256 mismatch' in line[0] and tampered in line[0], out
+        assert 'DAMAGED' in out and '1 integrity failure,' in out, out
+        j, _ = verify_json(m1, '--remote', env=env, want_rc=1)
+        assert j['ok'] and not j['remote']['ok'], 'the local shard is fine, the remote is not'
+        assert j['remote']['integrity_failures'] == 1 and j['remote']['blob_missing'] == 1, j
+        assert j['remote']['same'] == 1
+        # Nothing of what verify downloaded reached the shard.
+        r = subprocess.run([CLI, '--shard', m1.shard, 'get', m1.path('util.lua')],
+                           capture_output=True)
+        assert r.returncode == 0 and r.stdout == compiled(SOURCES['util.lua'])
+
+        # A record that is not a scriptcache record: exit 1 too.
+        ac = [n for n in os.listdir(os.path.join(srv.root, 'ac'))]
+        victim = None
+        for n in ac:
+            text = open(os.path.join(srv.root, 'ac', n)).read()
+            if hashlib.sha256(compiled(SOURCES['lib/deep/json.lua'])).hexdigest() in text:
+                victim = n
+        assert victim
+        with open(os.path.join(srv.root, 'ac', victim), 'w') as f:
+            f.write('<html>cache error page</html>\n')
+        j, _ = verify_json(m1, '--remote', env=env, want_rc=1)
+        probs = {p['key']: p['problem'] for p in j['remote']['problems']}
+        assert probs == {m1.path('main.lua'): 'blob-missing', m1.path('util.lua'): 'integrity',
+                         m1.path('lib/deep/json.lua'): 'bad-record'}, probs
+        assert j['remote']['bad_records'] == 1
+
+        # For pull, the pruned blob is a miss, not an error nor a refusal.
+        j, _ = as_json('--shard', m2.shard, 'pull', '--tag', TAG, m2.path('main.lua'), env=env)
+        assert j['not_on_remote'] == 1 and j['integrity_failures'] == 0 and j['errors'] == 0, j
+
+        # The server killed: the run stops at the first failure, exit 2.
+        srv.kill()
+        rc, out, err, secs = m1.sc('verify', '--remote', env=env)
+        assert rc == 2 and 'cannot connect' in out + err and 'stopped' in err, (out, err)
+        assert 'INCOMPLETE' in out and secs < 5, (out, err, secs)
+
+
+def test_verify_remote_modes(tmp_path):
+    m1, _ = two_machines(tmp_path)
+    fill(tmp_path, m1)
+    with nginx(tmp_path) as srv:
+        ok('--shard', m1.shard, 'push', env=remote_env(srv))
+        snapshot, nlog = srv.files(), len(srv.log_lines())
+        # Read-only: GET (and HEAD) only, the server unchanged.
+        j, _ = verify_json(m1, '--remote', env=remote_env(srv, SCRIPTCACHE_REMOTE_MODE='ro'))
+        assert j['remote']['mode'] == 'ro' and j['remote']['same'] == 3, j
+        new = srv.log_lines()[nlog:]
+        assert len(new) == 6, new
+        assert all(re.search(r'"(GET|HEAD) /(ac|cas)/[0-9a-f]{64} HTTP', l) for l in new), new
+        assert srv.files() == snapshot
+        # rw too: verify never writes.
+        nlog = len(srv.log_lines())
+        verify_json(m1, '--remote', env=remote_env(srv))
+        assert not [l for l in srv.log_lines()[nlog:] if '"GET ' not in l]
+
+        # Off: said on stderr, the local check alone, exit 0.
+        off = remote_env(srv, SCRIPTCACHE_REMOTE_MODE='off')
+        nlog = len(srv.log_lines())
+        rc, out, err, _ = m1.sc('verify', '--remote', env=off)
+        assert rc == 0 and 'remote is off' in err and 'not checked' in err, err
+        assert ': ok, ' in out and 'remote http' not in out, out
+        j, _ = verify_json(m1, '--remote', env=off)
+        assert j['ok'] and j['remote'] == {'remote': None, 'mode': 'off'}, j
+        assert len(srv.log_lines()) == nlog
+
+    # No remote configured, or a bad one: exit 2 before any check.
+    rc, out, err, _ = m1.sc('verify', '--remote')
+    assert rc == 2 and 'SCRIPTCACHE_REMOTE' in err and out == '', (out, err)
+    rc, out, err, _ = m1.sc('verify', '--remote', 'ftp://127.0.0.1/x')
+    assert rc == 2 and out == '', (out, err)
+    # An option after --remote is not taken for its URL.
+    rc, out, err, _ = m1.sc('verify', '--remote', '--json',
+                            env={'SCRIPTCACHE_REMOTE_MODE': 'off'})
+    assert rc == 0 and json.loads(out)['remote'] == {'remote': None, 'mode': 'off'}, (out, err)
