@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 
 from conftest import mounted  # noqa: E402  (tests/fs/conftest.py)
 from test_remote import (CLI, PASSWORD, SOURCES, TAG, compiled, fill,  # noqa: E402
-                         htpasswd_line, nginx, ok, remote_env, run, two_machines)
+                         htpasswd_line, make_certs, nginx, ok, remote_env, run, two_machines)
 
 
 def mount_env(**extra):
@@ -272,3 +272,32 @@ def test_mount_allow_other_fetches_only_what_the_caller_may_read(tmp_path):
     finally:
         for p, mode in opened:
             os.chmod(p, mode)
+
+
+def test_mount_over_tls_with_a_private_ca(tmp_path):
+    certs = make_certs(tmp_path / 'pki')
+    m1, m2 = two_machines(tmp_path)
+    fill(tmp_path, m1)
+    ca = str(certs['ca'])
+    with nginx(tmp_path, tls=certs['server']) as srv:
+        assert srv.url.startswith('https://')
+        ok('--shard', m1.shard, 'push', env=remote_env(srv, SCRIPTCACHE_REMOTE_CA_FILE=ca))
+        # The CA file from the environment, as the CLI takes it.  A budget
+        # of 2 s: a new TLS connection on a loaded machine must not be
+        # what is measured here.
+        with mounted(str(m2.shard), str(tmp_path / 'mnt'),
+                     *remote_opts(srv, 'remote_timeout_ms=2000'),
+                     env=mount_env(SCRIPTCACHE_REMOTE_CA_FILE=ca)) as m:
+            for rel, data in SOURCES.items():
+                assert read_blob(m, m2.path(rel)) == compiled(data)
+            r = stats(m)['remote']
+            assert r['url'] == srv.url and r['fills'] == 3 and r['errors'] == 0, r
+        # Without it, the system store: the certificate is not verified, the
+        # miss is a plain ENOENT and the breaker opens.
+        with mounted(str(tmp_path / 'm3.shard'), str(tmp_path / 'mnt'),
+                     *remote_opts(srv, 'remote_timeout_ms=2000'), env=mount_env()) as m:
+            assert not os.path.exists(entry(m, m2.path('main.lua')))
+            r = stats(m)['remote']
+            assert r['fills'] == 0 and r['errors'] == 1, r
+            assert r['breaker']['state'] == 'open', r
+        assert not shard_keys(str(tmp_path / 'm3.shard'))

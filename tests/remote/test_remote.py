@@ -95,8 +95,8 @@ http {{
     scgi_temp_path {p}/tmp/scgi;
     default_type application/octet-stream;
     server {{
-        listen 127.0.0.1:{port};
-        root {root};
+        listen 127.0.0.1:{port}{ssl};
+        root {root};{tls}
         client_max_body_size 1100m;
         location / {{
             dav_methods PUT;
@@ -110,8 +110,9 @@ http {{
 
 
 @contextlib.contextmanager
-def nginx(tmp_path, htpasswd=None):
-    """A WebDAV server on 127.0.0.1; killed on the way out."""
+def nginx(tmp_path, htpasswd=None, tls=None):
+    """A WebDAV server on 127.0.0.1; killed on the way out.  @tls: (certificate
+    chain, key) files to serve https:// with."""
     exe = find_nginx()
     prefix = tmp_path / 'nginx'
     root = tmp_path / 'www'
@@ -127,7 +128,13 @@ def nginx(tmp_path, htpasswd=None):
     for attempt in range(5):  # the free port may be taken again meanwhile
         port = free_port()
         conf = prefix / 'nginx.conf'
-        conf.write_text(NGINX_CONF.format(p=prefix, port=port, root=root, auth=auth))
+        ssl, tls_conf = '', ''
+        if tls:
+            ssl = ' ssl'
+            tls_conf = ('\n        ssl_certificate %s;\n        ssl_certificate_key %s;'
+                        % tuple(tls))
+        conf.write_text(NGINX_CONF.format(p=prefix, port=port, root=root, auth=auth,
+                                          ssl=ssl, tls=tls_conf))
         proc = subprocess.Popen([exe, '-p', str(prefix), '-e', str(prefix / 'error.log'),
                                  '-c', str(conf)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -154,6 +161,8 @@ def nginx(tmp_path, htpasswd=None):
     if proc is None:
         pytest.fail('nginx could not bind a free port in 5 attempts')
     srv = Server(tmp_path, proc, port, str(root), str(prefix / 'access.log'))
+    if tls:
+        srv.url = 'https://127.0.0.1:%d' % port
     try:
         yield srv
     finally:
@@ -665,3 +674,78 @@ def test_verify_remote_modes(tmp_path):
     rc, out, err, _ = m1.sc('verify', '--remote', '--json',
                             env={'SCRIPTCACHE_REMOTE_MODE': 'off'})
     assert rc == 0 and json.loads(out)['remote'] == {'remote': None, 'mode': 'off'}, (out, err)
+
+
+# ---- TLS ----
+
+def openssl(*args, cwd):
+    r = subprocess.run(['openssl', *args], cwd=cwd, capture_output=True)
+    assert r.returncode == 0, 'openssl %s: %s' % (' '.join(args), r.stderr.decode(errors='replace'))
+
+
+def make_certs(d):
+    """A private CA and, signed by it, a certificate for 127.0.0.1 and
+    localhost and one for another host name: {name: path}."""
+    d.mkdir()
+    ec = ('-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes')
+    openssl('req', '-x509', *ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2',
+            '-subj', '/CN=scriptcache test CA',
+            '-addext', 'basicConstraints=critical,CA:TRUE',
+            '-addext', 'keyUsage=critical,keyCertSign,cRLSign', cwd=d)
+    out = {'ca': d / 'ca.pem'}
+    for name, san in (('server', 'IP:127.0.0.1,DNS:localhost'),
+                      ('elsewhere', 'DNS:cache.elsewhere.example')):
+        (d / (name + '.ext')).write_text(
+            'subjectAltName=%s\nbasicConstraints=CA:FALSE\n'
+            'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' % san)
+        openssl('req', '-new', *ec, '-keyout', name + '.key', '-out', name + '.csr',
+                '-subj', '/CN=' + name, cwd=d)
+        openssl('x509', '-req', '-in', name + '.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key',
+                '-CAcreateserial', '-days', '2', '-extfile', name + '.ext',
+                '-out', name + '.pem', cwd=d)
+        out[name] = (d / (name + '.pem'), d / (name + '.key'))
+    return out
+
+
+def test_tls_with_a_private_ca(tmp_path):
+    certs = make_certs(tmp_path / 'pki')
+    m1, m2 = two_machines(tmp_path)
+    fill(tmp_path, m1)
+    with nginx(tmp_path, htpasswd=htpasswd_line('fleet', PASSWORD), tls=certs['server']) as srv:
+        assert srv.url.startswith('https://127.0.0.1:')
+        ca = {'SCRIPTCACHE_REMOTE_CA_FILE': str(certs['ca']),
+              'SCRIPTCACHE_REMOTE_AUTH': 'fleet:' + PASSWORD}
+        # Without the CA file, the system store does not know the private
+        # CA: a TLS failure, exit 2, before any request reached nginx.
+        rc, out, err, _ = m1.sc('push', env=remote_env(srv, SCRIPTCACHE_REMOTE_AUTH='fleet:x'))
+        assert rc == 2 and 'TLS failure with the remote' in err and 'stopped' in err, err
+        rc, out, err, _ = m2.sc('pull', '--tag', TAG, m2.dir, env=remote_env(srv))
+        assert rc == 2 and 'TLS failure with the remote' in err, err
+        assert srv.log_lines() == []
+
+        # With it: push, pull and verify --remote, basic auth over TLS.
+        j, _ = as_json('--shard', m1.shard, 'push', env=remote_env(srv, **ca))
+        assert j['stored'] == 3 and j['blobs_uploaded'] == 3 and j['remote'] == srv.url, j
+        j, _ = as_json('--shard', m2.shard, 'pull', '--tag', TAG, m2.dir, env=remote_env(srv, **ca))
+        assert j['fetched'] == 3 and j['integrity_failures'] == 0, j
+        j, _ = as_json('--shard', m1.shard, 'verify', '--remote', env=remote_env(srv, **ca))
+        assert j['remote']['same'] == 3, j
+        # localhost: the certificate's other name.
+        local = 'https://localhost:%d' % srv.port
+        j, _ = as_json('--shard', m1.shard, 'push', '--remote', local, env=remote_env(srv, **ca))
+        assert j['stored'] == 3 and j['blobs_present'] == 3, j
+        lines = srv.log_lines()
+        assert lines and all('fleet' in l for l in lines), 'every request authenticated'
+        assert all(PASSWORD not in l for l in lines)
+
+    # A certificate of the same CA for another host name: refused.
+    with nginx(tmp_path / 'other', tls=certs['elsewhere']) as srv:
+        rc, out, err, _ = m1.sc('push', env=remote_env(srv, **ca))
+        assert rc == 2 and 'TLS failure with the remote' in err, err
+        rc, out, err, _ = m1.sc('verify', '--remote', env=remote_env(srv, **ca))
+        assert rc == 2 and 'TLS failure with the remote' in out + err, (out, err)
+        assert srv.log_lines() == []
+        # A CA file that does not exist is a TLS failure too, never a fallback.
+        rc, out, err, _ = m1.sc('push', env=remote_env(
+            srv, SCRIPTCACHE_REMOTE_CA_FILE=str(tmp_path / 'nope.pem')))
+        assert rc == 2 and 'TLS failure with the remote' in err, err

@@ -228,6 +228,11 @@ static void test_config(void)
 	tap_ok(rc == 0 && cfg.username && strcmp(cfg.username, "ana") == 0 &&
 		       strcmp(cfg.password, "s3cr:et") == 0,
 	       "SCRIPTCACHE_REMOTE_AUTH user:password (':' allowed in the password)");
+	/* Over TLS, a host name that is no loopback address may get them. */
+	tap_ok(rc == 0 && sc_remote_open(&r, &cfg, why, sizeof(why)) == 0 && r,
+	       "credentials over https:// to a non-loopback host accepted");
+	sc_remote_close(r);
+	r = NULL;
 	sc_remote_config_clear(&cfg);
 	rc = sc_remote_config_from_env(&cfg, "http://cache.example/", why, sizeof(why));
 	TAP_EQ(rc, 0, "config with credentials for plain http");
