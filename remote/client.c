@@ -64,6 +64,22 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * Pay now the one-time costs of the first request, rather than in the
+ * first lookup, for which a process may be waiting (the mount's misses
+ * have a budget of a few hundred milliseconds): OpenSSL 3 loads its
+ * configuration and providers at the first digest (5 to 150 ms measured,
+ * docs/BENCHMARKS.md), and the first easy handle is kept for reuse anyway.
+ * Failures are not errors here: the first request meets them again.
+ */
+static void warm_up(sc_remote *r)
+{
+	unsigned char d[SC_REMOTE_DIGEST];
+
+	(void)sc_remote_sha256("", 0, d);
+	r->r_idle = curl_easy_init();
+}
+
 int sc_remote_open(sc_remote **out, const sc_remote_config *cfg, char *why, size_t why_len)
 {
 	struct scr_url u;
@@ -117,6 +133,7 @@ int sc_remote_open(sc_remote **out, const sc_remote_config *cfg, char *why, size
 	n = strlen(r->r_url);
 	while (n > 0 && r->r_url[n - 1] == '/')
 		r->r_url[--n] = '\0';
+	warm_up(r);
 	*out = r;
 	return 0;
 }
