@@ -17,9 +17,12 @@
  *
  * Everything else (ro, noexec, allow_other, tag=..., options added to
  * scriptcachefs later) is passed on unchanged, so that the daemon stays the
- * one authority on its own options.  One exception: the paths of
+ * one authority on its own options.  Two exceptions: the paths of
  * lower=PATH[:PATH...] are made absolute here, relative to the caller's
- * directory, as SHARD is (setuid= moves the daemon elsewhere).
+ * directory, as SHARD is (setuid= moves the daemon elsewhere); and so is
+ * a relative remote_exe=PATH, while an absolute one is passed as written:
+ * it is the executable's name that the daemon records in the entries it
+ * fetches, as the interpreter that runs it would.
  */
 #include <errno.h>
 #include <limits.h>
@@ -134,6 +137,28 @@ done:
 	return ret;
 }
 
+/* remote_exe=PATH, a relative PATH made absolute (into the list *list). */
+static int add_remote_exe_opt(char **list, const char *opt)
+{
+	const char *path = opt + strlen("remote_exe=");
+	char abs[PATH_MAX], *out;
+	int ret = 0, err;
+
+	/* Empty or absolute: the daemon's to judge, as written. */
+	if (!path[0] || path[0] == '/')
+		return list_add(list, opt) ? MH_EXIT_SYSERR : 0;
+	if ((err = mh_absolute(path, abs, sizeof abs)) != 0) {
+		mh_err("remote_exe=%s: %s", path, strerror(-err));
+		return MH_EXIT_USAGE;
+	}
+	if (asprintf(&out, "remote_exe=%s", abs) < 0)
+		return MH_EXIT_SYSERR;
+	if (list_add(list, out))
+		ret = MH_EXIT_SYSERR;
+	free(out);
+	return ret;
+}
+
 /* Split one -o argument and sort each option into its class. */
 static int translate(struct mh_cmd *c, const char *arg)
 {
@@ -179,6 +204,8 @@ static int translate(struct mh_cmd *c, const char *arg)
 				c->mc_ro = 1;
 			if (strncmp(opt, "lower=", strlen("lower=")) == 0)
 				ret = add_lower_opt(&c->mc_pass, opt);
+			else if (strncmp(opt, "remote_exe=", strlen("remote_exe=")) == 0)
+				ret = add_remote_exe_opt(&c->mc_pass, opt);
 			else if (list_add(&c->mc_pass, opt))
 				ret = MH_EXIT_SYSERR;
 			break;

@@ -98,6 +98,33 @@ def test_fake_lower_paths_are_made_absolute(tmp):
                             'tag=t,nolowers' % (tmp.path, tmp.path)]
 
 
+def test_fake_remote_exe_made_absolute(tmp):
+    """A relative remote_exe=PATH reaches the daemon absolute, resolved
+    against the caller's directory as lower= is; an absolute one as
+    written (the executable's name is what the daemon records)."""
+    d = tmp.dir('m')
+    os.mkdir(tmp.path + '/bin')
+    tmp.file('bin/lua', b'#!/bin/sh\n', 0o755)
+    os.symlink('/usr/bin/env', tmp.path + '/bin/env-link')
+
+    def run_from(cwd, opts):
+        r = subprocess.run([HELPER, 'default', d, '-fv', '-o', opts], cwd=cwd,
+                           capture_output=True, text=True, env=dict(os.environ, SCRIPTCACHEFS=FS))
+        assert r.returncode == 0, r.stderr
+        return would_run(r)
+
+    remote = 'remote=http://127.0.0.1:1/,remote_tag=t,'
+    assert run_from(tmp.path, remote + 'remote_exe=bin/lua') == \
+        [FS, d, '-o', remote + 'remote_exe=%s/bin/lua' % tmp.path]
+    assert run_from(tmp.path + '/bin', remote + 'remote_exe=./lua,tag=x') == \
+        [FS, d, '-o', remote + 'remote_exe=%s/bin/lua,tag=x' % tmp.path]
+    # absolute: untouched, a symbolic link included
+    assert run_from('/', remote + 'remote_exe=%s/bin/env-link' % tmp.path) == \
+        [FS, d, '-o', remote + 'remote_exe=%s/bin/env-link' % tmp.path]
+    # empty: the daemon's to refuse
+    assert run_from('/', 'remote_exe=') == [FS, d, '-o', 'remote_exe=']
+
+
 def test_setuid_uses_that_users_default_shard(tmp):
     d = tmp.dir('m')
     r = helper('default', d, '-fv', '-o', 'setuid=nobody', check=0,
