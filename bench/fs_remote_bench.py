@@ -11,14 +11,21 @@ a user allowed to mount.  Prints, for the penlight modules (Lua 5.4):
               remote (loopback nginx), verified, put into the shard; against
               compiling the same sources with luac5.4 in one process, and
               against reading them again (local hits);
-  dead remote the first and the following misses with the server stopped
-              (SIGSTOP: it accepts connections and never answers) and
-              killed (connection refused), at the default timeout.
+  misses      the first miss of a new mount and the following ones (the
+              median of 5), each a stat of an entry's name whose source
+              exists, at the default 200 ms budget, side by side: without
+              any remote; with the server up but without those sources
+              (404, then the negative cache); and with a dead remote:
+              stopped (SIGSTOP: the kernel accepts connections, nginx never
+              answers), killed (nothing listens: connection refused) and
+              blackholed (a listener whose accept queue is full: the kernel
+              drops the SYNs, as a firewall that drops packets would).
 
 Every figure is the median of ROUNDS rounds (default 5), each with a new
 shard and a new mount.  The server and the mounts are those of the tests
 (tests/remote/test_remote.py, tests/fs/conftest.py).
 """
+import contextlib
 import glob
 import json
 import os
@@ -30,6 +37,7 @@ import sys
 import tempfile
 import time
 import pathlib
+import socket
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, '..', 'build'))
@@ -67,6 +75,65 @@ def read_all(paths):
     return time.perf_counter() - t0
 
 
+NEXT = 5  # following misses timed after the first
+
+
+def time_misses(res, key, shard, mnt, opts, paths, around=None):
+    """Mount, then time the first miss and the NEXT following ones (a stat
+    each) into res[key + '1'] and res[key + '2'] (their median).  @around:
+    a context manager entered after the mount, before the misses."""
+    with mounted(str(shard), str(mnt), *opts, env=env_clean()) as m:
+        with (around() if around else contextlib.nullcontext()):
+            times = []
+            for nm in paths[:1 + NEXT]:
+                t0 = time.perf_counter()
+                if os.path.exists(os.path.join(m.path, nm)):
+                    sys.exit('%s: %s hit, the bench expects misses' % (key, nm))
+                times.append(time.perf_counter() - t0)
+    res.setdefault(key + '1', []).append(times[0])
+    res.setdefault(key + '2', []).append(statistics.median(times[1:]))
+
+
+@contextlib.contextmanager
+def stopped(srv):
+    os.kill(srv.proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(srv.proc.pid, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def blackhole():
+    """A port on 127.0.0.1 whose SYNs the kernel drops: a listener with a
+    backlog of 0 that never accepts, its queue filled by one connection."""
+    lst = socket.socket()
+    lst.bind(('127.0.0.1', 0))
+    lst.listen(0)
+    fill = []
+    try:
+        for _ in range(2):  # the accept queue holds backlog + 1
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(lst.getsockname())
+            fill.append(c)
+        time.sleep(0.05)
+        probe = socket.socket()
+        probe.settimeout(0.3)
+        try:
+            probe.connect(lst.getsockname())
+            sys.exit('blackhole: the probe connected, SYNs are not dropped')
+        except socket.timeout:
+            pass
+        finally:
+            probe.close()
+        yield 'http://127.0.0.1:%d' % lst.getsockname()[1]
+    finally:
+        for c in fill:
+            c.close()
+        lst.close()
+
+
 def main():
     tmp = pathlib.Path(tempfile.mkdtemp(prefix='fsremote-bench-'))
     try:
@@ -83,9 +150,16 @@ def main():
             shutil.copy(s, src2 / os.path.basename(s))
         keys2 = [str(src2 / os.path.basename(s)) for s in SOURCES]
         names = encode_all(keys2)
+        # sources machine 1 never compiled: not on the remote
+        lone = []
+        for i in range(1 + NEXT):
+            p = src2 / ('lone%d.lua' % i)
+            p.write_bytes(b'return %d\n' % i)
+            lone.append(str(p))
+        lone_names = encode_all(lone)
         n = len(keys2)
-        res = {'cold': [], 'cold_nosync': [], 'warm': [], 'luac': [], 'miss_ms': [], 'req_ms': [], 'stop1': [], 'stop2': [],
-               'dead1': [], 'dead2': []}
+        res = {'cold': [], 'cold_nosync': [], 'warm': [], 'luac': [], 'miss_ms': [],
+               'req_ms': []}
         for r in range(ROUNDS):
             t0 = time.perf_counter()
             subprocess.run([LUAC, '-o', '/dev/null', *keys2], check=True)
@@ -110,28 +184,22 @@ def main():
                              opts[1] + ',nosync', env=env_clean()) as m:
                     blobs = [os.path.join(m.path, nm, 'blob') for nm in names]
                     res['cold_nosync'].append(read_all(blobs))
-            # a stopped server: two misses of sources it would have had
+            # the first and the following misses, a new mount each round;
+            # the cases interleaved so that a load change hits them all
             for r in range(ROUNDS):
-                shard = tmp / ('stop-%d.shard' % r)
-                mnt = tmp / ('mnt-stop-%d' % r)
-                with mounted(str(shard), str(mnt), *opts, env=env_clean()) as m:
-                    os.kill(srv.proc.pid, signal.SIGSTOP)
-                    try:
-                        for k, nm in (('stop1', names[0]), ('stop2', names[1])):
-                            t0 = time.perf_counter()
-                            os.path.exists(os.path.join(m.path, nm))
-                            res[k].append(time.perf_counter() - t0)
-                    finally:
-                        os.kill(srv.proc.pid, signal.SIGCONT)
+                t = tmp / ('r%d' % r)
+                t.mkdir()
+                time_misses(res, 'none', t / 'none.shard', t / 'mnt', (), names)
+                time_misses(res, 'absent', t / 'absent.shard', t / 'mnt', opts, lone_names)
+                time_misses(res, 'stop', t / 'stop.shard', t / 'mnt', opts, names,
+                            lambda: stopped(srv))
             srv.kill()
             for r in range(ROUNDS):
-                shard = tmp / ('dead-%d.shard' % r)
-                mnt = tmp / ('mnt-dead-%d' % r)
-                with mounted(str(shard), str(mnt), *opts, env=env_clean()) as m:
-                    for k, nm in (('dead1', names[0]), ('dead2', names[1])):
-                        t0 = time.perf_counter()
-                        os.path.exists(os.path.join(m.path, nm))
-                        res[k].append(time.perf_counter() - t0)
+                t = tmp / ('r%d' % r)
+                time_misses(res, 'kill', t / 'kill.shard', t / 'mnt', opts, names)
+                with blackhole() as url:
+                    bh = ('-o', 'remote=%s,remote_tag=%s,remote_exe=%s' % (url, TAG, LUAC))
+                    time_misses(res, 'hole', t / 'hole.shard', t / 'mnt', bh, names)
         med = {k: statistics.median(v) for k, v in res.items()}
         print('%d penlight modules, %d rounds, medians' % (n, ROUNDS))
         print('cold start via the remote : %7.2f ms total, %6.3f ms per module'
@@ -144,10 +212,17 @@ def main():
               % (med['luac'] * 1e3, med['luac'] * 1e3 / n))
         print('warm (local hits)         : %7.2f ms total, %6.3f ms per module'
               % (med['warm'] * 1e3, med['warm'] * 1e3 / n))
-        print('stopped server, 1st miss  : %7.2f ms (timeout 200 ms)' % (med['stop1'] * 1e3))
-        print('stopped server, next miss : %7.3f ms (breaker open)' % (med['stop2'] * 1e3))
-        print('killed server, 1st miss   : %7.3f ms (connection refused)' % (med['dead1'] * 1e3))
-        print('killed server, next miss  : %7.3f ms (breaker open)' % (med['dead2'] * 1e3))
+        print('misses through the mount (a stat of an entry whose source exists), '
+              'budget 200 ms:')
+        print('%-46s %22s %16s' % ('', 'first miss (med, min)', 'following (med)'))
+        for k, what in (('none', 'no remote'),
+                        ('absent', 'server up, sources not on it (404 each)'),
+                        ('stop', 'stopped server (SIGSTOP)'),
+                        ('kill', 'killed server (connection refused)'),
+                        ('hole', 'blackholed (SYNs dropped)')):
+            print('%-46s %9.3f ms, %6.3f ms %13.3f ms' % (what, med[k + '1'] * 1e3,
+                                                         min(res[k + '1']) * 1e3,
+                                                         med[k + '2'] * 1e3))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
