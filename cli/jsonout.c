@@ -53,6 +53,15 @@ json_t *jo_entry(const sc_entry_info *e, int status)
 					   json_integer(e->source_mtime_nsec));
 		bad |= json_object_set_new(o, "source_size", jo_u64(e->source_size));
 	}
+	if (e->has_source_hash) {
+		char h[33];
+		/* canonical order, as the action key takes it: high half first */
+		snprintf(h, sizeof(h), "%016" PRIx64 "%016" PRIx64, e->source_hash[1],
+			 e->source_hash[0]);
+		bad |= json_object_set_new(o, "source_hash", json_string(h));
+		if (!e->has_source)
+			bad |= json_object_set_new(o, "source_size", jo_u64(e->source_size));
+	}
 	bad |= json_object_set_new(o, "tag", jo_bytes(e->tag, e->tag_len));
 	bad |= json_object_set_new(o, "exe_id", jo_bytes(e->exe_id, e->exe_id_len));
 	bad |= json_object_set_new(o, "exe_path", jo_bytes(e->exe_path, e->exe_path_len));

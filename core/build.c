@@ -131,7 +131,7 @@ int sc_build_file(const char *dest, const struct sc_live *l, int reloc, const ch
 		memset(&r, 0, sizeof(r));
 		r.magic = SC_ENT_MAGIC;
 		r.flags = (e->has_source ? 0 : SC_ENT_NO_SOURCE) |
-			  (e->has_source && e->has_source_hash ? SC_ENT_SRC_HASH : 0) |
+			  (e->has_source_hash ? SC_ENT_SRC_HASH : 0) |
 			  (own[i] ? SC_ENT_OWN_BLOB : 0) |
 			  (l->wo && l->wo[i] ? SC_ENT_WHITEOUT : 0);
 		r.key_len = (uint16_t)e->key_len;

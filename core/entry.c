@@ -22,7 +22,7 @@ void sc_fill_info(const struct sc_snap *s, uint64_t off, const struct sc_rec_vie
 	e->source_mtime_sec = r->src_mtime_sec;
 	e->source_mtime_nsec = r->src_mtime_nsec;
 	e->source_size = r->src_size;
-	e->has_source_hash = e->has_source && (r->flags & SC_ENT_SRC_HASH);
+	e->has_source_hash = !!(r->flags & SC_ENT_SRC_HASH);
 	if (e->has_source_hash)
 		memcpy(e->source_hash, r->src_hash, sizeof(e->source_hash));
 	e->tag = v->tag;

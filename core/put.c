@@ -625,6 +625,14 @@ int sc_put_ex(sc_cache *c, const char *key, const void *blob, size_t len,
 	r->magic = SC_ENT_MAGIC;
 	if (opts && opts->no_source) {
 		r->flags |= SC_ENT_NO_SOURCE;
+		/* A key that is a cache path, not its source (the mount's .pyc):
+		 * the source's hash and size still make the entry portable
+		 * (docs/REMOTE.md), while freshness stays the client's. */
+		if (opts->source_bytes) {
+			r->src_size = (uint64_t)opts->source_len;
+			sc_blob_id(opts->source_bytes, opts->source_len, r->src_hash);
+			r->flags |= SC_ENT_SRC_HASH;
+		}
 	} else {
 		const struct stat *src = opts && opts->source ? opts->source : NULL;
 		if (!src) {

@@ -297,7 +297,11 @@ typedef struct sc_put_opts {
 	/** stat of the source taken before reading it; NULL: stat the key now. */
 	const struct stat *source;
 	/** Nonzero: the key names no source file (e.g. a .pyc path whose client
-	 *  validates the blob itself); the entry is never stale by source. */
+	 *  validates the blob itself); the entry is never stale by source.
+	 *  With source_bytes as well, the XXH3-128 and the size of those bytes
+	 *  (the source the key stands for) are recorded all the same
+	 *  (has_source 0, has_source_hash 1): the entry can be shared through
+	 *  the remote tier (docs/REMOTE.md), its freshness stays the client's. */
 	int no_source;
 	/** Fingerprint tag; NULL: the handle's tag. */
 	const char *tag;
@@ -380,7 +384,10 @@ typedef struct sc_entry_info {
 	 *  identity.  Entries with the same bytes share one stored blob, and
 	 *  report the same blob_id. */
 	uint64_t blob_id[2];
-	int has_source_hash;      /**< source_hash holds the XXH3-128 of the source's bytes */
+	/** source_hash holds the XXH3-128 of the source's bytes, and
+	 *  source_size their length: also for an entry without a source file
+	 *  put with source_bytes (see sc_put_opts.no_source) */
+	int has_source_hash;
 	uint64_t source_hash[2];
 	uint64_t shard_id;        /**< random id of the shard file holding it */
 	uint64_t offset;          /**< entry record offset: (shard_id, offset) names one version */

@@ -235,6 +235,26 @@ static void test_no_source(const char *shard)
 	uint64_t n = 0;
 	TAP_EQ(sc_evict_stale(c, &n), 0, "evict_stale");
 	TAP_EQ(sc_get(c, k, &b), 0, "no_source entry survives evict_stale");
+
+	/* a cache path with the source it stands for: hash and size recorded,
+	 * freshness still the client's */
+	const char *src = "import os\n";
+	sc_put_opts oh = { .no_source = 1, .source_bytes = src, .source_len = strlen(src) };
+	sc_entry_info e;
+	TAP_EQ(sc_put_ex(c, virt, "pyc2", 4, &oh), 0, "no_source with source_bytes");
+	TAP_EQ(sc_lookup(c, virt, &e), 0, "lookup");
+	{
+		XXH128_hash_t h = XXH3_128bits(src, strlen(src));
+		tap_ok(!e.has_source && e.has_source_hash && e.source_hash[0] == h.low64 &&
+		       e.source_hash[1] == h.high64 && e.source_size == strlen(src),
+		       "no source file, but the source's hash and size are recorded");
+	}
+	TAP_EQ(sc_entry_status(&e), 0, "and it is fresh (no source file to check)");
+	TAP_EQ(sc_get(c, virt, &b), 0, "hits");
+	TAP_EQ(sc_compact(c), 0, "compact");
+	TAP_EQ(sc_lookup(c, virt, &e), 0, "lookup after compaction");
+	tap_ok(!e.has_source && e.has_source_hash && e.source_size == strlen(src),
+	       "the hash survives a compaction");
 	sc_close(c);
 }
 
