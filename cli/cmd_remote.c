@@ -238,7 +238,7 @@ static int collect_keys(const sc_entry_info *e, void *arg)
 {
 	struct keys *k = arg;
 
-	if (!e->has_source || !e->has_source_hash) {
+	if (!e->has_source_hash) {
 		k->unkeyed++;
 		return 0;
 	}
@@ -402,7 +402,7 @@ static int have_locally(struct run *run, const char *key, const sc_remote_ident 
 
 	if (sc_lookup(run->cli->cache, key, &e) != 0)
 		return 0;
-	return e.has_source && e.has_source_hash && e.source_size == id->source_size &&
+	return e.has_source_hash && e.source_size == id->source_size &&
 	       e.source_hash[0] == id->source_hash[0] && e.source_hash[1] == id->source_hash[1] &&
 	       e.tag_len == id->tag_len && memcmp(e.tag, id->tag, id->tag_len) == 0 &&
 	       e.exe_id_len == id->exe_id_len && memcmp(e.exe_id, id->exe_id, id->exe_id_len) == 0;

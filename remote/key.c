@@ -17,7 +17,9 @@
 
 int sc_remote_ident_from_entry(const sc_entry_info *e, sc_remote_ident *id)
 {
-	if (!e->has_source || !e->has_source_hash)
+	/* (an entry keyed by a cache path, no_source, shares too when its
+	 * source's hash was recorded: the mount's .pyc) */
+	if (!e->has_source_hash)
 		return SC_REMOTE_ENOTFOUND;
 	id->tag = e->tag;
 	id->tag_len = e->tag_len;
