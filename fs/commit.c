@@ -238,7 +238,8 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 	struct stat st;
 	sc_entry_info e;
 	char enc[SC_NAME_MAX + 1];
-	char *exe;
+	char *exe, *src = NULL;
+	size_t src_len = 0;
 	int err = 0, lerr, status = 0, watched = 1, skip_put;
 
 	/* the directory p was written in; the kernel holds p, and p holds it */
@@ -279,6 +280,7 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 		pthread_rwlock_unlock(&fs->fs_map_lock);
 	}
 	if (!skip_put) {
+		char pytag[300];
 		memset(&o, 0, sizeof o);
 		if (with_source && stat(key, &st) == 0 && S_ISREG(st.st_mode))
 			o.source = &st;
@@ -287,6 +289,17 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 		o.tag = fs->fs_o.o_tag;
 		o.exe_path = exe;
 		const void *bytes = p->p_buf ? (const void *)p->p_buf : "";
+		/* A tree .pyc compiled from the source its name stands for
+		 * records that source's hash and a tag of its own, so that push
+		 * can share it (pyc.c, docs/REMOTE.md) */
+		if (tree)
+			src = fs_pyc_commit_source(fs, key, klen, bytes, p->p_len, pytag,
+						   sizeof pytag, &src_len);
+		if (src) {
+			o.tag = pytag;
+			o.source_bytes = src;
+			o.source_len = src_len;
+		}
 		err = fs_put(fs, key, klen, bytes, p->p_len, &o);
 		if (FS_IS_ERRNO(err) && exe) {
 			/* the writer's executable could not be identified */
@@ -295,6 +308,7 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 		}
 	}
 	free(exe);
+	free(src);
 	if (err) {
 		FS_COUNT(fs, st_commit_errors, 1);
 		pthread_mutex_lock(&fs->fs_lock);

@@ -483,8 +483,30 @@ char *fs_render_stats(struct fs *fs, size_t *len);
 int  fs_remote_open(struct fs *fs, const char *prog);
 void fs_remote_close(struct fs *fs);
 int  fs_remote_fill(fuse_req_t req, struct fs *fs, const char *key, size_t klen);
+/* the tree view's lookup of .pyc @p key found nothing, locally or
+ * underneath: ask the remote for the compiled form of its source (pyc.c) */
+int  fs_remote_fill_pyc(fuse_req_t req, struct fs *fs, const char *key, size_t klen);
+/* a source's bytes, with the rules of a remote lookup (no symbolic link, a
+ * regular file of bounded size, a stable stamp; with allow_other, one the
+ * caller of @p req may read; @p req NULL then refuses): 0 or -1 */
+int  fs_read_source(fuse_req_t req, struct fs *fs, const char *path, struct stat *st,
+		    char **out, size_t *len);
 struct json_t;
 struct json_t *fs_remote_render(struct fs *fs);
+
+/* pyc.c: CPython's .pyc in the tree view.  fs_pyc_name(): the source
+ * "/A/B/X.py" and the tag "pyc <cache tag>[ opt-N]" of the tree key
+ * "/A/B/X.<cache tag>[.opt-N].pyc", 0; -1 for another name.  fs_pyc_fix():
+ * a timestamp .pyc's header gets @p st's mtime and size; 0, or -1 for
+ * bytes that are not a .pyc CPython takes.  fs_pyc_commit_source(): the
+ * bytes of the source a tree commit of @p key stands for, when its header
+ * says it was compiled from that file as it is (tag set, *@p src_len;
+ * malloc'd), else NULL. */
+int   fs_pyc_name(const char *key, size_t klen, char *src, size_t src_cap, char *tag,
+		  size_t tag_cap);
+int   fs_pyc_fix(unsigned char *b, size_t len, const struct stat *st);
+char *fs_pyc_commit_source(struct fs *fs, const char *key, size_t klen, const void *pyc,
+			   size_t len, char *tag, size_t tag_cap, size_t *src_len);
 
 /* under.c: openat2() with no symbolic link anywhere in @p path; is @p path
  * the mount point or below it */

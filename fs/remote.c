@@ -70,6 +70,10 @@ struct fs_remote {
 	unsigned            breaker_s;
 	struct fs_fp        fp[FS_REMOTE_MAX_FP];
 	int                 nfp;
+	/* executables of the shard's shared .pyc entries (tree view; their
+	 * tag comes from each name) */
+	struct fs_fp        pyx[FS_REMOTE_MAX_FP];
+	int                 npyx;
 
 	/* atomics */
 	uint64_t misses;        /* local misses that asked the remote */
@@ -78,6 +82,9 @@ struct fs_remote {
 	uint64_t timeouts;      /* misses whose budget ran out */
 	uint64_t skipped;       /* misses that did not ask: breaker open */
 	uint64_t breaker_opens;
+	uint64_t pyc_lookups;   /* of the misses: tree-view .pyc */
+	uint64_t pyc_fills;     /* of the fills: tree-view .pyc */
+	uint64_t pyc_refused;   /* verified blobs that are no .pyc CPython takes */
 	uint64_t miss_ns;       /* wall time of the misses that asked */
 	int64_t  breaker_until; /* CLOCK_MONOTONIC ns; 0: closed */
 };
@@ -118,16 +125,45 @@ static int add_fp(struct fs_remote *rm, const char *tag, size_t tag_len, const c
 	return 0;
 }
 
+/* The executable of a shared .pyc entry (a cache path with its source's
+ * hash, and a tag "pyc ..."), for the tree view's misses. */
+static int learn_pyx(struct fs_remote *rm, const sc_entry_info *e)
+{
+	char path[4096], id[512];
+	if (rm->npyx == FS_REMOTE_MAX_FP || e->exe_path_len >= sizeof path)
+		return 0;
+	for (int i = 0; i < rm->npyx; i++)
+		if (strlen(rm->pyx[i].exe_id) == e->exe_id_len &&
+		    memcmp(rm->pyx[i].exe_id, e->exe_id, e->exe_id_len) == 0)
+			return 0;
+	memcpy(path, e->exe_path, e->exe_path_len);
+	path[e->exe_path_len] = '\0';
+	if (sc_exe_identity(path, id, sizeof id) != 0 || strlen(id) != e->exe_id_len ||
+	    memcmp(id, e->exe_id, e->exe_id_len) != 0)
+		return 0; /* rebuilt or removed since, as below */
+	struct fs_fp *f = &rm->pyx[rm->npyx];
+	f->exe_path = strdup(path);
+	if (!f->exe_path)
+		return -ENOMEM;
+	memcpy(f->exe_id, id, strlen(id) + 1);
+	f->from_shard = 1;
+	rm->npyx++;
+	return 0;
+}
+
 /* sc_foreach(): the fingerprints of the shard's portable entries. */
 static int learn_cb(const sc_entry_info *e, void *arg)
 {
 	struct fs_remote *rm = arg;
 	char path[4096], id[512];
+	if (!e->has_source && e->has_source_hash && e->exe_path_len && e->tag_len > 4 &&
+	    memcmp(e->tag, "pyc ", 4) == 0)
+		return learn_pyx(rm, e);
 	if (!e->has_source || !e->has_source_hash || !e->exe_path_len ||
 	    e->exe_path_len >= sizeof path)
 		return 0;
 	if (rm->nfp == FS_REMOTE_MAX_FP)
-		return 1;
+		return 0; /* (the .pyc entries may still teach executables) */
 	for (int i = 0; i < rm->nfp; i++)
 		if (strlen(rm->fp[i].tag) == e->tag_len &&
 		    memcmp(rm->fp[i].tag, e->tag, e->tag_len) == 0 &&
@@ -229,7 +265,8 @@ int fs_remote_open(struct fs *fs, const char *prog)
 			sc_strerror(rc));
 	if (rm->nfp == 0)
 		fprintf(stderr, "%s: remote: no fingerprint to look up (no -o remote_tag/remote_exe, "
-			"no portable entry in the shard): the remote is not asked\n", prog);
+			"no portable entry in the shard): the flat view does not ask the remote "
+			"(the tree view's .pyc misses ask with the caller's executable)\n", prog);
 	return 0;
 }
 
@@ -242,6 +279,8 @@ void fs_remote_close(struct fs *fs)
 		free(rm->fp[i].tag);
 		free(rm->fp[i].exe_path);
 	}
+	for (int i = 0; i < rm->npyx; i++)
+		free(rm->pyx[i].exe_path);
 	sc_remote_negcache_free(rm->nc);
 	sc_remote_close(rm->r);
 	free(rm);
@@ -250,9 +289,11 @@ void fs_remote_close(struct fs *fs)
 
 /* ---- a miss ---- */
 
-/* The source's bytes: 0, or -1 (not a source we read: no remote lookup). */
-static int read_source(fuse_req_t req, struct fs *fs, const char *key, struct stat *st,
-		       char **out, size_t *len)
+/* The source's bytes: 0, or -1 (not a source we read: no remote lookup).
+ * @p req NULL: no caller to check (the daemon's own use, never with
+ * allow_other). */
+int fs_read_source(fuse_req_t req, struct fs *fs, const char *key, struct stat *st,
+		   char **out, size_t *len)
 {
 	struct stat after;
 	char *buf = NULL;
@@ -268,6 +309,8 @@ static int read_source(fuse_req_t req, struct fs *fs, const char *key, struct st
 	if (fs->fs_o.o_allow_other) {
 		/* another user must not get, through us, the compiled form of a
 		 * source they cannot read */
+		if (!req)
+			goto out;
 		const char *slash = strrchr(key, '/');
 		char dir[4096];
 		size_t dl = slash && slash != key ? (size_t)(slash - key) : 1;
@@ -324,22 +367,30 @@ static int breaker_pass(struct fs_remote *rm, int *probe)
 	return 1;
 }
 
-int fs_remote_fill(fuse_req_t req, struct fs *fs, const char *key, size_t klen)
+/* One fingerprint a miss asks with. */
+struct fs_ask {
+	const char *tag;
+	const char *exe_id;
+	const char *exe_path;
+};
+
+/*
+ * A miss of @p key whose source @p srcpath may be on the remote: read the
+ * source, ask with each of @p asks (@p n) under one budget, put the first
+ * verified answer under @p key.  @p pyc: a tree-view .pyc (an entry with no
+ * source file but the source's hash, and the blob's header made to match
+ * the local source first); else a flat key, its own source.  Returns 1 if
+ * an entry was put, else 0.
+ */
+static int fill(fuse_req_t req, struct fs *fs, const char *key, size_t klen, const char *srcpath,
+		const struct fs_ask *asks, int n, int pyc)
 {
 	struct fs_remote *rm = fs->fs_remote;
-	sc_entry_info e;
 	struct stat st;
 	char *src = NULL, why[512];
 	size_t src_len = 0;
 	int filled = 0, probe = 0, transport = 0;
 
-	if (!rm || rm->nfp == 0 || !fs_key_is_path(key, klen) || fs_in_mount(fs, key))
-		return 0;
-	pthread_rwlock_rdlock(&fs->fs_map_lock);
-	int local = sc_lookup(fs->fs_cache, key, &e) == 0 && sc_entry_status(&e) == 0;
-	pthread_rwlock_unlock(&fs->fs_map_lock);
-	if (local)
-		return 0;
 	/* An open breaker skips the miss before the source is read (up to
 	 * FS_REMOTE_SOURCE_MAX bytes for nothing). */
 	int64_t until = __atomic_load_n(&rm->breaker_until, __ATOMIC_ACQUIRE);
@@ -347,7 +398,7 @@ int fs_remote_fill(fuse_req_t req, struct fs *fs, const char *key, size_t klen)
 		ADD(rm->skipped, 1);
 		return 0;
 	}
-	if (read_source(req, fs, key, &st, &src, &src_len) != 0)
+	if (fs_read_source(req, fs, srcpath, &st, &src, &src_len) != 0)
 		return 0;
 	if (!breaker_pass(rm, &probe)) {
 		ADD(rm->skipped, 1);
@@ -355,9 +406,11 @@ int fs_remote_fill(fuse_req_t req, struct fs *fs, const char *key, size_t klen)
 		return 0;
 	}
 	ADD(rm->misses, 1);
+	if (pyc)
+		ADD(rm->pyc_lookups, 1);
 	int64_t t0 = now_ns(), deadline = t0 + rm->timeout_ms * 1000000;
-	for (int i = 0; i < rm->nfp && !filled; i++) {
-		struct fs_fp *f = &rm->fp[i];
+	for (int i = 0; i < n && !filled; i++) {
+		const struct fs_ask *f = &asks[i];
 		sc_remote_ident id;
 		void *blob = NULL;
 		size_t blen = 0;
@@ -372,19 +425,35 @@ int fs_remote_fill(fuse_req_t req, struct fs *fs, const char *key, size_t klen)
 		if (rc == 0) {
 			sc_put_opts o;
 			memset(&o, 0, sizeof o);
-			o.source = &st;
 			o.tag = f->tag;
 			o.exe_path = f->exe_path;
 			o.source_bytes = src;
 			o.source_len = src_len;
-			int err = fs_put(fs, key, klen, blob, blen, &o);
-			if (err == 0) {
-				filled = 1;
-				ADD(rm->fills, 1);
+			if (pyc) {
+				/* the key is a cache path; the entry records the
+				 * source it stands for, as a commit does */
+				o.no_source = 1;
 			} else {
-				ADD(rm->fill_errors, 1);
-				fprintf(stderr, "scriptcachefs: remote: %s: cannot put: %s\n", key,
-					sc_strerror(err));
+				o.source = &st;
+			}
+			/* (after the SHA-256 check: the bytes verified are the
+			 * remote's, the header then becomes this machine's) */
+			if (pyc && fs_pyc_fix(blob, blen, &st) != 0) {
+				ADD(rm->pyc_refused, 1);
+				fprintf(stderr, "scriptcachefs: remote: %s: the blob is not a .pyc "
+					"CPython would take: refused\n", key);
+			} else {
+				int err = fs_put(fs, key, klen, blob, blen, &o);
+				if (err == 0) {
+					filled = 1;
+					ADD(rm->fills, 1);
+					if (pyc)
+						ADD(rm->pyc_fills, 1);
+				} else {
+					ADD(rm->fill_errors, 1);
+					fprintf(stderr, "scriptcachefs: remote: %s: cannot put: %s\n",
+						key, sc_strerror(err));
+				}
 			}
 			free(blob);
 		} else if (rc == SC_REMOTE_ENOTFOUND) {
@@ -414,6 +483,65 @@ int fs_remote_fill(fuse_req_t req, struct fs *fs, const char *key, size_t klen)
 	return filled;
 }
 
+int fs_remote_fill(fuse_req_t req, struct fs *fs, const char *key, size_t klen)
+{
+	struct fs_remote *rm = fs->fs_remote;
+	struct fs_ask asks[FS_REMOTE_MAX_FP];
+	sc_entry_info e;
+
+	if (!rm || rm->nfp == 0 || !fs_key_is_path(key, klen) || fs_in_mount(fs, key))
+		return 0;
+	pthread_rwlock_rdlock(&fs->fs_map_lock);
+	int local = sc_lookup(fs->fs_cache, key, &e) == 0 && sc_entry_status(&e) == 0;
+	pthread_rwlock_unlock(&fs->fs_map_lock);
+	if (local)
+		return 0;
+	for (int i = 0; i < rm->nfp; i++)
+		asks[i] = (struct fs_ask){ rm->fp[i].tag, rm->fp[i].exe_id, rm->fp[i].exe_path };
+	return fill(req, fs, key, klen, key, asks, rm->nfp, 0);
+}
+
+/* Add executable @p path (identity @p id) to @p asks unless it is there. */
+static int ask_add(struct fs_ask *asks, int n, const char *tag, const char *id, const char *path)
+{
+	if (n == FS_REMOTE_MAX_FP)
+		return n;
+	for (int i = 0; i < n; i++)
+		if (strcmp(asks[i].exe_id, id) == 0)
+			return n;
+	asks[n] = (struct fs_ask){ tag, id, path };
+	return n + 1;
+}
+
+int fs_remote_fill_pyc(fuse_req_t req, struct fs *fs, const char *key, size_t klen)
+{
+	struct fs_remote *rm = fs->fs_remote;
+	struct fs_ask asks[FS_REMOTE_MAX_FP];
+	char src[SC_MAX_KEY + 1], tag[300], cid[512];
+	int n = 0;
+
+	if (!rm || fs_pyc_name(key, klen, src, sizeof src, tag, sizeof tag) != 0 ||
+	    fs_in_mount(fs, src))
+		return 0;
+	/*
+	 * The executables: the process looking the name up first (CPython
+	 * importing: the interpreter that will read the .pyc; another program
+	 * costs one GET, then the negative cache), then -o remote_exe, then
+	 * those of the shard's shared .pyc entries.  The tag is the name's.
+	 */
+	char *caller = fs_writer_exe(fuse_req_ctx(req)->pid);
+	if (caller && sc_exe_identity(caller, cid, sizeof cid) == 0)
+		n = ask_add(asks, n, tag, cid, caller);
+	for (int i = 0; i < rm->nfp; i++)
+		if (!rm->fp[i].from_shard)
+			n = ask_add(asks, n, tag, rm->fp[i].exe_id, rm->fp[i].exe_path);
+	for (int i = 0; i < rm->npyx; i++)
+		n = ask_add(asks, n, tag, rm->pyx[i].exe_id, rm->pyx[i].exe_path);
+	int filled = n ? fill(req, fs, key, klen, src, asks, n, 1) : 0;
+	free(caller);
+	return filled;
+}
+
 /* ---- .stats ---- */
 
 json_t *fs_remote_render(struct fs *fs)
@@ -437,6 +565,10 @@ json_t *fs_remote_render(struct fs *fs)
 		json_array_append_new(fps, f);
 	}
 	json_object_set_new(o, "fingerprints", fps);
+	json_t *pyx = json_array();
+	for (int i = 0; i < rm->npyx; i++)
+		json_array_append_new(pyx, json_string(rm->pyx[i].exe_path));
+	json_object_set_new(o, "pyc_executables", pyx);
 #define J(v) json_integer((json_int_t)(v))
 	json_object_set_new(o, "lookups", J(LD(rm->misses)));
 	json_object_set_new(o, "hits", J(s.hits));
@@ -444,6 +576,9 @@ json_t *fs_remote_render(struct fs *fs)
 	json_object_set_new(o, "negative_hits", J(s.negative_hits));
 	json_object_set_new(o, "fills", J(LD(rm->fills)));
 	json_object_set_new(o, "fill_errors", J(LD(rm->fill_errors)));
+	json_object_set_new(o, "pyc_lookups", J(LD(rm->pyc_lookups)));
+	json_object_set_new(o, "pyc_fills", J(LD(rm->pyc_fills)));
+	json_object_set_new(o, "pyc_refused", J(LD(rm->pyc_refused)));
 	json_object_set_new(o, "bytes", J(s.bytes_down));
 	json_object_set_new(o, "requests", J(s.requests));
 	json_object_set_new(o, "errors", J(s.errors));

@@ -629,6 +629,16 @@ void fs_tree_lookup(fuse_req_t req, struct fs *fs, struct fs_node *td, const cha
 		fuse_reply_entry(req, &ep);
 		return;
 	}
+	/* Nothing here nor underneath (the distribution's file is local:
+	 * it goes first): the remote may have the compiled form of the
+	 * source this .pyc stands for (remote.c, pyc.c) */
+	if (err == ENOENT && fs->fs_remote && fs_remote_fill_pyc(req, fs, key, klen) == 1) {
+		err = lookup_file(fs, td, key, klen, name, &ep);
+		if (err == 0) {
+			fuse_reply_entry(req, &ep);
+			return;
+		}
+	}
 	fuse_reply_err(req, err ? err : ENOENT);
 }
 
