@@ -29,7 +29,7 @@ TAG = 'pyc ' + sys.implementation.cache_tag  # what a .pyc entry is shared under
 
 PROJECT = {
     'proj/__init__.py': b'from .util import greet\nVERSION = "1.0"\n',
-    'proj/util.py': b'def greet(n):\n    return "hello " + n\n',
+    'proj/util.py': b'def greet(n):\n    assert n  # gone with -O\n    return "hello " + n\n',
     'proj/sub/__init__.py': b'',
     'proj/sub/deep.py': b'import json\n\ndef dump(x):\n    return json.dumps(x, sort_keys=True)\n',
     'proj/hashed.py': b'def h():\n    return "hash-based pyc"\n',
@@ -56,11 +56,11 @@ def source_of(d, mod):
     return str(d / (rel + '/__init__.py' if (d / rel).is_dir() else rel + '.py'))
 
 
-def cache_key(d, mod):
+def cache_key(d, mod, opt=''):
     """The tree key of a module's .pyc (PYTHONPYCACHEPREFIX mirrors the source)."""
     src = source_of(d, mod)
     base = os.path.splitext(src)[0]
-    return '%s.%s.pyc' % (base, sys.implementation.cache_tag)
+    return '%s.%s%s.pyc' % (base, sys.implementation.cache_tag, '.opt-1' if opt else '')
 
 
 def py_env(mnt):
@@ -70,9 +70,10 @@ def py_env(mnt):
     return e
 
 
-def run_app(mnt, d, verbose=False):
+def run_app(mnt, d, verbose=False, opt=False):
     code = 'import sys; sys.path.insert(0, %r); import app; app.main()' % str(d)
-    r = subprocess.run([PY, *(['-v'] if verbose else []), '-c', code], capture_output=True,
+    flags = (['-v'] if verbose else []) + (['-O'] if opt else [])
+    r = subprocess.run([PY, *flags, '-c', code], capture_output=True,
                        env=py_env(mnt), cwd='/', timeout=120)
     assert r.returncode == 0, r.stderr.decode(errors='replace')[-4000:]
     return r.stdout.decode(), r.stderr.decode(errors='replace')
@@ -102,8 +103,17 @@ def tree_bytes(m, key):
         return f.read()
 
 
-def machine1(tmp_path, srv):
-    """Compile the project through a mount, push; {module: .pyc bytes}."""
+def nohash(ents):
+    """The entries without a source hash, each of a source that is a symlink."""
+    out = [k for k, e in ents.items() if 'source_hash' not in e]
+    for k in out:
+        assert os.path.islink(k.rsplit('.', 3)[0] + '.py'), k
+    return out
+
+
+def machine1(tmp_path, srv, opt=False):
+    """Compile the project through a mount (@opt: with and without -O),
+    push; {module: .pyc bytes} (and {module: .opt-1.pyc bytes})."""
     d1 = tmp_path / 'm1' / 'src' / 'app1'
     write_project(d1, 1_600_000_000)
     shard = tmp_path / 'm1' / 'scripts.shard'
@@ -114,6 +124,10 @@ def machine1(tmp_path, srv):
         assert out == EXPECTED
         for mod in MODULES:
             pycs[mod] = tree_bytes(m, cache_key(d1, mod))
+        if opt:
+            assert run_app(m.path, d1, opt=True)[0] == EXPECTED
+            for mod in MODULES:
+                pycs['opt', mod] = tree_bytes(m, cache_key(d1, mod, 'opt'))
     ents = entries(shard)
     py = os.path.realpath(PY)
     for mod in MODULES:
@@ -122,11 +136,19 @@ def machine1(tmp_path, srv):
         assert e['has_source'] is False and e['tag'] == TAG, e
         assert e['exe_path'] == py and len(e['source_hash']) == 32, e
         assert e['source_size'] == len(PROJECT[os.path.relpath(source_of(d1, mod), d1)]), e
+        if opt:
+            e = ents[cache_key(d1, mod, 'opt')]
+            assert e['tag'] == TAG + ' opt-1' and e['source_hash'], e
     assert pycs['proj.hashed'][4:8] == b'\x03\x00\x00\x00'  # checked hash
     assert pycs['proj.util'][4:8] == b'\x00\x00\x00\x00'    # timestamp
+    # With -O, the standard library's .opt-1.pyc too (Debian ships none);
+    # one whose source is a symbolic link (Debian's sitecustomize.py) is
+    # not read, so it records no source hash and stays local.
+    n = len([e for e in ents.values() if 'source_hash' in e])
+    assert n == len(ents) - len(nohash(ents)) and (n == len(MODULES) or opt), sorted(ents)
     j = json.loads(ok('--shard', shard, 'push', '--json', env=remote_env(srv)))
-    assert j['entries'] == len(MODULES) and j['stored'] == len(MODULES), j
-    assert j['skipped_no_source_hash'] == 0, j
+    assert j['entries'] == n and j['stored'] == n, j
+    assert j['skipped_no_source_hash'] == len(ents) - n, j
     return d1, pycs
 
 
@@ -259,3 +281,30 @@ def test_no_remote_for_a_name_that_is_no_pyc_of_a_source(tmp_path):
             assert os.path.exists(tree + cache_key(d1, 'proj.util'))
             assert stats(m)['remote']['pyc_fills'] == 1
         assert len([ln for ln in srv.log_lines()[nlog:] if '/ac/' in ln]) == 1
+
+
+def test_optimized_pyc_are_shared_under_their_own_tag(tmp_path):
+    """python3 -O's .opt-1.pyc (asserts stripped) is another action key than
+    the plain .pyc of the same source: each machine gets the level it asks."""
+    with nginx(tmp_path) as srv:
+        d1, pycs = machine1(tmp_path, srv, opt=True)
+        assert pycs['opt', 'proj.util'][16:] != pycs['proj.util'][16:]
+        d2 = machine2_dir(tmp_path)
+        shard2 = tmp_path / 'm2' / 'scripts.shard'
+        with mounted(str(shard2), str(tmp_path / 'mnt2'), '-o', 'remote=' + srv.url) as m:
+            out, err = run_app(m.path, d2, verbose=True, opt=True)
+            assert out == EXPECTED
+            assert not any(str(d2) in ln for ln in err.splitlines() if '# created' in ln)
+            s = stats(m)
+            ents = entries(shard2)
+            # every entry came from the remote: the project's, and the
+            # standard library's .opt-1.pyc machine 1 compiled
+            local = nohash(ents)
+            assert s['remote']['pyc_fills'] == len(ents) - len(local), s
+            assert s['daemon']['commits'] == len(local), s
+            assert set(ents) >= {cache_key(d2, mod, 'opt') for mod in MODULES}
+            assert all(e['tag'] == TAG + ' opt-1' for k, e in ents.items() if k not in local)
+            for mod in MODULES:
+                assert ents[cache_key(d2, mod, 'opt')]['tag'] == TAG + ' opt-1'
+                got = tree_bytes(m, cache_key(d2, mod, 'opt'))
+                assert got[16:] == pycs['opt', mod][16:], mod
