@@ -36,7 +36,10 @@
  *   remote.c   the remote tier (-o remote=URL): a flat-view lookup that
  *              misses locally asks the remote (libscriptcache-remote) for
  *              the compiled bytes of the source the key names, and puts
- *              a verified answer into the shard (fs_remote_fill)
+ *              a verified answer into the shard (fs_remote_fill); so does
+ *              a tree lookup of a CPython .pyc name (fs_remote_fill_pyc)
+ *   pyc.c      CPython's .pyc names and headers: the source a tree key
+ *              stands for, recorded at commit, fetched for on a miss
  *   inode.c    the inode table: nodes, the key map, tree directories by
  *              path, lookup counts, forget
  *   links.c    link(2) in both views; a blob's st_ino and st_nlink from the

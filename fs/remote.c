@@ -35,6 +35,15 @@
  * breaker or opens it for another period.  Misses the server answered with
  * 404 are remembered by the negative cache (FS_REMOTE_NEG_TTL_MS).
  *
+ * The tree view (fs_remote_fill_pyc): a lookup of CPython's
+ * <dir>/<stem>.<cache tag>[.opt-N].pyc that finds nothing in the shard
+ * nor underneath asks the same way for the compiled form of
+ * <dir>/<stem>.py (pyc.c), under the tag the name gives ("pyc cpython-311"),
+ * with the caller's executable, -o remote_exe and the executables of the
+ * shard's shared .pyc entries; the entry put has no source file but the
+ * source's hash, and a timestamp .pyc's header gets the local source's
+ * mtime and size.
+ *
  * The daemon never uploads (push is the CLI's job), whatever the mode.
  */
 #include <errno.h>
