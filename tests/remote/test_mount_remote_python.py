@@ -16,8 +16,10 @@ a machine without nginx or FUSE fails these tests, never skips them.
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'fs'))
 
@@ -308,3 +310,30 @@ def test_optimized_pyc_are_shared_under_their_own_tag(tmp_path):
                 assert ents[cache_key(d2, mod, 'opt')]['tag'] == TAG + ' opt-1'
                 got = tree_bytes(m, cache_key(d2, mod, 'opt'))
                 assert got[16:] == pycs['opt', mod][16:], mod
+
+
+def test_stopped_server_costs_one_budget_then_python_compiles(tmp_path):
+    """A server that accepts and never answers: the first .pyc miss waits
+    the budget, the breaker opens, the others ask nothing; CPython compiles
+    every module and the output is right."""
+    with nginx(tmp_path) as srv:
+        machine1(tmp_path, srv)
+        d2 = machine2_dir(tmp_path)
+        shard2 = tmp_path / 'm2' / 'scripts.shard'
+        with mounted(str(shard2), str(tmp_path / 'mnt2'), '-o',
+                     'remote=%s,remote_timeout_ms=300' % srv.url) as m:
+            os.kill(srv.proc.pid, signal.SIGSTOP)
+            try:
+                t0 = time.monotonic()
+                out, err = run_app(m.path, d2)
+                took = time.monotonic() - t0
+            finally:
+                os.kill(srv.proc.pid, signal.SIGCONT)
+            assert out == EXPECTED
+            s = stats(m)
+            r = s['remote']
+            assert r['breaker']['opens'] == 1 and r['timeouts'] >= 1, r
+            assert r['pyc_lookups'] == 1 and r['breaker']['skipped'] >= len(MODULES) - 1, r
+            assert r['pyc_fills'] == 0 and s['daemon']['commits'] == len(MODULES), s
+            print('stopped server: python3 run %.0f ms (budget 300 ms)' % (took * 1e3))
+            assert took < 0.3 + 5, took
