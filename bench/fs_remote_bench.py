@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """fs_remote_bench.py - scriptcachefs -o remote=URL: what a miss costs.
 
-usage: /usr/bin/python3 bench/fs_remote_bench.py [BUILD_DIR] [ROUNDS]
+usage: /usr/bin/python3 bench/fs_remote_bench.py [BUILD_DIR] [ROUNDS] [lua|python|all]
 
-Needs nginx (nginx-light), luac5.4 and lua-penlight (the sources), root or
-a user allowed to mount.  Prints, for the penlight modules (Lua 5.4):
+Needs nginx (nginx-light), root or a user allowed to mount; for lua,
+luac5.4 and lua-penlight (the sources).  Prints, for the penlight modules
+(Lua 5.4):
 
   cold start  machine 2, empty shard, every module read once through the
               mount (the flat view's <encoded key>/blob): fetched from the
@@ -20,6 +21,18 @@ a user allowed to mount.  Prints, for the penlight modules (Lua 5.4):
               answers), killed (nothing listens: connection refused) and
               blackholed (a listener whose accept queue is full: the kernel
               drops the SYNs, as a firewall that drops packets would).
+
+and for CPython (/usr/bin/python3, PYTHONPYCACHEPREFIX=<mount>/.tree), a
+copy of part of the standard library (PY_PACKAGES) in a project directory,
+so that no .pyc of the distribution's lies underneath, every module of it
+imported by one process on an empty machine-2 mount:
+
+  compiled    no remote: CPython compiles every module and commits its .pyc
+              through the mount (durable puts, and -o nosync);
+  pulled      -o remote=URL, machine 1 having pushed: each .pyc fetched,
+              verified, its header made machine 2's, put (durable, nosync);
+  warm        the same import again on the pulled mount (local hits);
+  no cache    python3 -B, compiling with nothing written (reference).
 
 Every figure is the median of ROUNDS rounds (default 5), each with a new
 shard and a new mount.  The server and the mounts are those of the tests
@@ -42,6 +55,7 @@ import socket
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, '..', 'build'))
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+WHAT = sys.argv[3] if len(sys.argv) > 3 else 'all'
 os.environ['SCRIPTCACHE_CLI'] = os.path.join(BUILD, 'cli', 'scriptcache')
 os.environ['SCRIPTCACHEFS'] = os.path.join(BUILD, 'fs', 'scriptcachefs')
 sys.path.insert(0, os.path.join(HERE, '..', 'tests', 'remote'))
@@ -50,9 +64,11 @@ sys.path.insert(0, os.path.join(HERE, '..', 'tests', 'fs'))
 from conftest import mounted  # noqa: E402
 import test_remote as tr  # noqa: E402
 
-LUAC = shutil.which('luac5.4') or sys.exit('luac5.4 not found')
 TAG = 'lua 5.4 bytecode bench'
-SOURCES = sorted(glob.glob('/usr/share/lua/5.4/pl/*.lua')) or sys.exit('lua-penlight not found')
+PY = '/usr/bin/python3'
+PY_STDLIB = '/usr/lib/python3.%d' % sys.version_info[1]
+PY_PACKAGES = ['email', 'json', 'http', 'xml', 'asyncio', 'urllib', 'logging', 'concurrent',
+               'html', 'unittest']
 
 
 def env_clean(**extra):
@@ -134,7 +150,10 @@ def blackhole():
         lst.close()
 
 
-def main():
+def lua():
+    global LUAC, SOURCES
+    LUAC = shutil.which('luac5.4') or sys.exit('luac5.4 not found')
+    SOURCES = sorted(glob.glob('/usr/share/lua/5.4/pl/*.lua')) or sys.exit('lua-penlight not found')
     tmp = pathlib.Path(tempfile.mkdtemp(prefix='fsremote-bench-'))
     try:
         m1 = tmp / 'm1'
@@ -227,5 +246,112 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def py_project(d, mtime):
+    """PY_PACKAGES copied into @d (no __pycache__, no tests); their modules."""
+    mods = []
+    for pkg in PY_PACKAGES:
+        shutil.copytree(os.path.join(PY_STDLIB, pkg), d / pkg,
+                        ignore=shutil.ignore_patterns('__pycache__', 'test', 'tests'))
+    for root, dirs, files in os.walk(d):
+        for f in files:
+            p = os.path.join(root, f)
+            os.utime(p, (mtime, mtime))
+            if f.endswith('.py') and f != '__main__.py':
+                rel = os.path.relpath(p, d)[:-3].replace('/', '.')
+                mods.append(rel[:-len('.__init__')] if rel.endswith('.__init__') else rel)
+    return sorted(mods)
+
+
+PY_SCRIPT = """
+import importlib, sys
+sys.path.insert(0, %r)
+n = 0
+for m in %r:
+    try:
+        importlib.import_module(m)
+        n += 1
+    except Exception:
+        pass
+print(n)
+"""
+
+
+def py_run(d, mods, mnt=None, no_write=False):
+    """One python3 importing @mods from @d; (seconds, modules imported)."""
+    e = {k: v for k, v in os.environ.items()
+         if not k.startswith('SCRIPTCACHE') and not k.startswith('PYTHON')}
+    if mnt:
+        e['PYTHONPYCACHEPREFIX'] = os.path.join(mnt, '.tree')
+    t0 = time.perf_counter()
+    r = subprocess.run([PY, *(['-B'] if no_write else []), '-c', PY_SCRIPT % (str(d), mods)],
+                       env=e, capture_output=True, check=True, cwd='/')
+    return time.perf_counter() - t0, int(r.stdout)
+
+
+def python():
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix='fsremote-pybench-'))
+    try:
+        d1, d2 = tmp / 'm1src', tmp / 'm2src'
+        mods = py_project(d1, 1_600_000_000)
+        py_project(d2, 1_700_000_000)
+        res = {k: [] for k in ('compiled', 'compiled_nosync', 'pulled', 'pulled_nosync',
+                               'warm', 'nocache', 'miss_ms', 'req_ms')}
+        with tr.nginx(tmp) as srv:
+            with mounted(str(tmp / 'm1.shard'), str(tmp / 'mnt1'), env=env_clean()) as m:
+                _, n1 = py_run(d1, mods, m.path)
+            push = subprocess.run([tr.CLI, '--shard', str(tmp / 'm1.shard'), 'push', '--json'],
+                                  check=True, env=env_clean(SCRIPTCACHE_REMOTE=srv.url),
+                                  capture_output=True)
+            stored = json.loads(push.stdout)['entries']
+            counts = set()
+            for r in range(ROUNDS):
+                res['nocache'].append(py_run(d2, mods, no_write=True)[0])
+                for nosync in (0, 1):
+                    sfx = '_nosync' if nosync else ''
+                    o = ['-o', 'nosync'] if nosync else []
+                    with mounted(str(tmp / ('c%d%s.shard' % (r, sfx))), str(tmp / 'mnt2'), *o,
+                                 env=env_clean()) as m:
+                        t, n = py_run(d2, mods, m.path)
+                        res['compiled' + sfx].append(t)
+                        counts.add(n)
+                    ro = ['-o', 'remote=' + srv.url + (',nosync' if nosync else '')]
+                    with mounted(str(tmp / ('p%d%s.shard' % (r, sfx))), str(tmp / 'mnt2'), *ro,
+                                 env=env_clean()) as m:
+                        t, n = py_run(d2, mods, m.path)
+                        res['pulled' + sfx].append(t)
+                        counts.add(n)
+                        with open(os.path.join(m.path, '.stats')) as f:
+                            st = json.load(f)
+                        if st['daemon']['commits'] or st['remote']['pyc_fills'] != stored:
+                            sys.exit('pulled run compiled something: commits %d, fills %d of %d'
+                                     % (st['daemon']['commits'], st['remote']['pyc_fills'],
+                                        stored))
+                        if not nosync:
+                            res['miss_ms'].append(st['remote']['time_ms'])
+                            res['req_ms'].append(st['remote']['request_ms'])
+                            res['warm'].append(py_run(d2, mods, m.path)[0])
+        med = {k: statistics.median(v) for k, v in res.items()}
+        print('CPython %s: %d modules of %s imported (%d .pyc pushed), %d rounds, medians'
+              % (sys.version.split()[0], n1, '+'.join(PY_PACKAGES), stored, ROUNDS))
+        if counts != {n1}:
+            print('  (modules imported differ between runs: %s)' % sorted(counts))
+        base = med['compiled']
+        for k, label in (('compiled', 'compiled, committed (no remote)'),
+                         ('compiled_nosync', 'compiled, committed, -o nosync'),
+                         ('pulled', 'pulled from the remote'),
+                         ('pulled_nosync', 'pulled from the remote, -o nosync'),
+                         ('warm', 'warm (local hits)'),
+                         ('nocache', 'python3 -B (compile, write nothing)')):
+            print('%-36s: %8.1f ms  (%.2fx the compiled run)' % (label, med[k] * 1e3,
+                                                                 med[k] / base))
+        print('  pulled: daemon misses %.0f ms, of which HTTP requests %.0f ms'
+              % (med['miss_ms'], med['req_ms']))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == '__main__':
-    main()
+    if WHAT in ('lua', 'all'):
+        lua()
+    if WHAT in ('python', 'all'):
+        python()
