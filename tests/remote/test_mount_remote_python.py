@@ -337,3 +337,48 @@ def test_stopped_server_costs_one_budget_then_python_compiles(tmp_path):
             assert r['pyc_fills'] == 0 and s['daemon']['commits'] == len(MODULES), s
             print('stopped server: python3 run %.0f ms (budget 300 ms)' % (took * 1e3))
             assert took < 0.3 + 5, took
+
+
+def test_verified_blob_that_is_no_pyc_is_refused(tmp_path):
+    """A record and blob that verify (the server's objects were replaced
+    consistently) but are not a .pyc CPython takes: too short, or a flags
+    word CPython does not know.  Refused, counted, not put; CPython
+    compiles the module."""
+    with nginx(tmp_path) as srv:
+        d1, pycs = machine1(tmp_path, srv)
+        d2 = machine2_dir(tmp_path)
+        fakes = {'proj.util': b'junk',
+                 'proj.sub.deep': pycs['proj.sub.deep'][:4] + b'\x07\x00\x00\x00' +
+                 pycs['proj.sub.deep'][8:]}
+        acdir = os.path.join(srv.root, 'ac')
+        for mod, fake in fakes.items():
+            old = hashlib.sha256(pycs[mod]).hexdigest()
+            new = hashlib.sha256(fake).hexdigest()
+            with open(os.path.join(srv.root, 'cas', new), 'wb') as f:
+                f.write(fake)
+            hit = 0
+            for name in os.listdir(acdir):
+                p = os.path.join(acdir, name)
+                rec = open(p).read()
+                if 'blob-sha256 %s\n' % old in rec:
+                    rec = rec.replace('blob-sha256 %s\n' % old, 'blob-sha256 %s\n' % new)
+                    rec = rec.replace('blob-size %d\n' % len(pycs[mod]),
+                                      'blob-size %d\n' % len(fake))
+                    open(p, 'w').write(rec)
+                    hit += 1
+            assert hit == 1, (mod, hit)
+        shard2 = tmp_path / 'm2' / 'scripts.shard'
+        with mounted(str(shard2), str(tmp_path / 'mnt2'), '-o', 'remote=' + srv.url) as m:
+            out, err = run_app(m.path, d2, verbose=True)
+            assert out == EXPECTED
+            for mod in fakes:
+                pyc = os.path.join(m.path, '.tree') + cache_key(d2, mod)
+                assert "# created '%s'" % pyc in err, mod
+                got = tree_bytes(m, cache_key(d2, mod))
+                assert got != fakes[mod] and str(d2).encode() in got
+            s = stats(m)
+            r = s['remote']
+            # (each refused twice at most: the lookup before Python's rename)
+            assert 2 <= r['pyc_refused'] <= 4 and r['integrity_failures'] == 0, r
+            assert r['pyc_fills'] == len(MODULES) - 2 and r['fill_errors'] == 0, r
+            assert s['daemon']['commits'] == 2, s['daemon']
