@@ -3,6 +3,10 @@
  * function, and on it the lookup (GET /ac, GET /cas, verify) and the
  * store (HEAD /cas, PUT /cas, GET /ac, PUT /ac) of docs/REMOTE.md.
  *
+ * With an S3-compatible store (SCRIPTCACHE_REMOTE_S3), libcurl signs every
+ * request with AWS Signature Version 4 (CURLOPT_AWS_SIGV4) instead of basic
+ * authentication, and a 403 AccessDenied on a read means "absent" (below).
+ *
  * Every request is bounded in time (connect included), follows no
  * redirect (one could carry the credentials elsewhere), speaks only HTTP
  * and HTTPS, verifies TLS peers, and accepts no more response bytes than
@@ -25,6 +29,8 @@ struct sc_remote {
 	long r_timeout_ms;
 	char *r_user, *r_pass;  /* NULL: no authentication */
 	char *r_ca;
+	char *r_sigv4;          /* "aws:amz:REGION:s3"; NULL: basic authentication */
+	char *r_token_hdr;      /* "x-amz-security-token: ..."; NULL: none */
 	pthread_mutex_t r_lock; /* r_idle and r_stats */
 	CURL *r_idle;           /* kept between requests: its connection is reused */
 	sc_remote_stats r_stats;
@@ -104,6 +110,8 @@ int sc_remote_open(sc_remote **out, const sc_remote_config *cfg, char *why, size
 		return SC_REMOTE_ECONFIG;
 	}
 	free(u.host);
+	if (cfg->s3_region && (rc = scr_s3_check(cfg, why, why_len)) != 0)
+		return rc;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return -ENOMEM;
 	r = calloc(1, sizeof(*r));
@@ -120,12 +128,21 @@ int sc_remote_open(sc_remote **out, const sc_remote_config *cfg, char *why, size
 	}
 	if (cfg->ca_file)
 		r->r_ca = strdup(cfg->ca_file);
+	if (cfg->s3_region && asprintf(&r->r_sigv4, "aws:amz:%s:s3", cfg->s3_region) < 0)
+		r->r_sigv4 = NULL;
+	if (cfg->s3_region && cfg->s3_session_token &&
+	    asprintf(&r->r_token_hdr, "x-amz-security-token: %s", cfg->s3_session_token) < 0)
+		r->r_token_hdr = NULL;
 	if (pthread_mutex_init(&r->r_lock, NULL) != 0 || !r->r_url ||
-	    (cfg->username && (!r->r_user || !r->r_pass)) || (cfg->ca_file && !r->r_ca)) {
+	    (cfg->username && (!r->r_user || !r->r_pass)) || (cfg->ca_file && !r->r_ca) ||
+	    (cfg->s3_region && !r->r_sigv4) ||
+	    (cfg->s3_region && cfg->s3_session_token && !r->r_token_hdr)) {
 		free(r->r_url);
 		free(r->r_user);
 		scr_free_secret(r->r_pass);
 		free(r->r_ca);
+		free(r->r_sigv4);
+		scr_free_secret(r->r_token_hdr);
 		free(r);
 		curl_global_cleanup();
 		return -ENOMEM;
@@ -149,6 +166,8 @@ void sc_remote_close(sc_remote *r)
 	free(r->r_user);
 	scr_free_secret(r->r_pass);
 	free(r->r_ca);
+	free(r->r_sigv4);
+	scr_free_secret(r->r_token_hdr);
 	free(r);
 	curl_global_cleanup();
 }
@@ -186,6 +205,7 @@ struct req {
 	const char *hex;      /* object name */
 	const void *body;     /* PUT */
 	size_t body_len, body_off;
+	const char *body_sha; /* hex SHA-256 of the body if the caller knows it, for SigV4 */
 	size_t max_down;      /* response bytes accepted */
 	long timeout_ms;
 	/* results */
@@ -266,6 +286,64 @@ static int map_curl(CURLcode c, const struct req *q)
 	}
 }
 
+/* The SHA-256 of an empty body: GET and HEAD requests. */
+#define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* Wipe a header list that may hold the session token, then free it. */
+static void free_headers(struct curl_slist *l)
+{
+	struct curl_slist *p;
+
+	for (p = l; p; p = p->next)
+		explicit_bzero(p->data, strlen(p->data));
+	curl_slist_free_all(l);
+}
+
+/*
+ * The headers of a SigV4-signed request.  libcurl 7.88 signs every header
+ * of CURLOPT_HTTPHEADER, even one that only removes a header ("Expect:"),
+ * which it then does not send: the server's signature would differ, so
+ * there is none such here.  It takes the payload hash from
+ * x-amz-content-sha256 when the header is there, and otherwise hashes
+ * CURLOPT_POSTFIELDS, which an upload does not use: the header is always
+ * set, to the body's real SHA-256, so that S3 also checks the bytes it got.
+ */
+static int s3_headers(const sc_remote *r, const struct req *q, struct curl_slist **out)
+{
+	char line[128], hex[SC_REMOTE_HEX];
+	const char *sha = EMPTY_SHA256;
+	unsigned char d[SC_REMOTE_DIGEST];
+	struct curl_slist *l = NULL, *t;
+	int rc;
+
+	if (q->body_sha) {
+		sha = q->body_sha;
+	} else if (q->body) {
+		if ((rc = sc_remote_sha256(q->body, q->body_len, d)) != 0)
+			return rc;
+		sha = sc_remote_hex(d, hex);
+	}
+	snprintf(line, sizeof(line), "x-amz-content-sha256: %s", sha);
+	if (!(t = curl_slist_append(l, line)))
+		goto nomem;
+	l = t;
+	if (q->body) {
+		if (!(t = curl_slist_append(l, "Content-Type: application/octet-stream")))
+			goto nomem;
+		l = t;
+	}
+	if (r->r_token_hdr) {
+		if (!(t = curl_slist_append(l, r->r_token_hdr)))
+			goto nomem;
+		l = t;
+	}
+	*out = l;
+	return 0;
+nomem:
+	free_headers(l);
+	return -ENOMEM;
+}
+
 /*
  * Send one request.  0 when an HTTP answer came back (q->status holds
  * it, q->resp the body); a transport code otherwise, with @p why filled.
@@ -289,8 +367,12 @@ static int do_request(sc_remote *r, struct req *q, char *why, size_t why_len)
 	h = r->r_idle;
 	r->r_idle = NULL;
 	pthread_mutex_unlock(&r->r_lock);
-	if (!h && !(h = curl_easy_init()))
+	if (r->r_sigv4 && (rc = s3_headers(r, q, &hdrs)) != 0)
+		return rc;
+	if (!h && !(h = curl_easy_init())) {
+		free_headers(hdrs);
 		return -ENOMEM;
+	}
 	curl_easy_reset(h);
 	q->h = h;
 	curl_easy_setopt(h, CURLOPT_URL, url);
@@ -304,7 +386,13 @@ static int do_request(sc_remote *r, struct req *q, char *why, size_t why_len)
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (r->r_ca)
 		curl_easy_setopt(h, CURLOPT_CAINFO, r->r_ca);
-	if (r->r_user) {
+	if (r->r_sigv4) {
+		/* The secret never leaves: it keys the signature's HMAC. */
+		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, r->r_sigv4);
+		curl_easy_setopt(h, CURLOPT_USERNAME, r->r_user);
+		curl_easy_setopt(h, CURLOPT_PASSWORD, r->r_pass);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	} else if (r->r_user) {
 		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(h, CURLOPT_USERNAME, r->r_user);
 		curl_easy_setopt(h, CURLOPT_PASSWORD, r->r_pass);
@@ -314,10 +402,12 @@ static int do_request(sc_remote *r, struct req *q, char *why, size_t why_len)
 	if (strcmp(q->method, "HEAD") == 0) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(q->method, "PUT") == 0) {
-		/* No "Expect: 100-continue" round trip before the body. */
-		hdrs = curl_slist_append(hdrs, "Expect:");
-		hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+		if (!r->r_sigv4) {
+			/* No "Expect: 100-continue" round trip before the body. */
+			hdrs = curl_slist_append(hdrs, "Expect:");
+			hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
+			curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+		}
 		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(h, CURLOPT_READDATA, q);
@@ -328,7 +418,7 @@ static int do_request(sc_remote *r, struct req *q, char *why, size_t why_len)
 	q->status = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &q->status);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hdrs);
+	free_headers(hdrs);
 
 	pthread_mutex_lock(&r->r_lock);
 	r->r_stats.requests++;
@@ -350,13 +440,60 @@ static int do_request(sc_remote *r, struct req *q, char *why, size_t why_len)
 	return rc;
 }
 
+/*
+ * The <Code> of an S3 error document (AccessDenied, SignatureDoesNotMatch,
+ * RequestTimeTooSkewed, ...) into @p out, or "" when the body has none.
+ * Only letters and digits are kept: the bytes come from the server.
+ */
+static void s3_error_code(const struct req *q, char *out, size_t cap)
+{
+	const char *b, *e;
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (!q->resp || q->resp_len == 0)
+		return;
+	b = memmem(q->resp, q->resp_len, "<Code>", 6);
+	if (!b)
+		return;
+	b += 6;
+	e = q->resp + q->resp_len;
+	while (b < e && n + 1 < cap && ((*b >= 'A' && *b <= 'Z') || (*b >= 'a' && *b <= 'z') ||
+					 (*b >= '0' && *b <= '9')))
+		out[n++] = *b++;
+	out[n] = '\0';
+}
+
+/*
+ * Whether an S3 store's answer to a read means "no such object".  S3 answers
+ * 404 NoSuchKey only to a caller allowed to list the bucket; to one that is
+ * not, a missing key is 403 AccessDenied, so that the answer does not tell
+ * which keys exist.  A wrong key or signature is another code
+ * (SignatureDoesNotMatch, InvalidAccessKeyId): still a refusal.  A HEAD has
+ * no body to tell: the store treats its 403 as absent and uploads, and a
+ * refusal shows on the PUT.
+ */
+static int s3_absent(const sc_remote *r, const struct req *q)
+{
+	char code[64];
+
+	if (!r->r_sigv4 || q->status != 403)
+		return 0;
+	if (strcmp(q->method, "HEAD") == 0)
+		return 1;
+	s3_error_code(q, code, sizeof(code));
+	return strcmp(code, "AccessDenied") == 0;
+}
+
 /* The code for an HTTP answer that is neither success nor "absent". */
 static int status_error(const struct req *q, const char *base, char *why, size_t why_len)
 {
 	int rc = q->status == 401 || q->status == 403 ? SC_REMOTE_EAUTH : SC_REMOTE_EHTTP;
+	char code[64];
 
-	scr_why(why, why_len, "%s %s/%s/%s: HTTP %ld (%s)", q->method, base, q->kind, q->hex,
-		q->status, sc_remote_strerror(rc));
+	s3_error_code(q, code, sizeof(code));
+	scr_why(why, why_len, "%s %s/%s/%s: HTTP %ld%s%s (%s)", q->method, base, q->kind, q->hex,
+		q->status, code[0] ? " " : "", code, sc_remote_strerror(rc));
 	return rc;
 }
 
@@ -413,13 +550,15 @@ static int lookup(sc_remote *r, const sc_remote_ident *id, long timeout_ms, sc_r
 	req_init(&q, "GET", "ac", key_hex, time_left(r, deadline));
 	q.max_down = SC_REMOTE_RECORD_MAX;
 	rc = do_request(r, &q, why, why_len);
+	if (rc == SC_REMOTE_ETOOBIG && q.status != 200 && q.status != 0)
+		rc = 0; /* an error page longer than any record: its status tells */
 	if (rc == SC_REMOTE_ETOOBIG) {
 		rc = SC_REMOTE_ERECORD;
 		scr_why(why, why_len, "GET %s/ac/%s: longer than any record", r->r_url, key_hex);
 	}
 	if (rc != 0)
 		goto error;
-	if (q.status == 404) {
+	if (q.status == 404 || s3_absent(r, &q)) {
 		COUNT(r, misses, 1);
 		if (nc)
 			sc_remote_negcache_add(nc, key);
@@ -458,7 +597,7 @@ static int lookup(sc_remote *r, const sc_remote_ident *id, long timeout_ms, sc_r
 	}
 	if (rc != 0)
 		goto error;
-	if (q.status == 404) {
+	if (q.status == 404 || s3_absent(r, &q)) {
 		/* The server dropped the blob but kept the record. */
 		COUNT(r, misses, 1);
 		rc = SC_REMOTE_ENOTFOUND;
@@ -544,10 +683,11 @@ int sc_remote_store(sc_remote *r, const sc_remote_ident *id, const void *blob, s
 		goto error;
 	if (q.status == 200) {
 		COUNT(r, blobs_present, 1);
-	} else if (q.status == 404) {
+	} else if (q.status == 404 || s3_absent(r, &q)) {
 		req_init(&q, "PUT", "cas", sha_hex, r->r_timeout_ms);
 		q.body = blob;
 		q.body_len = len;
+		q.body_sha = sha_hex;
 		q.max_down = 65536; /* a server's short answer page */
 		if ((rc = do_request(r, &q, why, why_len)) != 0)
 			goto error;
@@ -566,8 +706,10 @@ int sc_remote_store(sc_remote *r, const sc_remote_ident *id, const void *blob, s
 	req_init(&q, "GET", "ac", key_hex, r->r_timeout_ms);
 	q.max_down = SC_REMOTE_RECORD_MAX;
 	rc = do_request(r, &q, why, why_len);
-	if (rc == SC_REMOTE_ETOOBIG)
+	if (rc == SC_REMOTE_ETOOBIG && q.status == 200)
 		rc = 0, q.status = 0; /* not ours: replace it */
+	else if (rc == SC_REMOTE_ETOOBIG && q.status != 0)
+		rc = 0; /* an error page longer than any record: its status tells */
 	else if (rc != 0)
 		goto error;
 	if (q.status == 200 && q.resp_len == (size_t)n && memcmp(q.resp, record, (size_t)n) == 0) {
@@ -575,7 +717,7 @@ int sc_remote_store(sc_remote *r, const sc_remote_ident *id, const void *blob, s
 		free(q.resp);
 		return 0;
 	}
-	if (q.status != 200 && q.status != 404 && q.status != 0) {
+	if (q.status != 200 && q.status != 404 && q.status != 0 && !s3_absent(r, &q)) {
 		rc = status_error(&q, r->r_url, why, why_len);
 		goto error;
 	}

@@ -108,6 +108,77 @@ out:
 	return rc;
 }
 
+/* An S3 region: what CURLOPT_AWS_SIGV4 puts between ':' (at most 64 bytes). */
+static int s3_region_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+			return 0;
+	return 1;
+}
+
+/*
+ * libcurl 7.88 signs the path as it is sent, while S3 signs it URI-encoded:
+ * they agree only on characters that need no encoding.  Keys are hex, so
+ * only the bucket and the prefix could differ; they must be unreserved
+ * characters too.
+ */
+static int s3_path_ok(const char *p)
+{
+	if (p[0] != '/' || p[1] == '\0' || strstr(p, "//"))
+		return 0;
+	for (; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("-._~/", *p))
+			return 0;
+	return 1;
+}
+
+int scr_s3_check(const sc_remote_config *cfg, char *why, size_t why_len)
+{
+	char *path = NULL, *query = NULL;
+	CURLU *h;
+	int ok;
+
+	if (!s3_region_ok(cfg->s3_region)) {
+		scr_why(why, why_len,
+			"SCRIPTCACHE_REMOTE_S3=%s: expected a region name such as us-east-1 "
+			"(letters, digits, '-', '_')", cfg->s3_region);
+		return SC_REMOTE_ECONFIG;
+	}
+	if (!cfg->username || !*cfg->username || !cfg->password || !*cfg->password) {
+		scr_why(why, why_len,
+			"SCRIPTCACHE_REMOTE_S3 signs every request: it needs an access key and "
+			"secret (ACCESS_KEY:SECRET in SCRIPTCACHE_REMOTE_AUTH_FILE or "
+			"SCRIPTCACHE_REMOTE_AUTH, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)");
+		return SC_REMOTE_ECONFIG;
+	}
+	if (cfg->s3_session_token && strpbrk(cfg->s3_session_token, "\r\n")) {
+		/* Never quoted: a token is a credential. */
+		scr_why(why, why_len, "AWS_SESSION_TOKEN holds a line break: refused");
+		return SC_REMOTE_ECONFIG;
+	}
+	h = curl_url();
+	if (!h)
+		return -ENOMEM;
+	ok = curl_url_set(h, CURLUPART_URL, cfg->url, 0) == CURLUE_OK &&
+	     curl_url_get(h, CURLUPART_PATH, &path, 0) == CURLUE_OK && s3_path_ok(path) &&
+	     curl_url_get(h, CURLUPART_QUERY, &query, 0) == CURLUE_NO_QUERY;
+	curl_free(path);
+	curl_free(query);
+	curl_url_cleanup(h);
+	if (!ok) {
+		scr_why(why, why_len,
+			"remote URL %s: an S3 store is http(s)://ENDPOINT/BUCKET[/PREFIX] (path "
+			"style), with letters, digits and -._~ only, no query", cfg->url);
+		return SC_REMOTE_ECONFIG;
+	}
+	return 0;
+}
+
 /* Split "user:password" (the password may contain ':'). */
 static int split_userpass(const char *s, size_t len, sc_remote_config *cfg)
 {
@@ -290,12 +361,44 @@ static int parse_timeout(const char *s, long *out)
 	return 0;
 }
 
+/*
+ * SCRIPTCACHE_REMOTE_S3=REGION: the credentials already read (auth file or
+ * SCRIPTCACHE_REMOTE_AUTH) are the access key and secret; without them, the
+ * AWS variables every S3 tool reads.  A session token belongs to the key
+ * it was issued with, so it is taken only with AWS_ACCESS_KEY_ID.
+ */
+static int s3_config(sc_remote_config *cfg, const char *region, char *why, size_t why_len)
+{
+	const char *id = getenv("AWS_ACCESS_KEY_ID");
+	const char *secret = getenv("AWS_SECRET_ACCESS_KEY");
+	const char *token = getenv("AWS_SESSION_TOKEN");
+
+	if (!(cfg->s3_region = strdup(region)))
+		return -ENOMEM;
+	if (!cfg->username && ((id && *id) || (secret && *secret))) {
+		if (!id || !*id || !secret || !*secret) {
+			scr_why(why, why_len,
+				"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together: one is not set");
+			return SC_REMOTE_ECONFIG;
+		}
+		cfg->username = strdup(id);
+		cfg->password = strdup(secret);
+		if (token && *token)
+			cfg->s3_session_token = strdup(token);
+		if (!cfg->username || !cfg->password || (token && *token && !cfg->s3_session_token))
+			return -ENOMEM;
+	}
+	return scr_s3_check(cfg, why, why_len);
+}
+
 void sc_remote_config_clear(sc_remote_config *cfg)
 {
 	free(cfg->url);
 	free(cfg->username);
 	scr_free_secret(cfg->password);
 	free(cfg->ca_file);
+	free(cfg->s3_region);
+	scr_free_secret(cfg->s3_session_token);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -306,6 +409,7 @@ int sc_remote_config_from_env(sc_remote_config *cfg, const char *url, char *why,
 	const char *auth = getenv("SCRIPTCACHE_REMOTE_AUTH");
 	const char *auth_file = getenv("SCRIPTCACHE_REMOTE_AUTH_FILE");
 	const char *ca = getenv("SCRIPTCACHE_REMOTE_CA_FILE");
+	const char *s3 = getenv("SCRIPTCACHE_REMOTE_S3");
 	struct scr_url u = { 0 };
 	int rc;
 
@@ -355,6 +459,11 @@ int sc_remote_config_from_env(sc_remote_config *cfg, const char *url, char *why,
 		rc = split_userpass(auth, strlen(auth), cfg);
 		if (rc == SC_REMOTE_ECONFIG)
 			scr_why(why, why_len, "SCRIPTCACHE_REMOTE_AUTH: expected user:password");
+		if (rc != 0)
+			goto fail;
+	}
+	if (s3 && *s3) {
+		rc = s3_config(cfg, s3, why, why_len);
 		if (rc != 0)
 			goto fail;
 	}

@@ -29,6 +29,14 @@ struct scr_url {
  */
 int scr_url_check(const char *url, struct scr_url *u, char *why, size_t why_len);
 
+/*
+ * The rules of an S3 configuration (cfg->s3_region set): a region
+ * CURLOPT_AWS_SIGV4 can carry, an access key and secret, a session token
+ * without line breaks, a URL http(s)://ENDPOINT/BUCKET[/PREFIX] whose path
+ * needs no URI encoding.  @return 0, SC_REMOTE_ECONFIG, -ENOMEM.
+ */
+int scr_s3_check(const sc_remote_config *cfg, char *why, size_t why_len);
+
 /* Overwrite and free a secret (NULL allowed). */
 void scr_free_secret(char *s);
 

@@ -154,6 +154,11 @@ typedef struct sc_remote_config {
 	char *username;   /**< NULL: no authentication */
 	char *password;
 	char *ca_file;    /**< PEM file of CA certificates; NULL: the system store */
+	/** S3-compatible object store (docs/REMOTE.md): the region every request
+	 *  is signed for with AWS Signature Version 4 (username: access key,
+	 *  password: secret key); NULL: plain HTTP, basic authentication. */
+	char *s3_region;
+	char *s3_session_token; /**< AWS_SESSION_TOKEN, sent as x-amz-security-token; NULL: none */
 } sc_remote_config;
 
 /**
@@ -163,8 +168,13 @@ typedef struct sc_remote_config {
  * ("user:password") or SCRIPTCACHE_REMOTE_AUTH_FILE (a "user:password"
  * line or netrc-style "machine HOST login USER password PASS" lines; the
  * file must be yours and not readable by group or others), and
- * SCRIPTCACHE_REMOTE_CA_FILE.  The URL is checked as sc_remote_open()
- * would (see there).  A mode of off needs no URL.
+ * SCRIPTCACHE_REMOTE_CA_FILE.  SCRIPTCACHE_REMOTE_S3=REGION signs every
+ * request with AWS Signature Version 4 instead (an S3-compatible object
+ * store, URL http(s)://ENDPOINT/BUCKET[/PREFIX]); its access key and secret
+ * come from the same two variables ("ACCESS_KEY:SECRET"), else from
+ * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.  The URL
+ * is checked as sc_remote_open() would (see there).  A mode of off needs no
+ * URL.
  *
  * @param[out] why  on failure, a one-line reason that never contains a
  *                  credential (@p why_len bytes, may be 0).
