@@ -3,7 +3,8 @@
  * server: the action key (against a vector computed independently, with
  * Python's hashlib, from docs/REMOTE.md), the record format and its parser
  * on hostile input, the negative cache, and the configuration checks
- * (credentials in URLs, auth file permissions, modes), and the bound on
+ * (credentials in URLs, auth file permissions, modes, the S3 settings),
+ * and the bound on
  * sc_remote_lookup() against a socket that never answers.  The client
  * against a real server is tests/remote/test_remote.py.
  */
@@ -45,6 +46,10 @@ static void clear_env(void)
 	unsetenv("SCRIPTCACHE_REMOTE_AUTH");
 	unsetenv("SCRIPTCACHE_REMOTE_AUTH_FILE");
 	unsetenv("SCRIPTCACHE_REMOTE_CA_FILE");
+	unsetenv("SCRIPTCACHE_REMOTE_S3");
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_SESSION_TOKEN");
 }
 
 static void test_key(void)
@@ -288,6 +293,135 @@ static void test_config(void)
 	clear_env();
 }
 
+/* SCRIPTCACHE_REMOTE_S3: region, credentials, URL shape (docs/REMOTE.md,
+ * "S3-compatible object stores"). */
+static void test_config_s3(void)
+{
+	sc_remote_config cfg;
+	sc_remote *r = NULL;
+	char why[512], path[256];
+	int rc;
+
+	clear_env();
+	rc = sc_remote_config_from_env(&cfg, "https://s3.example/bkt", why, sizeof(why));
+	tap_ok(rc == 0 && !cfg.s3_region, "no SCRIPTCACHE_REMOTE_S3: plain HTTP");
+	sc_remote_config_clear(&cfg);
+
+	setenv("SCRIPTCACHE_REMOTE_S3", "us-east-1", 1);
+	rc = sc_remote_config_from_env(&cfg, "https://s3.example/bkt", why, sizeof(why));
+	tap_ok(rc == SC_REMOTE_ECONFIG && strstr(why, "AWS_ACCESS_KEY_ID"),
+	       "S3 without credentials refused (%s)", why);
+
+	/* The standard AWS variables, session token included. */
+	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+	rc = sc_remote_config_from_env(&cfg, "https://s3.example/bkt", why, sizeof(why));
+	tap_ok(rc == SC_REMOTE_ECONFIG && strstr(why, "go together"),
+	       "AWS_ACCESS_KEY_ID without the secret refused (%s)", why);
+	setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+	setenv("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLETOKEN", 1);
+	rc = sc_remote_config_from_env(&cfg, "https://s3.example/bkt/team/scripts", why, sizeof(why));
+	tap_ok(rc == 0 && cfg.s3_region && strcmp(cfg.s3_region, "us-east-1") == 0 &&
+		       cfg.username && strcmp(cfg.username, "AKIDEXAMPLE") == 0 &&
+		       strcmp(cfg.password, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY") == 0 &&
+		       cfg.s3_session_token &&
+		       strcmp(cfg.s3_session_token, "FwoGZXIvYXdzEXAMPLETOKEN") == 0,
+	       "S3 credentials and session token from the AWS variables");
+	tap_ok(rc == 0 && sc_remote_open(&r, &cfg, why, sizeof(why)) == 0 && r,
+	       "S3 handle opens over https");
+	sc_remote_close(r);
+	r = NULL;
+	sc_remote_config_clear(&cfg);
+
+	/* SCRIPTCACHE_REMOTE_AUTH wins; the session token is the AWS key's only. */
+	setenv("SCRIPTCACHE_REMOTE_AUTH", "minioadmin:minio:secret", 1);
+	rc = sc_remote_config_from_env(&cfg, "http://127.0.0.1:9000/bkt", why, sizeof(why));
+	tap_ok(rc == 0 && strcmp(cfg.username, "minioadmin") == 0 &&
+		       strcmp(cfg.password, "minio:secret") == 0 && !cfg.s3_session_token,
+	       "S3 keys from SCRIPTCACHE_REMOTE_AUTH before AWS_*, no session token then");
+	sc_remote_config_clear(&cfg);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_SESSION_TOKEN");
+
+	/* The loopback/https rule stays. */
+	rc = sc_remote_config_from_env(&cfg, "http://s3.example/bkt", why, sizeof(why));
+	tap_ok(rc == 0 && sc_remote_open(&r, &cfg, why, sizeof(why)) == SC_REMOTE_ECONFIG &&
+		       strstr(why, "https"),
+	       "S3 over plain http to a non-loopback host refused (%s)", why);
+	sc_remote_close(r);
+	r = NULL;
+	sc_remote_config_clear(&cfg);
+
+	/* Path style, a bucket, nothing that needs URI encoding. */
+	static const char *const bad_urls[] = {
+		"http://127.0.0.1:9000", "http://127.0.0.1:9000/", "http://127.0.0.1:9000/b%20x",
+		"http://127.0.0.1:9000/b?list-type=2", "http://127.0.0.1:9000/b//p",
+		"http://127.0.0.1:9000/b/p+q",
+	};
+	for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+		rc = sc_remote_config_from_env(&cfg, bad_urls[i], why, sizeof(why));
+		tap_ok(rc == SC_REMOTE_ECONFIG && strstr(why, "BUCKET") && !strstr(why, "secret"),
+		       "S3 URL %s refused", bad_urls[i]);
+	}
+	rc = sc_remote_config_from_env(&cfg, "http://127.0.0.1:9000/my-bucket_1/a.b/c~d/", why,
+				       sizeof(why));
+	TAP_EQ(rc, 0, "S3 URL with a prefix and unreserved characters");
+	sc_remote_config_clear(&cfg);
+
+	static const char *const bad_regions[] = { "us:east", "", "a b", "us-east-1/x",
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
+	for (size_t i = 0; i < sizeof(bad_regions) / sizeof(bad_regions[0]); i++) {
+		setenv("SCRIPTCACHE_REMOTE_S3", bad_regions[i], 1);
+		rc = sc_remote_config_from_env(&cfg, "http://127.0.0.1:9000/b", why, sizeof(why));
+		/* "" means unset, as for every variable here. */
+		tap_ok(*bad_regions[i] ? rc == SC_REMOTE_ECONFIG && strstr(why, "region")
+				       : rc == 0 && !cfg.s3_region,
+		       "SCRIPTCACHE_REMOTE_S3='%.10s...' %s", bad_regions[i],
+		       *bad_regions[i] ? "refused" : "is off");
+		sc_remote_config_clear(&cfg);
+	}
+	setenv("SCRIPTCACHE_REMOTE_S3", "auto", 1);
+	unsetenv("SCRIPTCACHE_REMOTE_AUTH");
+
+	/* An auth file with ACCESS_KEY:SECRET; an empty secret is refused. */
+	snprintf(path, sizeof(path), "%s/s3auth", tmpdir);
+	write_file(path, "GOOG1EXAMPLE:gcs-hmac-secret\n", 0600);
+	setenv("SCRIPTCACHE_REMOTE_AUTH_FILE", path, 1);
+	rc = sc_remote_config_from_env(&cfg, "https://storage.example/bkt", why, sizeof(why));
+	tap_ok(rc == 0 && strcmp(cfg.username, "GOOG1EXAMPLE") == 0 &&
+		       strcmp(cfg.password, "gcs-hmac-secret") == 0 &&
+		       strcmp(cfg.s3_region, "auto") == 0,
+	       "S3 keys from the auth file");
+	sc_remote_config_clear(&cfg);
+	write_file(path, "machine storage.example login GOOG1EXAMPLE\n", 0600);
+	rc = sc_remote_config_from_env(&cfg, "https://storage.example/bkt", why, sizeof(why));
+	tap_ok(rc == SC_REMOTE_ECONFIG && strstr(why, "secret"), "S3 key without a secret refused");
+	unlink(path);
+
+	/* A session token with a line break could add headers: refused. */
+	unsetenv("SCRIPTCACHE_REMOTE_AUTH_FILE");
+	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+	setenv("AWS_SESSION_TOKEN", "tok\r\nX-Evil: 1", 1);
+	rc = sc_remote_config_from_env(&cfg, "https://s3.example/bkt", why, sizeof(why));
+	tap_ok(rc == SC_REMOTE_ECONFIG && strstr(why, "AWS_SESSION_TOKEN") && !strstr(why, "Evil"),
+	       "session token with a line break refused, not quoted");
+
+	/* A hand-filled configuration is checked by sc_remote_open() too. */
+	cfg = (sc_remote_config){ .url = "http://127.0.0.1:9000/", .mode = SC_REMOTE_RW,
+				  .username = "a", .password = "b", .s3_region = "us-east-1" };
+	TAP_EQ(sc_remote_open(&r, &cfg, why, sizeof(why)), SC_REMOTE_ECONFIG,
+	       "sc_remote_open: S3 URL without a bucket refused");
+	sc_remote_close(r);
+	r = NULL;
+	cfg.url = "http://127.0.0.1:9000/bkt";
+	cfg.password = NULL;
+	TAP_EQ(sc_remote_open(&r, &cfg, why, sizeof(why)), SC_REMOTE_ECONFIG,
+	       "sc_remote_open: S3 without a secret refused");
+	sc_remote_close(r);
+	clear_env();
+}
+
 static uint64_t ms_now(void)
 {
 	struct timespec ts;
@@ -371,6 +505,7 @@ int main(void)
 	test_record();
 	test_negcache();
 	test_config();
+	test_config_s3();
 	test_lookup_bound();
 	tap_ok(strcmp(sc_remote_strerror(SC_REMOTE_EINTEGRITY), sc_strerror(SC_REMOTE_EINTEGRITY)) != 0 &&
 		       strcmp(sc_remote_strerror(SC_ENOTFOUND), sc_strerror(SC_ENOTFOUND)) == 0,
