@@ -4,8 +4,7 @@
  * Python's hashlib, from docs/REMOTE.md), the record format and its parser
  * on hostile input, the negative cache, and the configuration checks
  * (credentials in URLs, auth file permissions, modes, the S3 settings),
- * and the bound on
- * sc_remote_lookup() against a socket that never answers.  The client
+ * and the bound on sc_remote_lookup() against a socket that never answers.  The client
  * against a real server is tests/remote/test_remote.py.
  */
 #include <arpa/inet.h>
