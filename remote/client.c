@@ -691,12 +691,12 @@ int sc_remote_store(sc_remote *r, const sc_remote_ident *id, const void *blob, s
 		q.max_down = 65536; /* a server's short answer page */
 		if ((rc = do_request(r, &q, why, why_len)) != 0)
 			goto error;
-		free(q.resp);
-		q.resp = NULL;
 		if (!is_2xx(q.status)) {
-			rc = status_error(&q, r->r_url, why, why_len);
+			rc = status_error(&q, r->r_url, why, why_len); /* reads the error body */
 			goto error;
 		}
+		free(q.resp);
+		q.resp = NULL;
 		COUNT(r, blobs_uploaded, 1);
 	} else {
 		rc = status_error(&q, r->r_url, why, why_len);
