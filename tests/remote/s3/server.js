@@ -6,10 +6,11 @@
 // Environment: S3_TEST_ACCESS_KEY, S3_TEST_SECRET_KEY (never on the command
 // line, where ps shows them); S3_TEST_DENY_MISSING=1 answers a missing key
 // with 403 AccessDenied instead of 404 NoSuchKey, as AWS S3 does to a
-// caller without s3:ListBucket (s3rver has no policies).  Prints one line "port N" once it listens,
-// then "request METHOD URL" for each request it receives (s3rver's own log
-// does not name the method: the tests check that mode ro sends no PUT) and
-// "denied METHOD PATH" for each 403 it makes of a 404; runs until killed.
+// caller without s3:ListBucket (s3rver has no policies).
+// Prints one line "port N" once it listens, then "request METHOD URL
+// [expect VALUE]" for each request it receives (s3rver's own log does not
+// name the method: the tests check that mode ro sends no PUT) and "denied
+// METHOD PATH" for each 404 it turns into a 403; runs until killed.
 //
 // s3rver's own command line (lib/cli.js) needs commander 14 and so node 20;
 // its library does not, so this script runs on Debian 12's node 18 too.
@@ -57,7 +58,9 @@ if (process.env.S3_TEST_DENY_MISSING === '1') {
 }
 server.run().then(
   (addr) => {
-    server.httpServer.on('request', (req) => console.log('request ' + req.method + ' ' + req.url));
+    server.httpServer.on('request', (req) =>
+      console.log('request ' + req.method + ' ' + req.url + (req.headers.expect ? ' expect ' + req.headers.expect : '')),
+    );
     console.log('port ' + addr.port);
   },
   (err) => {
