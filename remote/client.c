@@ -363,12 +363,12 @@ static int do_request(sc_remote *r, struct req *q, char *why, size_t why_len)
 		scr_why(why, why_len, "%s %s: %s", q->method, url, sc_remote_strerror(SC_REMOTE_ETIMEOUT));
 		return SC_REMOTE_ETIMEOUT;
 	}
+	if (r->r_sigv4 && (rc = s3_headers(r, q, &hdrs)) != 0)
+		return rc;
 	pthread_mutex_lock(&r->r_lock);
 	h = r->r_idle;
 	r->r_idle = NULL;
 	pthread_mutex_unlock(&r->r_lock);
-	if (r->r_sigv4 && (rc = s3_headers(r, q, &hdrs)) != 0)
-		return rc;
 	if (!h && !(h = curl_easy_init())) {
 		free_headers(hdrs);
 		return -ENOMEM;
