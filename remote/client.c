@@ -215,41 +215,55 @@ struct req {
 	int too_big;
 };
 
-static size_t on_write(char *p, size_t size, size_t nmemb, void *arg)
+/* Of an error answer's body, what is kept: enough for an S3 error
+ * document's <Code> (s3_error_code), never the whole of a server's page. */
+#define ERR_BODY_MAX 4096
+
+static int keep_bytes(struct req *q, const char *p, size_t n, size_t limit)
 {
-	struct req *q = arg;
-	size_t n = size * nmemb;
-
-	long status = 0;
-
-	if (n == 0)
-		return 0;
-	/* The body of an error (nginx's 404 page) is not the object: it is
-	 * not kept, and is no reason to call a small blob too long. */
-	curl_easy_getinfo(q->h, CURLINFO_RESPONSE_CODE, &status);
-	if (status < 200 || status > 299)
-		return n;
-	if (n > q->max_down - q->resp_len) {
-		q->too_big = 1;
-		return 0; /* CURLE_WRITE_ERROR: stop the transfer */
-	}
 	if (q->resp_len + n > q->resp_cap) {
 		size_t cap = q->resp_cap ? q->resp_cap : 4096;
 		char *nb;
 
 		while (cap < q->resp_len + n)
 			cap *= 2;
-		if (cap > q->max_down)
-			cap = q->max_down;
+		if (cap > limit)
+			cap = limit;
 		nb = realloc(q->resp, cap);
 		if (!nb)
-			return 0;
+			return -1;
 		q->resp = nb;
 		q->resp_cap = cap;
 	}
 	memcpy(q->resp + q->resp_len, p, n);
 	q->resp_len += n;
-	return n;
+	return 0;
+}
+
+static size_t on_write(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct req *q = arg;
+	size_t n = size * nmemb;
+	long status = 0;
+
+	if (n == 0)
+		return 0;
+	/* The body of an error (nginx's 404 page, S3's error document) is not
+	 * the object: no reason to call a small blob too long.  Its head is
+	 * kept to name the error; the rest is read and dropped. */
+	curl_easy_getinfo(q->h, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status > 299) {
+		size_t room = q->resp_len < ERR_BODY_MAX ? ERR_BODY_MAX - q->resp_len : 0;
+
+		if (room && keep_bytes(q, p, n < room ? n : room, ERR_BODY_MAX) != 0)
+			return 0;
+		return n;
+	}
+	if (n > q->max_down - q->resp_len) {
+		q->too_big = 1;
+		return 0; /* CURLE_WRITE_ERROR: stop the transfer */
+	}
+	return keep_bytes(q, p, n, q->max_down) == 0 ? n : 0;
 }
 
 static size_t on_read(char *p, size_t size, size_t nmemb, void *arg)
