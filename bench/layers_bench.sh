@@ -12,14 +12,13 @@
 #   (w) warm       the user's own shard already holds every module: the
 #                  hundredth run
 #   (s) shipped    a container's first run: its own shard does not exist
-#                  (deleted before every run, so the run creates it), the
-#                  modules come from a shard built by `scriptcache build`
-#                  and stacked below (SCRIPTCACHE_LOWER): same paths, same
-#                  mtimes, as in an image built and run from one layer
+#                  (deleted before every run; the run, which stores
+#                  nothing, creates none: docs/LAYERS.md), the modules come
+#                  from a shard built by `scriptcache build` and stacked
+#                  below (SCRIPTCACHE_LOWER): same paths, same mtimes, as in
+#                  an image built and run from one layer
 #   (e) existing   the same, but the own shard exists, empty (a volume
-#                  kept between container starts): (s) without the cost
-#                  of creating the own shard (a 52 KiB file, fsynced, and
-#                  its directory)
+#                  kept between container starts)
 #   (r) relocated  the same as (s), but the tree was copied elsewhere (every mtime
 #                  new) and the shard built with --base-dir: freshness by
 #                  content, every source is read and hashed once per run
@@ -113,6 +112,10 @@ for v in "${names[@]}"; do
 	c:"$nmods modules	hits=0 misses=$nmods stored=$nmods") ;;
 	*) echo "layers_bench: variant $v did not do what it should" >&2; exit 1 ;;
 	esac
+	if [ "$v" = s ] && [ -e "$W/own-s.shard" ]; then
+		echo "layers_bench: (s) created an own shard it had nothing to put in" >&2
+		exit 1
+	fi
 done
 unset LAYERS_BENCH_CHECK
 
