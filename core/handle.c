@@ -558,7 +558,11 @@ static int absent_in_writable_dir(const char *path)
 	char *dir;
 	int ok;
 
-	if (access(path, F_OK) == 0 || errno != ENOENT || !slash)
+	struct stat st;
+
+	/* lstat: a name there, a dangling symlink included, is for the eager
+	 * open to deal with (link() could not create the shard over it) */
+	if (lstat(path, &st) == 0 || errno != ENOENT || !slash)
 		return 0;
 	if (slash == path)
 		return access("/", W_OK) == 0;
@@ -567,6 +571,13 @@ static int absent_in_writable_dir(const char *path)
 	ok = access(dir, W_OK) == 0;
 	free(dir);
 	return ok;
+}
+
+int sc_unborn_still(const sc_cache *c)
+{
+	struct stat st;
+
+	return atomic_load(&c->unborn) && lstat(c->path, &st) != 0 && errno == ENOENT;
 }
 
 static int lock_file_open(const char *lock_path)

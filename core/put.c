@@ -746,6 +746,10 @@ static int remove_key(sc_cache *c, const char *key, int check, uint64_t shard_id
 	hash = sc_key_hash(key, key_len);
 	/* Before the writer lock: nothing we lock writes the lower shards. */
 	lower = c->disabled ? 0 : sc_lower_shows(c, key, &lshard, &loff);
+	/* No file yet and nothing below to hide: nothing to remove, and no
+	 * shard is made for it. */
+	if (!lower && !c->disabled && !(c->flags & SC_RDONLY) && sc_unborn_still(c))
+		return SC_ENOTFOUND;
 	if ((rc = sc_writer_begin(c, &s)) != 0)
 		return rc;
 	rc = sc_probe(&s, key, key_len, hash, &slot, &v);

@@ -177,6 +177,11 @@ static int maintain(sc_cache *c, sc_keep_fn keep, void *arg, uint64_t *n_dropped
 
 	if (!c)
 		return -EINVAL;
+	if (!c->disabled && sc_unborn_still(c)) {
+		if (n_dropped)
+			*n_dropped = 0;
+		return 0; /* no file: nothing to rewrite, and none is made */
+	}
 	if ((rc = sc_writer_begin(c, &s)) != 0)
 		return rc;
 	rc = sc_rewrite(c, &s, keep, arg, 0, n_dropped);
@@ -208,6 +213,11 @@ int sc_evict_stale(sc_cache *c, uint64_t *n_evicted)
 
 	if (!c)
 		return -EINVAL;
+	if (!c->disabled && sc_unborn_still(c)) {
+		if (n_evicted)
+			*n_evicted = 0;
+		return 0;
+	}
 	if ((rc = sc_writer_begin(c, &s)) != 0)
 		return rc;
 	rc = sc_rewrite(c, &s, keep_fresh, NULL, 0, &n);

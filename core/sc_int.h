@@ -218,6 +218,9 @@ void sc_clean_temps(const char *shard_path);
 /* sc_open_shard(): over lower shards, a missing file is created at the
  * first write, not at the open (handle.c).  Not a public flag. */
 #define SC__LAZY (1u << 30)
+/* The handle has no file yet and none is at its path: nothing to compact,
+ * clear, evict or remove, and nothing to create for it (handle.c). */
+int  sc_unborn_still(const sc_cache *c);
 int  sc_open_shard(sc_cache **out, const char *path, const char *tag, unsigned flags);
 void sc_close_shard(sc_cache *c);
 void sc_trim_shard(sc_cache *c);

@@ -89,6 +89,10 @@ int sc_writer_begin(sc_cache *c, struct sc_snap *s)
 	 * now and to its newest commit. */
 	pthread_rwlock_wrlock(&c->rw);
 	rc = sc_refresh_locked(c, 1);
+	/* Still no file of its own (a name at the path that is none, or the
+	 * new file removed at once): never write through the empty image. */
+	if (rc == 0 && c->unborn)
+		rc = -ENOENT;
 	if (rc == 0)
 		rc = header_intact(c);
 	if (rc == 0 && c->legacy) {

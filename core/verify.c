@@ -124,7 +124,7 @@ static int verify_shard(sc_cache *c, sc_verify_fn fn, void *arg, uint64_t *n_che
 	 * it may open the lock file (its own shard).  Otherwise (someone
 	 * else's shard, say a root-owned system cache) it verifies without,
 	 * and a commit landing meanwhile can show up as a problem. */
-	if (!(c->flags & SC_RDONLY)) {
+	if (!(c->flags & SC_RDONLY) && !sc_unborn_still(c)) {
 		if ((rc = sc_writer_begin(c, &s)) != 0)
 			return rc;
 		locked = 1;

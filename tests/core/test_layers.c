@@ -836,7 +836,15 @@ static void test_lazy_own_shard(void)
 	tap_ok(stats.entries == 0 && stats.file_size == 0, "no entries, file size 0 (%llu)",
 	       (unsigned long long)stats.file_size);
 	TAP_EQ(sc_layer_count(c), 2, "the own shard is layer 0 all the same");
-	tap_ok(stat(own, &st) != 0 && errno == ENOENT, "open, hit, miss and stats made no shard file");
+	TAP_EQ(sc_remove(c, k4), SC_ENOTFOUND, "removing a key no layer has: SC_ENOTFOUND");
+	TAP_EQ(sc_compact(c), 0, "compacting: nothing to do");
+	TAP_EQ(sc_clear(c), 0, "clearing: nothing to do");
+	uint64_t nev = 9;
+	TAP_EQ(sc_evict_stale(c, &nev), 0, "evicting: nothing to do");
+	TAP_EQ(nev, 0, "nothing evicted");
+	TAP_EQ(sc_verify(c, NULL, NULL, NULL), 0, "verify of the empty image and the lower shard");
+	tap_ok(stat(own, &st) != 0 && errno == ENOENT,
+	       "open, hit, miss, stats, remove, compact, clear, evict, verify made no shard file");
 	tap_ok(stat(lock, &st) != 0 && errno == ENOENT, "nor a lock file");
 
 	TAP_EQ(sc_put(c, k2, "two", 3), 0, "the first put makes the shard");
@@ -866,8 +874,26 @@ static void test_lazy_own_shard(void)
 	sc_close(d);
 	TAP_EQ(get_until(c, k4, 0, &b), 0, "the handle with no file finds the put within a second");
 
-	/* Without lower shards the open makes the file, as before. */
+	/* A dangling symbolic link at the path is no place to create the
+	 * shard (link() cannot replace it): never an unborn handle that
+	 * writes through nothing. */
+	sc_close(c);
 	TU_CHECK(unlink(own) == 0);
+	TU_CHECK(symlink(tu_path("lazy/nowhere/x.shard"), own) == 0);
+	c = NULL;
+	int rc = sc_open(&c, NULL, TAG, 0);
+	TAP_EQ(rc, 0, "a dangling symlink at the path: the lower shards are served");
+	if (rc == 0) {
+		TAP_EQ(sc_get(c, k1, &b), 0, "k1 hits from the lower shard");
+		rc = sc_put(c, k2, "two", 3);
+		tap_ok(rc == SC_EREADONLY || rc == -ENOENT, "a put fails cleanly (%s)", sc_strerror(rc));
+		rc = sc_put(c, k2, "two", 3);
+		tap_ok(rc == SC_EREADONLY || rc == -ENOENT, "again (%s)", sc_strerror(rc));
+	}
+	tap_ok(lstat(own, &st) == 0 && S_ISLNK(st.st_mode), "the symlink is left as it was");
+	TU_CHECK(unlink(own) == 0);
+
+	/* Without lower shards the open makes the file, as before. */
 	setenv("SCRIPTCACHE_LOWER", "", 1);
 	sc_close(c);
 	c = open_ok(NULL, TAG, 0);
