@@ -296,6 +296,9 @@ int fs_commit(struct fs *fs, struct fs_node *p, const char *key, size_t klen, in
 			src = fs_pyc_commit_source(fs, key, klen, bytes, p->p_len, pytag,
 						   sizeof pytag, &src_len);
 		if (src) {
+			/* the key is a cache path: a file there is not its source */
+			o.source = NULL;
+			o.no_source = 1;
 			o.tag = pytag;
 			o.source_bytes = src;
 			o.source_len = src_len;

@@ -102,14 +102,17 @@ int fs_pyc_name(const char *key, size_t klen, char *src, size_t src_cap, char *t
 	return w < 0 || (size_t)w >= tag_cap ? -1 : 0;
 }
 
-/* A header CPython can take: the magic ends in "\r\n", and the flags are
- * 0 (timestamp), 1 (unchecked hash) or 3 (checked hash). */
+/* A header that may be shared: the magic ends in "\r\n", and the flags
+ * are 0 (timestamp) or 3 (checked hash).  An unchecked-hash .pyc (flags 1)
+ * is never compared with its source by CPython: recorded or served under a
+ * source's hash without the daemon checking its SipHash, it could run for
+ * a source it was not compiled from, so it stays local and is refused. */
 static int header_kind(const unsigned char *b, size_t len, uint32_t *flags)
 {
 	if (len < PYC_HEADER || b[2] != '\r' || b[3] != '\n')
 		return -1;
 	*flags = le32(b + 4);
-	if (*flags != 0 && *flags != PYC_FLAG_HASH && *flags != (PYC_FLAG_HASH | PYC_FLAG_CHECK))
+	if (*flags != 0 && *flags != (PYC_FLAG_HASH | PYC_FLAG_CHECK))
 		return -1;
 	return 0;
 }
