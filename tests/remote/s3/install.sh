@@ -32,7 +32,9 @@ if ! npm "${args[@]}" 2>"$dest/npm.err"; then
 			process.exit(ok ? 0 : 1);' "$dest/package-lock.json"; then
 		echo "install.sh: the registry's TLS certificate is not trusted here; installing" \
 			"without TLS verification, every package checked against the lock file's sha512" >&2
-		npm "${args[@]}" --strict-ssl=false >&2
+		# without the user's npmrc: no registry token goes over an
+		# unverified connection
+		npm_config_userconfig=/dev/null npm "${args[@]}" --strict-ssl=false >&2
 	else
 		cat "$dest/npm.err" >&2
 		exit 1
